@@ -1,0 +1,162 @@
+"""Reading raw corpora: plain text, .gz, and JSON lines, streaming and line-numbered.
+
+Shared by the vocab builder and the pretraining-corpus builder, so both read a corpus
+the same way and count the same skipped lines.
+
+A corpus yields *lines*; `None` marks a document boundary. In plain text a blank line
+ends a document (KoELECTRA's corpus layout); in JSON lines each object is a document
+and its text field may hold several lines.
+"""
+import dataclasses
+import gzip
+import json
+import os
+
+from util import fileio
+
+
+class CorpusError(ValueError):
+  """Bad corpus input: the message names the file (and line)."""
+
+
+@dataclasses.dataclass
+class CorpusStats:
+  files: int = 0
+  lines: int = 0             # non-empty text lines yielded
+  documents: int = 0
+  bytes_read: int = 0
+  skipped_undecodable: int = 0
+  skipped_bad_json: int = 0
+  skipped_examples: list = dataclasses.field(default_factory=list)  # first few "file:line: why"
+
+  def skip(self, kind, where):
+    setattr(self, kind, getattr(self, kind) + 1)
+    if len(self.skipped_examples) < 10:
+      self.skipped_examples.append(where)
+
+  def merge(self, other):
+    for f in dataclasses.fields(self):
+      if f.name == "skipped_examples":
+        room = 10 - len(self.skipped_examples)
+        self.skipped_examples.extend(other.skipped_examples[:max(room, 0)])
+      else:
+        setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+  def as_dict(self):
+    return dataclasses.asdict(self)
+
+
+def list_corpus_files(paths):
+  """Expand files and directories (recursively, sorted) into a list of files.
+
+  Raises CorpusError naming the path when something is missing or nothing is found.
+  """
+  if isinstance(paths, (str, os.PathLike)):
+    paths = [paths]
+  files = []
+  for p in paths:
+    p = str(p)
+    if fileio.is_gcs(p):
+      matches = fileio.glob(p.rstrip("/") + "/*") if not fileio.glob(p) else fileio.glob(p)
+      files.extend(m for m in matches if not os.path.basename(m).startswith("."))
+    elif os.path.isdir(p):
+      for dirpath, dirnames, filenames in os.walk(p):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files.extend(os.path.join(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
+    elif os.path.isfile(p):
+      files.append(p)
+    else:
+      raise CorpusError(f"corpus path not found: {p}")
+  if not files:
+    raise CorpusError(f"no corpus files found under: {', '.join(map(str, paths))}")
+  return files
+
+
+def _open_binary(path):
+  if fileio.is_gcs(path):
+    f = fileio.open_file(path, "rb")
+    return gzip.GzipFile(fileobj=f) if path.endswith(".gz") else f
+  return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
+              start=0, end=None):
+  """Yield text lines of one file, and None at each document boundary.
+
+  start/end (byte offsets, plain uncompressed files only) select the lines whose first
+  byte lies in [start, end): a file can be split among processes without a line being
+  read twice or lost. Undecodable lines and bad JSON are skipped and counted.
+  """
+  stats = stats if stats is not None else CorpusStats()
+  stats.files += 1
+  in_doc = False
+  with _open_binary(path) as f:
+    lineno = 0
+    pos = 0
+    if start:
+      # Skip to the first line that starts at or after `start`.
+      f.seek(start - 1)
+      prev = f.read(1)
+      pos = start
+      if prev != b"\n":
+        pos += len(f.readline())
+      lineno = None  # line numbers are unknown mid-file; report byte offsets instead
+    for raw in f:
+      if end is not None and pos >= end:
+        break
+      where = f"{path}:{lineno + 1}" if lineno is not None else f"{path}@byte{pos}"
+      pos += len(raw)
+      stats.bytes_read += len(raw)
+      if lineno is not None:
+        lineno += 1
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError:
+        stats.skip("skipped_undecodable", f"{where}: not UTF-8")
+        continue
+      if text_field:
+        if not line.strip():
+          continue
+        try:
+          obj = json.loads(line)
+          text = obj[text_field]
+          if not isinstance(text, str):
+            raise TypeError(f"field '{text_field}' is {type(text).__name__}, not text")
+        except (ValueError, KeyError, TypeError) as e:
+          why = f"no field '{text_field}'" if isinstance(e, KeyError) else str(e)[:80]
+          stats.skip("skipped_bad_json", f"{where}: {why}")
+          continue
+        lines = [l.strip() for l in text.splitlines()]
+        lines = [l for l in lines if l]
+        if lines:
+          stats.documents += 1
+          stats.lines += len(lines)
+          yield from lines
+          yield None
+        continue
+      line = line.strip()
+      if not line:
+        if blanks_separate_docs and in_doc:
+          stats.documents += 1
+          in_doc = False
+          yield None
+        continue
+      in_doc = True
+      stats.lines += 1
+      yield line
+  if in_doc:
+    stats.documents += 1
+    yield None
+
+
+def iter_corpus(paths, text_field=None, stats=None, blanks_separate_docs=True):
+  """Lines of every file under `paths`, files in sorted order; None between documents."""
+  for path in list_corpus_files(paths):
+    yield from iter_file(path, text_field, stats, blanks_separate_docs)
+
+
+def iter_texts(paths, text_field=None, stats=None):
+  """Only the text lines (no document markers): what vocab training wants."""
+  for line in iter_corpus(paths, text_field, stats):
+    if line is not None:
+      yield line

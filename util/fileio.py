@@ -1,0 +1,103 @@
+"""Paths that may be local or gs://: one place for opening, listing and atomic writes.
+
+TensorFlow's gfile understands gs:// (and local paths), so graph-side code and these
+helpers agree on what a path means. Atomic writes go to a temporary name in the same
+directory and are renamed when complete, so an interrupted job never leaves a
+half-written file under its final name.
+"""
+import contextlib
+import os
+import uuid
+
+
+def is_gcs(path):
+  return str(path).startswith("gs://")
+
+
+def _gfile():
+  import tensorflow as tf  # imported lazily: tokenizer/vocab tools must not pay for TF
+  return tf.io.gfile
+
+
+def exists(path):
+  return _gfile().exists(path) if is_gcs(path) else os.path.exists(path)
+
+
+def makedirs(path):
+  if is_gcs(path):
+    _gfile().makedirs(path)
+  else:
+    os.makedirs(path, exist_ok=True)
+
+
+def glob(pattern):
+  if is_gcs(pattern):
+    return sorted(_gfile().glob(pattern))
+  import glob as _glob
+  return sorted(_glob.glob(pattern))
+
+
+def listdir(path):
+  return sorted(_gfile().listdir(path) if is_gcs(path) else os.listdir(path))
+
+
+def join(*parts):
+  if is_gcs(parts[0]):
+    return "/".join(p.rstrip("/") for p in parts[:-1]) + "/" + parts[-1]
+  return os.path.join(*parts)
+
+
+def open_file(path, mode="r"):
+  if is_gcs(path):
+    return _gfile().GFile(path, mode)
+  if "b" in mode:
+    return open(path, mode)
+  return open(path, mode, encoding="utf-8")
+
+
+def remove(path):
+  if is_gcs(path):
+    _gfile().remove(path)
+  else:
+    os.remove(path)
+
+
+def tmp_name(path):
+  """A temporary sibling of path; never matches the final name's glob patterns."""
+  d, base = os.path.split(str(path))
+  name = f".tmp-{uuid.uuid4().hex[:8]}-{base}"
+  return join(d, name) if d else name
+
+
+def rename(src, dst):
+  if is_gcs(src) or is_gcs(dst):
+    _gfile().rename(src, dst, overwrite=True)
+  else:
+    os.replace(src, dst)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w"):
+  """Yield a file object; it appears at `path` only if the block finishes."""
+  tmp = tmp_name(path)
+  try:
+    with open_file(tmp, mode) as f:
+      yield f
+    rename(tmp, path)
+  except BaseException:
+    with contextlib.suppress(Exception):
+      remove(tmp)
+    raise
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+  """Yield a temporary path for a writer that wants a filename (e.g. TFRecordWriter)."""
+  tmp = tmp_name(path)
+  try:
+    yield tmp
+    rename(tmp, path)
+  except BaseException:
+    with contextlib.suppress(Exception):
+      remove(tmp)
+    raise
