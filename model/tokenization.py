@@ -1,0 +1,452 @@
+"""BERT/ELECTRA WordPiece tokenization: a pure-Python reference and a fast path.
+
+`FullTokenizer` reproduces the original BERT/ELECTRA `FullTokenizer` behaviour
+(text cleaning, CJK and punctuation splitting, optional lower-casing and accent
+stripping, greedy longest-match-first WordPiece). `FastTokenizer` gives the same ids,
+using the `tokenizers` library for WordPiece plus a per-word cache.
+
+One deliberate difference from the original: the special tokens [PAD] [UNK] [CLS]
+[SEP] [MASK] written literally in the text are kept whole (as Hugging Face does),
+instead of being split into `[`, `CLS`, `]`. See docs/tokenization.md.
+"""
+import collections
+import functools
+import itertools
+import re
+import unicodedata
+
+from util import fileio
+
+PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)
+MAX_INPUT_CHARS_PER_WORD = 100
+
+# Literal special tokens in the text are never split (HF-style added tokens).
+_SPECIAL_SPLIT_RE = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
+
+
+class VocabError(ValueError):
+  """Bad vocab file: the message names the file (and line / token)."""
+
+
+class TokenizerConfigError(ValueError):
+  """Settings that would silently ruin tokenization (e.g. lower-casing Korean)."""
+
+
+# ---------------------------------------------------------------------------
+# Vocab
+
+
+def load_vocab(vocab_file):
+  """Read a vocab file into an OrderedDict token -> id (id = 0-based line number).
+
+  The last line may lack a final newline. Raises VocabError naming the file and line
+  for a missing file, an empty or duplicate token, or missing special tokens.
+  """
+  vocab_file = str(vocab_file)
+  if not fileio.exists(vocab_file):
+    raise VocabError(f"vocab file not found: {vocab_file}")
+  try:
+    with fileio.open_file(vocab_file, "rb") as f:
+      data = f.read().decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise VocabError(f"{vocab_file}: not UTF-8 ({e})") from None
+  lines = data.split("\n")
+  if lines and lines[-1] == "":
+    lines.pop()  # the final newline, if any, does not start a token
+  vocab = collections.OrderedDict()
+  for index, line in enumerate(lines):
+    token = line.rstrip("\r")
+    where = f"{vocab_file}:{index + 1}"
+    if not token.strip():
+      raise VocabError(f"{where}: empty token")
+    if token != token.strip():
+      raise VocabError(f"{where}: token {token!r} has surrounding whitespace")
+    if token in vocab:
+      raise VocabError(f"{where}: duplicate token {token!r} "
+                       f"(first at line {vocab[token] + 1})")
+    vocab[token] = index
+  missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+  if missing:
+    raise VocabError(f"{vocab_file}: missing special token(s) {' '.join(missing)} "
+                     f"(a vocab needs all of {' '.join(SPECIAL_TOKENS)})")
+  return vocab
+
+
+def convert_by_vocab(mapping, items):
+  out = []
+  for item in items:
+    try:
+      out.append(mapping[item])
+    except KeyError:
+      raise KeyError(f"{item!r} is not in the vocab") from None
+  return out
+
+
+def _resolve_case_settings(vocab, vocab_file, do_lower_case, strip_accents,
+                           allow_korean_lowercase):
+  """Effective strip_accents; refuses settings that break a cased Korean vocab."""
+  if strip_accents is None:
+    strip_accents = do_lower_case  # as in original/HF BERT
+  if allow_korean_lowercase or not (do_lower_case or strip_accents):
+    return strip_accents
+  has_hangul = any(_has_hangul_syllable(t) for t in vocab)
+  has_upper = any(_has_upper_latin(t) for t in vocab)
+  if strip_accents and has_hangul:
+    raise TokenizerConfigError(
+        f"{vocab_file}: accent stripping (do_lower_case={do_lower_case}, "
+        f"strip_accents={strip_accents}) NFD-decomposes Hangul syllables into jamo "
+        "(e.g. '한' -> 'ᄒ'+'ᅡ'+'ᆫ'), but this vocab holds whole syllables, so most "
+        "Korean words would become [UNK]. KoELECTRA vocabs are cased: use "
+        "do_lower_case=False, or strip_accents=False if you must lower-case; pass "
+        "allow_korean_lowercase=True to force it anyway.")
+  if do_lower_case and has_upper:
+    raise TokenizerConfigError(
+        f"{vocab_file}: do_lower_case=True but this is a cased vocab (it has "
+        "upper-case Latin tokens such as 'EL'), so lower-cased text would no longer "
+        "match its pieces. KoELECTRA vocabs are cased: use do_lower_case=False; pass "
+        "allow_korean_lowercase=True to force it anyway.")
+  return strip_accents
+
+
+def _has_hangul_syllable(token):
+  return any("\uac00" <= ch <= "\ud7a3" for ch in token)
+
+
+def _has_upper_latin(token):
+  return any("A" <= ch <= "Z" for ch in token)
+
+
+# ---------------------------------------------------------------------------
+# Character classes (the original BERT definitions)
+
+
+def _is_whitespace(ch):
+  if ch in " \t\n\r":
+    return True
+  return unicodedata.category(ch) == "Zs"
+
+
+def _is_control(ch):
+  # \t \n \r are whitespace, not control, here.
+  if ch in "\t\n\r":
+    return False
+  return unicodedata.category(ch) in ("Cc", "Cf")
+
+
+def _is_punctuation(ch):
+  cp = ord(ch)
+  # ASCII non-letters/digits such as ^ $ ` count as punctuation even though
+  # Unicode files them under symbols.
+  if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+    return True
+  return unicodedata.category(ch).startswith("P")
+
+
+# CJK Unified Ideographs blocks (not Hangul, Hiragana or Katakana).
+_CJK_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF),
+               (0x2A700, 0x2B73F), (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF),
+               (0xF900, 0xFAFF), (0x2F800, 0x2FA1F))
+
+
+def _is_cjk_char(cp):
+  return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
+
+
+def _strip_accents(text):
+  text = unicodedata.normalize("NFD", text)
+  return "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
+
+
+def _normalize_word(word, do_lower_case, strip_accents):
+  if do_lower_case:
+    word = word.lower()
+  if strip_accents:
+    word = _strip_accents(word)
+  return word
+
+
+# ---------------------------------------------------------------------------
+# Pure-Python reference
+
+
+class BasicTokenizer:
+  """Cleaning, CJK padding, whitespace split, case/accents, punctuation split."""
+
+  def __init__(self, do_lower_case=False, strip_accents=None):
+    self.do_lower_case = do_lower_case
+    self.strip_accents = do_lower_case if strip_accents is None else strip_accents
+
+  def tokenize(self, text):
+    text = self._clean_text(text)
+    text = self._pad_cjk_chars(text)
+    out = []
+    for token in text.split():
+      token = _normalize_word(token, self.do_lower_case, self.strip_accents)
+      out.extend(self._split_on_punc(token))
+    return out
+
+  @staticmethod
+  def _clean_text(text):
+    out = []
+    for ch in text:
+      cp = ord(ch)
+      if cp == 0 or cp == 0xFFFD or _is_control(ch):
+        continue
+      out.append(" " if _is_whitespace(ch) else ch)
+    return "".join(out)
+
+  @staticmethod
+  def _pad_cjk_chars(text):
+    out = []
+    for ch in text:
+      if _is_cjk_char(ord(ch)):
+        out.extend((" ", ch, " "))
+      else:
+        out.append(ch)
+    return "".join(out)
+
+  @staticmethod
+  def _split_on_punc(token):
+    pieces = []
+    current = []
+    for ch in token:
+      if _is_punctuation(ch):
+        if current:
+          pieces.append("".join(current))
+          current = []
+        pieces.append(ch)
+      else:
+        current.append(ch)
+    if current:
+      pieces.append("".join(current))
+    return pieces
+
+
+class WordpieceTokenizer:
+  """Greedy longest-match-first WordPiece; a word that cannot be covered is [UNK]."""
+
+  def __init__(self, vocab, unk_token=UNK, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD):
+    self.vocab = vocab
+    self.unk_token = unk_token
+    self.max_input_chars_per_word = max_input_chars_per_word
+
+  def tokenize(self, text):
+    out = []
+    for word in text.split():
+      out.extend(self.tokenize_word(word))
+    return out
+
+  def tokenize_word(self, word):
+    if len(word) > self.max_input_chars_per_word:
+      return [self.unk_token]
+    pieces = []
+    start = 0
+    n = len(word)
+    while start < n:
+      end = n
+      piece = None
+      while start < end:
+        sub = word[start:end]
+        if start > 0:
+          sub = "##" + sub
+        if sub in self.vocab:
+          piece = sub
+          break
+        end -= 1
+      if piece is None:
+        return [self.unk_token]  # the whole word, not just the failing tail
+      pieces.append(piece)
+      start = end
+    return pieces
+
+
+def _to_text(text):
+  if isinstance(text, bytes):
+    return text.decode("utf-8", "ignore")
+  if not isinstance(text, str):
+    raise TypeError(f"expected text (str or UTF-8 bytes), got {type(text).__name__}")
+  return text
+
+
+class FullTokenizer:
+  """The reference tokenizer: basic tokenization followed by WordPiece."""
+
+  def __init__(self, vocab_file, do_lower_case=False, strip_accents=None,
+               allow_korean_lowercase=False):
+    self.vocab_file = str(vocab_file)
+    self.vocab = load_vocab(vocab_file)
+    self.inv_vocab = {i: t for t, i in self.vocab.items()}
+    self.do_lower_case = bool(do_lower_case)
+    self.strip_accents = _resolve_case_settings(
+        self.vocab, self.vocab_file, self.do_lower_case, strip_accents,
+        allow_korean_lowercase)
+    self.basic_tokenizer = BasicTokenizer(self.do_lower_case, self.strip_accents)
+    self.wordpiece_tokenizer = WordpieceTokenizer(self.vocab)
+
+  def tokenize(self, text):
+    out = []
+    for i, chunk in enumerate(_SPECIAL_SPLIT_RE.split(_to_text(text))):
+      if i % 2:
+        out.append(chunk)  # a literal special token
+        continue
+      for token in self.basic_tokenizer.tokenize(chunk):
+        out.extend(self.wordpiece_tokenizer.tokenize_word(token))
+    return out
+
+  def encode(self, text):
+    return self.convert_tokens_to_ids(self.tokenize(text))
+
+  def encode_batch(self, texts):
+    return [self.encode(t) for t in texts]
+
+  def convert_tokens_to_ids(self, tokens):
+    return convert_by_vocab(self.vocab, tokens)
+
+  def convert_ids_to_tokens(self, ids):
+    return convert_by_vocab(self.inv_vocab, ids)
+
+  def __len__(self):
+    return len(self.vocab)
+
+
+# ---------------------------------------------------------------------------
+# Fast path
+
+
+def _char_class(predicate, python_re):
+  """A regex character class of every code point satisfying predicate.
+
+  python_re=True gives Python `re` syntax, else Oniguruma syntax (`tokenizers`).
+  Built from Python's own unicodedata so both paths share one Unicode version.
+  """
+  ranges = []
+  start = prev = None
+  for cp in range(0x110000):
+    if 0xD800 <= cp <= 0xDFFF:
+      continue  # surrogates: not valid in UTF-8 text
+    if predicate(cp):
+      if start is None:
+        start = cp
+      elif cp != prev + 1:
+        ranges.append((start, prev))
+        start = cp
+      prev = cp
+  if start is not None:
+    ranges.append((start, prev))
+
+  def esc(cp):
+    if python_re:
+      return f"\\U{cp:08x}"
+    return f"\\x{{{cp:X}}}"
+
+  parts = [esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in ranges]
+  return "[" + "".join(parts) + "]"
+
+
+def _is_removed_cp(cp):
+  return cp == 0 or cp == 0xFFFD or _is_control(chr(cp))
+
+
+@functools.lru_cache(maxsize=None)
+def _removed_chars_re():
+  return re.compile(_char_class(_is_removed_cp, python_re=True))
+
+
+@functools.lru_cache(maxsize=None)
+def _unsafe_line_re():
+  # A line needs the careful path if cleaning would change more than whitespace,
+  # or if it holds a literal special token.
+  return re.compile(_char_class(_is_removed_cp, python_re=True) + "|" +
+                    _SPECIAL_SPLIT_RE.pattern)
+
+
+@functools.lru_cache(maxsize=None)
+def _isolated_class_onig():
+  return _char_class(lambda cp: _is_punctuation(chr(cp)) or _is_cjk_char(cp),
+                     python_re=False)
+
+
+class FastTokenizer(FullTokenizer):
+  """Same arguments, methods and ids as FullTokenizer, much faster.
+
+  How: a line is split on whitespace in Python (after the same cleaning as the
+  reference, done by one regex only when the line needs it); each distinct word is
+  tokenized once -- case/accent handling in Python, punctuation/CJK split and WordPiece
+  by `tokenizers` in Rust -- and its ids are cached. Tokenizing a line of one word or
+  many gives the same ids, so the cache cannot change results.
+  """
+
+  def __init__(self, vocab_file, do_lower_case=False, strip_accents=None,
+               allow_korean_lowercase=False, cache_size=1_000_000):
+    super().__init__(vocab_file, do_lower_case, strip_accents, allow_korean_lowercase)
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+    model = models.WordPiece(dict(self.vocab), unk_token=UNK,
+                             continuing_subword_prefix="##",
+                             max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD)
+    backend = Tokenizer(model)
+    # Words arrive already cleaned and free of whitespace; Rust isolates punctuation
+    # and CJK characters (classes taken from Python's unicodedata) and runs WordPiece.
+    backend.pre_tokenizer = pre_tokenizers.Split(
+        Regex(_isolated_class_onig()), behavior="isolated")
+    self.backend = backend
+    self.cache_size = cache_size
+    self._removed_re = _removed_chars_re()
+    self._unsafe_re = _unsafe_line_re()
+    self._specials = {t: "\x00" + t for t in SPECIAL_TOKENS}  # keys no real word has
+    self._reset_cache()
+
+  def _reset_cache(self):
+    self._cache = {key: (self.vocab[t],) for t, key in self._specials.items()}
+
+  def _words(self, text):
+    """Cache keys of one text: its whitespace-split words, special-token markers."""
+    if isinstance(text, bytes):
+      text = text.decode("utf-8", "ignore")
+    elif not isinstance(text, str):
+      raise TypeError(f"expected text (str or UTF-8 bytes), got {type(text).__name__}")
+    if not self._unsafe_re.search(text):
+      return text.split()
+    words = []
+    for i, chunk in enumerate(_SPECIAL_SPLIT_RE.split(text)):
+      if i % 2:
+        words.append(self._specials[chunk])
+      else:
+        # Removing control chars may join two pieces into one word, as in the
+        # reference; the remaining whitespace splits exactly like its cleaning.
+        words.extend(self._removed_re.sub("", chunk).split())
+    return words
+
+  def _fill(self, words):
+    lower, strip = self.do_lower_case, self.strip_accents
+    normed = [_normalize_word(w, lower, strip) for w in words] if (lower or strip) else words
+    encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
+    for w, enc in zip(words, encode(normed, add_special_tokens=False)):
+      self._cache[w] = tuple(enc.ids)
+
+  def encode_batch(self, texts):
+    all_words = [self._words(t) for t in texts]
+    cache = self._cache
+    missing = {w for ws in all_words for w in ws if w not in cache}
+    if missing:
+      if len(cache) + len(missing) > self.cache_size:
+        # Bounded memory: start afresh rather than track recency per word.
+        self._reset_cache()
+        cache = self._cache
+        missing = {w for ws in all_words for w in ws if w not in cache}
+      self._fill(list(missing))
+    get = cache.__getitem__
+    chain = itertools.chain.from_iterable
+    return [list(chain(map(get, ws))) for ws in all_words]
+
+  def encode(self, text):
+    return self.encode_batch([text])[0]
+
+  def tokenize(self, text):
+    inv = self.inv_vocab
+    return [inv[i] for i in self.encode(text)]
+
+
+def build_tokenizer(vocab_file, fast=True, **kw):
+  """FastTokenizer (default) or the pure-Python FullTokenizer."""
+  return (FastTokenizer if fast else FullTokenizer)(vocab_file, **kw)
