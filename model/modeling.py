@@ -1,0 +1,487 @@
+"""The ELECTRA/BERT transformer encoder (TF1 graph mode), with original ELECTRA variable names.
+
+Variables (see docs/architecture.md and /work/shared/reference):
+  electra/embeddings/{word_embeddings, position_embeddings, token_type_embeddings, LayerNorm}
+  <scope>/embeddings_project/{kernel, bias}      only when embedding size != hidden size
+  <scope>/encoder/layer_N/...                    attention/self/{query,key,value},
+                                                 attention/output/{dense,LayerNorm},
+                                                 intermediate/dense, output/{dense,LayerNorm}
+The generator is built with scope="generator": it reads the discriminator's embeddings under
+"electra/embeddings" (one shared table) unless untied_embeddings=True.
+
+All shapes are static when the inputs have static shapes (TPU requirement).
+"""
+import copy
+import json
+import math
+
+import tensorflow.compat.v1 as tf
+
+LAYER_NORM_EPSILON = 1e-12
+# Added to attention scores of padded positions before the softmax (original BERT value).
+ATTENTION_MASK_ADDER = -10000.0
+
+
+class ConfigError(ValueError):
+  """A model config file or dict that cannot be used (names the key / file)."""
+
+
+class BertConfig(object):
+  """Encoder hyperparameters. `embedding_size` None means "same as hidden_size"."""
+
+  def __init__(self,
+               vocab_size,
+               hidden_size=768,
+               num_hidden_layers=12,
+               num_attention_heads=12,
+               intermediate_size=3072,
+               hidden_act="gelu",
+               hidden_dropout_prob=0.1,
+               attention_probs_dropout_prob=0.1,
+               max_position_embeddings=512,
+               type_vocab_size=2,
+               initializer_range=0.02,
+               embedding_size=None):
+    self.vocab_size = vocab_size
+    self.hidden_size = hidden_size
+    self.num_hidden_layers = num_hidden_layers
+    self.num_attention_heads = num_attention_heads
+    self.intermediate_size = intermediate_size
+    self.hidden_act = hidden_act
+    self.hidden_dropout_prob = hidden_dropout_prob
+    self.attention_probs_dropout_prob = attention_probs_dropout_prob
+    self.max_position_embeddings = max_position_embeddings
+    self.type_vocab_size = type_vocab_size
+    self.initializer_range = initializer_range
+    self.embedding_size = embedding_size
+
+  @classmethod
+  def from_dict(cls, json_object, source="config"):
+    """Builds a config; unknown or missing keys raise ConfigError naming them."""
+    if not isinstance(json_object, dict):
+      raise ConfigError("%s: expected a JSON object, got %s" %
+                        (source, type(json_object).__name__))
+    known = set(cls(vocab_size=None).__dict__)
+    unknown = sorted(set(json_object) - known)
+    if unknown:
+      raise ConfigError("%s: unknown key(s) %s (known keys: %s)" %
+                        (source, ", ".join(repr(k) for k in unknown),
+                         ", ".join(sorted(known))))
+    if json_object.get("vocab_size") is None:
+      raise ConfigError("%s: missing required key 'vocab_size'" % source)
+    return cls(**json_object)
+
+  @classmethod
+  def from_json_file(cls, json_file):
+    from util import fileio
+    with fileio.open_file(json_file, "r") as f:
+      text = f.read()
+    try:
+      obj = json.loads(text)
+    except ValueError as e:
+      raise ConfigError("%s: not valid JSON (%s)" % (json_file, e))
+    return cls.from_dict(obj, source=str(json_file))
+
+  def to_dict(self):
+    return copy.deepcopy(self.__dict__)
+
+  def to_json_string(self):
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+  def __eq__(self, other):
+    return isinstance(other, BertConfig) and self.to_dict() == other.to_dict()
+
+  def __repr__(self):
+    return "BertConfig(%s)" % ", ".join(
+        "%s=%r" % kv for kv in sorted(self.to_dict().items()))
+
+
+class BertModel(object):
+  """The encoder. Outputs are float32 even when use_bf16 computes in bfloat16."""
+
+  def __init__(self,
+               bert_config,
+               is_training,
+               input_ids,
+               input_mask=None,
+               token_type_ids=None,
+               use_one_hot_embeddings=True,
+               scope=None,
+               embedding_size=None,
+               input_embeddings=None,
+               input_reprs=None,
+               update_embeddings=True,
+               untied_embeddings=False,
+               use_bf16=False):
+    config = copy.deepcopy(bert_config)
+    if not is_training:
+      config.hidden_dropout_prob = 0.0
+      config.attention_probs_dropout_prob = 0.0
+    if embedding_size is None:
+      embedding_size = config.embedding_size or config.hidden_size
+    compute_dtype = tf.bfloat16 if use_bf16 else tf.float32
+
+    input_shape = get_shape_list(input_ids, expected_rank=2)
+    batch_size, seq_length = input_shape[0], input_shape[1]
+    if input_mask is None:
+      input_mask = tf.ones(shape=[batch_size, seq_length], dtype=tf.int32)
+    if token_type_ids is None:
+      token_type_ids = tf.zeros(shape=[batch_size, seq_length], dtype=tf.int32)
+
+    scope_name = scope or "electra"
+    self.embedding_table = None
+    self.token_embeddings = None
+    if input_reprs is None:
+      # The generator reuses the discriminator's embeddings ("electra/embeddings") unless
+      # untied; AUTO_REUSE lets whichever model is built first create them.
+      embeddings_scope = (scope_name if untied_embeddings else "electra") + "/embeddings"
+      with tf.variable_scope(embeddings_scope, reuse=tf.AUTO_REUSE):
+        if input_embeddings is None:
+          self.token_embeddings, self.embedding_table = embedding_lookup(
+              input_ids=input_ids,
+              vocab_size=config.vocab_size,
+              embedding_size=embedding_size,
+              initializer_range=config.initializer_range,
+              word_embedding_name="word_embeddings",
+              use_one_hot_embeddings=use_one_hot_embeddings)
+        else:
+          self.token_embeddings = input_embeddings
+        self.embedding_output = embedding_postprocessor(
+            input_tensor=self.token_embeddings,
+            use_token_type=True,
+            token_type_ids=token_type_ids,
+            token_type_vocab_size=config.type_vocab_size,
+            token_type_embedding_name="token_type_embeddings",
+            use_position_embeddings=True,
+            position_embedding_name="position_embeddings",
+            initializer_range=config.initializer_range,
+            max_position_embeddings=config.max_position_embeddings,
+            dropout_prob=config.hidden_dropout_prob)
+    else:
+      self.embedding_output = input_reprs
+    if not update_embeddings:
+      self.embedding_output = tf.stop_gradient(self.embedding_output)
+
+    with tf.variable_scope(scope_name):
+      hidden = tf.cast(self.embedding_output, compute_dtype)
+      if self.embedding_output.shape[-1] != config.hidden_size:
+        hidden = dense(hidden, config.hidden_size, name="embeddings_project",
+                       kernel_initializer=create_initializer(config.initializer_range))
+      with tf.variable_scope("encoder"):
+        attention_mask = create_attention_mask_from_input_mask(input_ids, input_mask)
+        layer_outputs, attn_maps = transformer_model(
+            input_tensor=hidden,
+            attention_mask=attention_mask,
+            hidden_size=config.hidden_size,
+            num_hidden_layers=config.num_hidden_layers,
+            num_attention_heads=config.num_attention_heads,
+            intermediate_size=config.intermediate_size,
+            intermediate_act_fn=get_activation(config.hidden_act),
+            hidden_dropout_prob=config.hidden_dropout_prob,
+            attention_probs_dropout_prob=config.attention_probs_dropout_prob,
+            initializer_range=config.initializer_range)
+      self.all_layer_outputs = [tf.cast(t, tf.float32) for t in layer_outputs]
+      self.attn_maps = [tf.cast(t, tf.float32) for t in attn_maps]
+      self.sequence_output = self.all_layer_outputs[-1]
+      # ELECTRA has no pooler layer: the [CLS] vector is the pooled output.
+      self.pooled_output = self.sequence_output[:, 0]
+
+  def get_pooled_output(self):
+    return self.pooled_output
+
+  def get_sequence_output(self):
+    """[batch_size, seq_length, hidden_size] float32."""
+    return self.sequence_output
+
+  def get_all_encoder_layers(self):
+    """One [batch_size, seq_length, hidden_size] tensor per transformer layer."""
+    return self.all_layer_outputs
+
+  def get_embedding_output(self):
+    """Embeddings after LayerNorm/dropout, before embeddings_project (float32)."""
+    return self.embedding_output
+
+  def get_embedding_table(self):
+    """The (shared) word embedding variable, [vocab_size, embedding_size]."""
+    return self.embedding_table
+
+
+def gelu(x):
+  """Exact GELU, x * Phi(x) with erf (as the original checkpoints were trained)."""
+  cdf = 0.5 * (1.0 + tf.math.erf(x / tf.cast(math.sqrt(2.0), x.dtype)))
+  return x * cdf
+
+
+def get_activation(activation_string):
+  """Maps a config string ("gelu", "relu", "tanh", "linear") to a function."""
+  if not isinstance(activation_string, str):
+    return activation_string
+  act = activation_string.lower()
+  if not act or act == "linear":
+    return None
+  table = {"relu": tf.nn.relu, "gelu": gelu, "tanh": tf.tanh}
+  if act not in table:
+    raise ConfigError("unsupported hidden_act %r (use one of: gelu, relu, tanh, linear)" %
+                      activation_string)
+  return table[act]
+
+
+def dropout(input_tensor, dropout_prob):
+  if dropout_prob is None or dropout_prob == 0.0:
+    return input_tensor
+  return tf.nn.dropout(input_tensor, rate=dropout_prob)
+
+
+def layer_norm(input_tensor, name=None):
+  """LayerNorm over the last axis, variables `<name>/gamma` and `<name>/beta`.
+
+  Statistics are computed in float32 (as on TPU); the result has the input's dtype.
+  """
+  dtype = input_tensor.dtype
+  x = tf.cast(input_tensor, tf.float32)
+  width = x.shape[-1]
+  with tf.variable_scope(name, default_name="LayerNorm"):
+    beta = tf.get_variable("beta", [width], tf.float32, initializer=tf.zeros_initializer())
+    gamma = tf.get_variable("gamma", [width], tf.float32, initializer=tf.ones_initializer())
+    mean, variance = tf.nn.moments(x, [-1], keepdims=True)
+    y = (x - mean) * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+  return tf.cast(y, dtype)
+
+
+def layer_norm_and_dropout(input_tensor, dropout_prob, name=None):
+  return dropout(layer_norm(input_tensor, name), dropout_prob)
+
+
+def create_initializer(initializer_range=0.02):
+  return tf.truncated_normal_initializer(stddev=initializer_range)
+
+
+def dense(input_tensor, units, name, activation=None, kernel_initializer=None,
+          use_bias=True):
+  """A dense layer with variables `<name>/kernel` and `<name>/bias` (float32).
+
+  Weights are cast to the input's dtype, so a bfloat16 input gives a bfloat16 matmul.
+  Works on inputs of any rank >= 2 (applied to the last axis).
+  """
+  dtype = input_tensor.dtype
+  shape = get_shape_list(input_tensor)
+  width = shape[-1]
+  with tf.variable_scope(name):
+    kernel = tf.get_variable("kernel", [width, units], tf.float32,
+                             initializer=kernel_initializer or create_initializer())
+    x = tf.reshape(input_tensor, [-1, width]) if len(shape) != 2 else input_tensor
+    y = tf.matmul(x, tf.cast(kernel, dtype))
+    if use_bias:
+      bias = tf.get_variable("bias", [units], tf.float32, initializer=tf.zeros_initializer())
+      y = tf.nn.bias_add(y, tf.cast(bias, dtype))
+    if activation is not None:
+      y = activation(y)
+  if len(shape) != 2:
+    y = tf.reshape(y, shape[:-1] + [units])
+  return y
+
+
+def embedding_lookup(input_ids, vocab_size, embedding_size=128, initializer_range=0.02,
+                     word_embedding_name="word_embeddings", use_one_hot_embeddings=False):
+  """Looks up ids [batch, seq] -> ([batch, seq, embedding_size], table).
+
+  The one-hot matmul form is faster on TPU; the gather form is cheaper on CPU/GPU.
+  """
+  embedding_table = tf.get_variable(
+      name=word_embedding_name, shape=[vocab_size, embedding_size],
+      initializer=create_initializer(initializer_range))
+  input_shape = get_shape_list(input_ids)
+  flat_ids = tf.reshape(input_ids, [-1])
+  if use_one_hot_embeddings:
+    one_hot = tf.one_hot(flat_ids, depth=vocab_size)
+    output = tf.matmul(one_hot, embedding_table)
+  else:
+    output = tf.gather(embedding_table, flat_ids)
+  output = tf.reshape(output, input_shape + [embedding_size])
+  return output, embedding_table
+
+
+def embedding_postprocessor(input_tensor, use_token_type=False, token_type_ids=None,
+                            token_type_vocab_size=2,
+                            token_type_embedding_name="token_type_embeddings",
+                            use_position_embeddings=True,
+                            position_embedding_name="position_embeddings",
+                            initializer_range=0.02, max_position_embeddings=512,
+                            dropout_prob=0.1):
+  """Adds token-type and position embeddings, then LayerNorm and dropout."""
+  input_shape = get_shape_list(input_tensor, expected_rank=3)
+  batch_size, seq_length, width = input_shape
+  output = input_tensor
+  if use_token_type:
+    if token_type_ids is None:
+      raise ValueError("token_type_ids must be given when use_token_type is True")
+    token_type_table = tf.get_variable(
+        name=token_type_embedding_name, shape=[token_type_vocab_size, width],
+        initializer=create_initializer(initializer_range))
+    # The vocabulary is tiny, so a one-hot matmul is fastest everywhere.
+    flat_ids = tf.reshape(token_type_ids, [-1])
+    one_hot = tf.one_hot(flat_ids, depth=token_type_vocab_size)
+    token_type_embeddings = tf.matmul(one_hot, token_type_table)
+    output += tf.reshape(token_type_embeddings, [batch_size, seq_length, width])
+  if use_position_embeddings:
+    if isinstance(seq_length, int) and seq_length > max_position_embeddings:
+      raise ValueError("sequence length %d exceeds max_position_embeddings %d" %
+                       (seq_length, max_position_embeddings))
+    # The full table always exists (512 rows), whatever the sequence length.
+    full_position_embeddings = tf.get_variable(
+        name=position_embedding_name, shape=[max_position_embeddings, width],
+        initializer=create_initializer(initializer_range))
+    position_embeddings = tf.slice(full_position_embeddings, [0, 0], [seq_length, -1])
+    output += tf.expand_dims(position_embeddings, 0)
+  return layer_norm_and_dropout(output, dropout_prob, name="LayerNorm")
+
+
+def create_attention_mask_from_input_mask(from_tensor, to_mask):
+  """[batch, from_seq] x mask [batch, to_seq] -> float32 mask [batch, from_seq, to_seq]."""
+  from_shape = get_shape_list(from_tensor, expected_rank=[2, 3])
+  batch_size, from_seq_length = from_shape[0], from_shape[1]
+  to_shape = get_shape_list(to_mask, expected_rank=2)
+  to_seq_length = to_shape[1]
+  to_mask = tf.cast(tf.reshape(to_mask, [batch_size, 1, to_seq_length]), tf.float32)
+  broadcast_ones = tf.ones(shape=[batch_size, from_seq_length, 1], dtype=tf.float32)
+  return broadcast_ones * to_mask
+
+
+def attention_layer(from_tensor, to_tensor, attention_mask=None, num_attention_heads=1,
+                    size_per_head=512, attention_probs_dropout_prob=0.0,
+                    initializer_range=0.02, batch_size=None, from_seq_length=None,
+                    to_seq_length=None):
+  """Multi-head attention on 2D inputs [batch*seq, width].
+
+  Returns ([batch*from_seq, heads*size_per_head], probs [batch, heads, from, to]).
+  Scores are computed in the inputs' dtype; the softmax runs in float32.
+  """
+  dtype = from_tensor.dtype
+  init = create_initializer(initializer_range)
+  width = num_attention_heads * size_per_head
+  query = dense(from_tensor, width, name="query", kernel_initializer=init)
+  key = dense(to_tensor, width, name="key", kernel_initializer=init)
+  value = dense(to_tensor, width, name="value", kernel_initializer=init)
+
+  def split_heads(t, seq_length):
+    t = tf.reshape(t, [batch_size, seq_length, num_attention_heads, size_per_head])
+    return tf.transpose(t, [0, 2, 1, 3])
+
+  query = split_heads(query, from_seq_length)
+  key = split_heads(key, to_seq_length)
+  value = split_heads(value, to_seq_length)
+  scores = tf.matmul(query, key, transpose_b=True)
+  scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(float(size_per_head)))
+  if attention_mask is not None:
+    mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=1)
+    scores += (1.0 - mask) * ATTENTION_MASK_ADDER
+  probs = tf.nn.softmax(scores)
+  probs = dropout(tf.cast(probs, dtype), attention_probs_dropout_prob)
+  context = tf.matmul(probs, value)
+  context = tf.transpose(context, [0, 2, 1, 3])
+  context = tf.reshape(context, [batch_size * from_seq_length, width])
+  return context, probs
+
+
+def transformer_model(input_tensor, attention_mask=None, hidden_size=768,
+                      num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                      intermediate_act_fn=gelu, hidden_dropout_prob=0.1,
+                      attention_probs_dropout_prob=0.1, initializer_range=0.02):
+  """Post-LayerNorm transformer layers `layer_0..layer_{N-1}` in the current scope.
+
+  Returns (list of [batch, seq, hidden] layer outputs, list of attention probabilities),
+  both in the input's dtype.
+  """
+  if hidden_size % num_attention_heads != 0:
+    raise ConfigError("hidden_size %d is not a multiple of num_attention_heads %d" %
+                      (hidden_size, num_attention_heads))
+  size_per_head = hidden_size // num_attention_heads
+  input_shape = get_shape_list(input_tensor, expected_rank=3)
+  batch_size, seq_length, input_width = input_shape
+  if input_width != hidden_size:
+    raise ValueError("input width %d != hidden_size %d" % (input_width, hidden_size))
+  init = create_initializer(initializer_range)
+
+  prev_output = reshape_to_matrix(input_tensor)
+  all_layer_outputs, attn_maps = [], []
+  for layer_idx in range(num_hidden_layers):
+    with tf.variable_scope("layer_%d" % layer_idx):
+      layer_input = prev_output
+      with tf.variable_scope("attention"):
+        with tf.variable_scope("self"):
+          attention_output, probs = attention_layer(
+              from_tensor=layer_input, to_tensor=layer_input,
+              attention_mask=attention_mask, num_attention_heads=num_attention_heads,
+              size_per_head=size_per_head,
+              attention_probs_dropout_prob=attention_probs_dropout_prob,
+              initializer_range=initializer_range, batch_size=batch_size,
+              from_seq_length=seq_length, to_seq_length=seq_length)
+          attn_maps.append(probs)
+        with tf.variable_scope("output"):
+          attention_output = dense(attention_output, hidden_size, name="dense",
+                                   kernel_initializer=init)
+          attention_output = dropout(attention_output, hidden_dropout_prob)
+          attention_output = _residual_layer_norm(attention_output, layer_input)
+      with tf.variable_scope("intermediate"):
+        intermediate_output = dense(attention_output, intermediate_size, name="dense",
+                                    activation=intermediate_act_fn, kernel_initializer=init)
+      with tf.variable_scope("output"):
+        layer_output = dense(intermediate_output, hidden_size, name="dense",
+                             kernel_initializer=init)
+        layer_output = dropout(layer_output, hidden_dropout_prob)
+        layer_output = _residual_layer_norm(layer_output, attention_output)
+      prev_output = layer_output
+      all_layer_outputs.append(reshape_from_matrix(layer_output, input_shape))
+  return all_layer_outputs, attn_maps
+
+
+def _residual_layer_norm(x, residual):
+  # The residual sum is formed in float32 so bfloat16 rounding is not compounded.
+  dtype = x.dtype
+  y = layer_norm(tf.cast(x, tf.float32) + tf.cast(residual, tf.float32), name="LayerNorm")
+  return tf.cast(y, dtype)
+
+
+def get_shape_list(tensor, expected_rank=None, name=None):
+  """Shape as a list: Python ints where static, scalar tensors where dynamic."""
+  if expected_rank is not None:
+    assert_rank(tensor, expected_rank, name)
+  shape = tensor.shape.as_list()
+  non_static = [i for i, dim in enumerate(shape) if dim is None]
+  if not non_static:
+    return shape
+  dyn_shape = tf.shape(tensor)
+  for i in non_static:
+    shape[i] = dyn_shape[i]
+  return shape
+
+
+def reshape_to_matrix(input_tensor):
+  """[..., width] -> [N, width]."""
+  ndims = input_tensor.shape.ndims
+  if ndims < 2:
+    raise ValueError("input tensor must have rank >= 2, got shape %s" % input_tensor.shape)
+  if ndims == 2:
+    return input_tensor
+  width = input_tensor.shape[-1]
+  return tf.reshape(input_tensor, [-1, width])
+
+
+def reshape_from_matrix(output_tensor, orig_shape_list):
+  """[N, width] -> orig_shape_list[:-1] + [width]."""
+  if len(orig_shape_list) == 2:
+    return output_tensor
+  output_shape = get_shape_list(output_tensor)
+  return tf.reshape(output_tensor, orig_shape_list[0:-1] + [output_shape[-1]])
+
+
+def assert_rank(tensor, expected_rank, name=None):
+  """Raises ValueError if the tensor's static rank is not expected_rank (int or list)."""
+  if name is None:
+    name = tensor.name
+  expected = set(expected_rank) if isinstance(expected_rank, (list, tuple)) else {expected_rank}
+  actual = tensor.shape.ndims
+  if actual not in expected:
+    raise ValueError("tensor %s has rank %s, expected %s (shape %s)" %
+                     (name, actual, sorted(expected), tensor.shape))
+
