@@ -27,7 +27,8 @@ DiscOutput = collections.namedtuple(
 class PretrainingModel(object):
   """Builds the pretraining graph for `features` (input_ids, input_mask, segment_ids).
 
-  Attributes: total_loss, mlm_loss, disc_loss (None for the MLM-only objective),
+  Attributes: generator / discriminator (BertModel; generator None when uniform,
+  discriminator None for the MLM-only objective), total_loss, mlm_loss, disc_loss (None for the MLM-only objective),
   losses (dict of the scalar losses present), masked_inputs, fake_input_ids,
   sampled_ids, disc_labels, metric_fn (callable(**metric_fn_inputs) -> dict of
   tf.metrics), metric_fn_inputs (dict of [batch, ...] tensors), eval_metrics
@@ -57,6 +58,7 @@ class PretrainingModel(object):
     else:
       generator = self._build_transformer(masked_inputs, self._bert_config, name="electra",
                                           embedding_size=embedding_size)
+    self.generator = generator
     mlm = self._masked_lm_output(masked_inputs, generator)
     self.mlm_output = mlm
     self.mlm_loss = mlm.loss
@@ -78,6 +80,7 @@ class PretrainingModel(object):
     self.fake_input_ids = None
     self.disc_labels = None
     self.disc_output = None
+    self.discriminator = None
     if config.electra_objective:
       disallow = None
       if config.disallow_correct:
@@ -93,6 +96,7 @@ class PretrainingModel(object):
       discriminator = self._build_transformer(
           fake_inputs, self._bert_config, name="electra", embedding_size=embedding_size,
           reuse=not config.untied_generator)
+      self.discriminator = discriminator
       disc = self._discriminator_output(fake_inputs, discriminator, self.disc_labels)
       self.disc_output = disc
       self.disc_loss = disc.loss

@@ -1,0 +1,190 @@
+"""Masking and sampling on real tokenized Korean text (pretrain/masking.py, sampling.py)."""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from model import tokenization
+from pretrain import masking
+from pretrain import sampling
+from tests.conftest import head_lines
+
+SEQ_LEN = 128
+COMMENTS = "corpus/hate-speech-unlabeled/unlabeled_comments_5.txt"
+
+
+def korean_sequences(data_dir, vocab_file, num_seqs, seq_len, num_lines=6000):
+  """Real comments tokenized and packed into [CLS] ... [SEP] [PAD]... rows.
+
+  Lines are packed greedily up to a target length that cycles through full, half and
+  short sequences, so the rows have varied lengths and padding (like real examples).
+  Returns (input_ids, input_mask, segment_ids) int32 arrays [num_seqs, seq_len].
+  """
+  tok = tokenization.FastTokenizer(vocab_file)
+  cls_id, sep_id, pad_id = (tok.vocab[t] for t in ("[CLS]", "[SEP]", "[PAD]"))
+  lines = head_lines(data_dir / COMMENTS, num_lines)
+  targets = [seq_len - 2, seq_len - 2, seq_len - 2, seq_len // 2, seq_len // 6]
+  ids = np.full([num_seqs, seq_len], pad_id, np.int32)
+  mask = np.zeros([num_seqs, seq_len], np.int32)
+  row, cur, li = 0, [], 0
+  while row < num_seqs:
+    assert li < len(lines), "not enough corpus lines for the requested sequences"
+    piece = tok.encode(lines[li])
+    li += 1
+    cur.extend(piece)
+    if len(cur) >= targets[row % len(targets)]:
+      body = [cls_id] + cur[:seq_len - 2] + [sep_id]
+      ids[row, :len(body)] = body
+      mask[row, :len(body)] = 1
+      row, cur = row + 1, []
+  return ids, mask, np.zeros_like(ids)
+
+
+@pytest.fixture(scope="module")
+def sequences(data_dir, vocab_v3):
+  return korean_sequences(data_dir, vocab_v3, 1000, SEQ_LEN)
+
+
+@pytest.fixture(scope="module")
+def masked(sequences, vocab_v3):
+  ids, mask, seg = sequences
+  specials = masking.special_token_ids(vocab_v3)
+  n = int((0.15 + 0.005) * SEQ_LEN)
+  with tf.Graph().as_default():
+    tf.set_random_seed(1234)
+    inputs = masking.Inputs(tf.constant(ids), tf.constant(mask), tf.constant(seg),
+                            None, None, None)
+    out = masking.mask_inputs(inputs, 0.15, n, specials["[MASK]"], specials.values())
+    assert out.input_ids.shape.as_list() == [1000, SEQ_LEN]  # static shapes (TPU)
+    assert out.masked_lm_positions.shape.as_list() == [1000, n]
+    with tf.Session() as sess:
+      res = sess.run(out._asdict())
+  return dict(res, n=n, specials=specials)
+
+
+def _maskable(ids, mask, specials):
+  return (mask == 1) & ~np.isin(ids, list(specials.values()))
+
+
+def test_masked_share_and_counts(sequences, masked):
+  ids, mask, _ = sequences
+  maskable = _maskable(ids, mask, masked["specials"])
+  n_maskable = maskable.sum(1)
+  w = masked["masked_lm_weights"]
+  chosen = w.sum(1).astype(int)
+  assert chosen.max() <= masked["n"]
+  # Per row: round(15% of maskable), at least 1, at most max_predictions_per_seq.
+  expected = np.minimum(np.maximum(np.round(n_maskable * 0.15), 1), masked["n"])
+  np.testing.assert_array_equal(chosen, np.minimum(expected, n_maskable))
+  share = chosen.sum() / n_maskable.sum()
+  assert abs(share - 0.15) <= 0.01, share
+  # Weights are a prefix of ones; unused slots hold position 0 and id 0.
+  assert np.all(np.diff(w, axis=1) <= 0)
+  assert np.all(masked["masked_lm_positions"][w == 0] == 0)
+  assert np.all(masked["masked_lm_ids"][w == 0] == 0)
+
+
+def test_only_maskable_positions_unique_and_ids_match(sequences, masked):
+  ids, mask, _ = sequences
+  maskable = _maskable(ids, mask, masked["specials"])
+  pos, w = masked["masked_lm_positions"], masked["masked_lm_weights"]
+  rel = []
+  for r in range(len(ids)):
+    p = pos[r][w[r] > 0]
+    assert len(set(p.tolist())) == len(p), f"row {r}: a position was chosen twice"
+    assert maskable[r, p].all(), f"row {r}: special token or padding chosen"
+    np.testing.assert_array_equal(masked["masked_lm_ids"][r][w[r] > 0], ids[r, p])
+    cand = np.flatnonzero(maskable[r])
+    rel.extend((np.searchsorted(cand, p) + 0.5) / len(cand))
+  # Chosen uniformly among the maskable tokens: mean relative rank near 1/2.
+  assert abs(np.mean(rel) - 0.5) < 0.02, np.mean(rel)
+
+
+def test_mask_token_split_and_untouched_rest(sequences, masked):
+  ids, mask, _ = sequences
+  mask_id = masked["specials"]["[MASK]"]
+  out = masked["input_ids"]
+  pos, w = masked["masked_lm_positions"], masked["masked_lm_weights"]
+  chosen = np.zeros_like(ids, bool)
+  for r in range(len(ids)):
+    chosen[r, pos[r][w[r] > 0]] = True
+  # Not chosen: unchanged, so [CLS]/[SEP]/[PAD] and padding are never masked.
+  np.testing.assert_array_equal(out[~chosen], ids[~chosen])
+  became_mask = out[chosen] == mask_id
+  kept = out[chosen] == ids[chosen]
+  assert np.all(became_mask | kept), "a chosen token became something other than [MASK]"
+  frac = became_mask.mean()
+  assert abs(frac - 0.85) < 0.02, frac
+  assert chosen.sum() > 10000
+
+
+def test_gather_and_scatter_match_numpy():
+  rng = np.random.RandomState(0)
+  seq = rng.randint(5, 100, size=[3, 10]).astype(np.int32)
+  pos = np.array([[1, 4, 0], [9, 2, 3], [0, 0, 0]], np.int32)
+  w = np.array([[1, 1, 0], [1, 1, 1], [0, 0, 0]], np.float32)
+  upd = rng.randint(100, 200, size=[3, 3]).astype(np.int32)
+  vec = rng.randn(3, 10, 4).astype(np.float32)
+  vupd = rng.randn(3, 3, 4).astype(np.float32)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    g, gv, (s, m), (sv, mv) = sess.run([
+        sampling.gather_positions(tf.constant(seq), tf.constant(pos)),
+        sampling.gather_positions(tf.constant(vec), tf.constant(pos)),
+        sampling.scatter_update(tf.constant(seq), tf.constant(upd), tf.constant(pos),
+                                tf.constant(w)),
+        sampling.scatter_update(tf.constant(vec), tf.constant(vupd), tf.constant(pos),
+                                tf.constant(w))])
+  np.testing.assert_array_equal(g, np.take_along_axis(seq, pos, 1))
+  np.testing.assert_allclose(gv, vec[np.arange(3)[:, None], pos])
+  exp, expv, expm = seq.copy(), vec.copy(), np.zeros_like(seq)
+  for r in range(3):
+    for j in range(3):
+      if w[r, j]:
+        exp[r, pos[r, j]] = upd[r, j]
+        expv[r, pos[r, j]] = vupd[r, j]
+        expm[r, pos[r, j]] = 1
+  np.testing.assert_array_equal(s, exp)
+  np.testing.assert_array_equal(m, expm)
+  np.testing.assert_array_equal(mv, expm)
+  np.testing.assert_allclose(sv, expv, rtol=1e-6)
+
+
+def test_gumbel_sampling_follows_softmax_at_temperature():
+  logits = np.array([0.0, 1.0, 2.0, -1.0], np.float32)
+  draws = 40000
+  with tf.Graph().as_default(), tf.Session() as sess:
+    tf.set_random_seed(7)
+    x = tf.tile(tf.constant(logits)[None], [draws, 1])
+    s1, s2 = sess.run([sampling.gumbel_max_sample(x, 1.0), sampling.gumbel_max_sample(x, 2.0)])
+  for samples, t in ((s1, 1.0), (s2, 2.0)):
+    p = np.exp(logits / t) / np.exp(logits / t).sum()
+    freq = np.bincount(samples, minlength=4) / draws
+    np.testing.assert_allclose(freq, p, atol=0.01)
+
+
+def test_disallow_never_samples_the_original_and_labels():
+  rng = np.random.RandomState(3)
+  b, length, n, v = 16, 20, 5, 50
+  ids = rng.randint(5, v, size=[b, length]).astype(np.int32)
+  pos = np.stack([rng.choice(np.arange(1, length), n, replace=False) for _ in range(b)])
+  pos = pos.astype(np.int32)
+  w = (rng.rand(b, n) < 0.8).astype(np.float32)
+  correct = np.take_along_axis(ids, pos, 1)
+  # Logits that favour the original token strongly: without disallow it is always drawn.
+  logits = np.zeros([b, n, v], np.float32)
+  np.put_along_axis(logits, correct[..., None], 30.0, axis=-1)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    onehot = tf.one_hot(correct, v, on_value=True, off_value=False, dtype=tf.bool)
+    free = sampling.gumbel_max_sample(tf.constant(logits))
+    banned = sampling.gumbel_max_sample(tf.constant(logits), disallow=onehot)
+    fake, labels = sampling.replace_with_samples(tf.constant(ids), banned, tf.constant(pos),
+                                                 tf.constant(w))
+    fake_free, labels_free = sampling.replace_with_samples(
+        tf.constant(ids), free, tf.constant(pos), tf.constant(w))
+    free, banned, fake, labels, labels_free = sess.run(
+        [free, banned, fake, labels, labels_free])
+  assert np.all(free == correct)
+  assert not np.any(banned == correct)
+  # Labels: 1 exactly where the discriminator input differs from the original.
+  np.testing.assert_array_equal(labels, (fake != ids).astype(np.int32))
+  assert labels.sum() == int(w.sum())
+  assert labels_free.sum() == 0  # correct samples count as real
