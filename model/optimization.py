@@ -1,0 +1,163 @@
+"""AdamW as in the original BERT/ELECTRA, its learning-rate schedule and layer-wise LR decay.
+
+- Adam without bias correction, decoupled weight decay (not on LayerNorm or bias variables),
+  eps 1e-6; slots `<variable>/adam_m` and `<variable>/adam_v` so original checkpoints resume.
+- Gradients clipped to global norm 1.0.
+- lr(t) = lr * (1 - min(t, N)/N)^power * min(1, t/W)  (the original's schedule: polynomial
+  decay over all N steps, multiplied by a linear warm-up factor).
+- Layer-wise LR decay for finetuning, with the top-layer off-by-one of the original fixed
+  (google-research/electra issue 51; see docs/optimization.md).
+"""
+import collections
+import re
+
+import tensorflow.compat.v1 as tf
+
+CLIP_NORM = 1.0
+EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
+# Finetuning heads must live under this scope for layer-wise LR decay.
+TASK_SPECIFIC_SCOPE = "task_specific/"
+
+
+def learning_rate_schedule(learning_rate, global_step, num_train_steps, warmup_steps=0,
+                           warmup_proportion=0, lr_decay_power=1.0):
+  """The original's schedule: polynomial decay to 0 at num_train_steps times warm-up."""
+  lr = tf.train.polynomial_decay(learning_rate, global_step, num_train_steps,
+                                 end_learning_rate=0.0, power=lr_decay_power, cycle=False)
+  warmup_steps = max(num_train_steps * warmup_proportion, warmup_steps)
+  if warmup_steps > 0:
+    # (The original divides by warmup_steps even when it is 0, giving NaN at step 0.)
+    step = tf.cast(global_step, tf.float32)
+    lr *= tf.minimum(1.0, step / tf.cast(warmup_steps, tf.float32))
+  return lr
+
+
+def layerwise_lr_multipliers(n_layers, layer_decay, legacy=False):
+  """{variable-name pattern: LR multiplier}, for a model of n_layers transformer layers.
+
+  Depth counts from the bottom: embeddings 0, encoder layer i -> i + 1, task head L + 1;
+  multiplier = layer_decay ** (L + 1 - depth): head 1, top layer d, ..., embeddings d^(L+1).
+  legacy=True reproduces the original code, whose head sits at depth L + 2 (a pooler layer
+  that was removed), so every encoder layer gets one extra factor d.
+  """
+  if n_layers is None or n_layers < 1:
+    raise ValueError("layer-wise LR decay needs n_transformer_layers >= 1, got %r" % n_layers)
+  top = n_layers + 2 if legacy else n_layers + 1
+  depths = collections.OrderedDict([("/embeddings/", 0), ("/embeddings_project/", 0)])
+  for layer in range(n_layers):
+    depths["encoder/layer_%d/" % layer] = layer + 1
+  depths[TASK_SPECIFIC_SCOPE] = top
+  return collections.OrderedDict((k, layer_decay ** (top - d)) for k, d in depths.items())
+
+
+def _variable_name(name):
+  m = re.match(r"^(.*):\d+$", name)
+  return m.group(1) if m else name
+
+
+class AdamWeightDecayOptimizer(tf.train.Optimizer):
+  """Adam with decoupled weight decay and no bias correction (the original BERT optimizer).
+
+  learning_rate: a scalar (tensor) or a dict {name pattern: scalar}; with a dict, every
+  variable must match exactly one pattern (substring of its name).
+  apply_gradients does not increment global_step (create_optimizer does, as the original).
+  """
+
+  def __init__(self, learning_rate, weight_decay_rate=0.0, beta_1=0.9, beta_2=0.999,
+               epsilon=1e-6, exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
+               name="AdamWeightDecayOptimizer"):
+    super(AdamWeightDecayOptimizer, self).__init__(False, name)
+    self.learning_rate = learning_rate
+    self.weight_decay_rate = weight_decay_rate
+    self.beta_1 = beta_1
+    self.beta_2 = beta_2
+    self.epsilon = epsilon
+    self.exclude_from_weight_decay = tuple(exclude_from_weight_decay or ())
+
+  def _use_weight_decay(self, param_name):
+    if not self.weight_decay_rate:
+      return False
+    return not any(re.search(p, param_name) for p in self.exclude_from_weight_decay)
+
+  def _lr_for(self, param_name):
+    if not isinstance(self.learning_rate, dict):
+      return self.learning_rate
+    keys = [k for k in self.learning_rate if k in param_name]
+    if len(keys) != 1:
+      raise ValueError(
+          "variable %s matches %s of the layer-wise learning rates %s; put finetuning "
+          "heads under the %r scope" % (param_name, "none" if not keys else keys,
+                                        list(self.learning_rate), TASK_SPECIFIC_SCOPE))
+    return self.learning_rate[keys[0]]
+
+  def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+    assignments = []
+    for grad, param in grads_and_vars:
+      if grad is None or param is None:
+        continue
+      param_name = _variable_name(param.name)
+      lr = self._lr_for(param_name)
+      grad = tf.convert_to_tensor(grad)
+      m = _slot(param, param_name + "/adam_m")
+      v = _slot(param, param_name + "/adam_v")
+      next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
+      next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
+      update = next_m / (tf.sqrt(next_v) + self.epsilon)
+      if self._use_weight_decay(param_name):
+        update += self.weight_decay_rate * param
+      next_param = param - lr * update
+      assignments.extend([param.assign(next_param), m.assign(next_m), v.assign(next_v)])
+    return tf.group(*assignments, name=name)
+
+  # tf.train.Optimizer's abstract hooks: apply_gradients above does all the work.
+  def _apply_dense(self, grad, var):
+    raise NotImplementedError("use apply_gradients")
+
+  def _resource_apply_dense(self, grad, handle):
+    raise NotImplementedError("use apply_gradients")
+
+  def _apply_sparse(self, grad, var):
+    raise NotImplementedError("use apply_gradients")
+
+
+def _slot(param, full_name):
+  # Created from the root variable scope so the name is exactly `<variable>/adam_m`,
+  # whatever scope the caller is in (original checkpoints then restore).
+  root = tf.VariableScope(reuse=tf.AUTO_REUSE, name="")
+  with tf.variable_scope(root, auxiliary_name_scope=False):
+    return tf.get_variable(full_name, shape=param.shape.as_list(), dtype=tf.float32,
+                           trainable=False, initializer=tf.zeros_initializer())
+
+
+def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False):
+  """The optimizer used by create_optimizer (wrapped in CrossShardOptimizer on TPU)."""
+  optimizer = AdamWeightDecayOptimizer(learning_rate=learning_rate,
+                                       weight_decay_rate=weight_decay_rate,
+                                       beta_1=0.9, beta_2=0.999, epsilon=1e-6)
+  if use_tpu:
+    optimizer = tf.tpu.CrossShardOptimizer(optimizer)
+  return optimizer
+
+
+def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0,
+                     use_tpu=False, warmup_steps=0, warmup_proportion=0, lr_decay_power=1.0,
+                     layerwise_lr_decay_power=-1, n_transformer_layers=None,
+                     legacy_layerwise_lr=False):
+  """The train op: clipped AdamW step on all trainable variables, global_step += 1."""
+  global_step = tf.train.get_or_create_global_step()
+  lr = learning_rate_schedule(learning_rate, global_step, num_train_steps,
+                              warmup_steps=warmup_steps, warmup_proportion=warmup_proportion,
+                              lr_decay_power=lr_decay_power)
+  if layerwise_lr_decay_power > 0:
+    multipliers = layerwise_lr_multipliers(n_transformer_layers, layerwise_lr_decay_power,
+                                           legacy=legacy_layerwise_lr)
+    lr = collections.OrderedDict((k, lr * m) for k, m in multipliers.items())
+  optimizer = make_optimizer(lr, weight_decay_rate=weight_decay_rate, use_tpu=use_tpu)
+  tvars = tf.trainable_variables()
+  grads = tf.gradients(loss, tvars)
+  grads, _ = tf.clip_by_global_norm(grads, clip_norm=CLIP_NORM)
+  train_op = optimizer.apply_gradients(zip(grads, tvars), global_step=global_step)
+  # The optimizer leaves global_step alone; increment it once per step, after the update
+  # (so the update reads the learning rate of the step it belongs to).
+  with tf.control_dependencies([train_op]):
+    return tf.group(global_step.assign_add(1))
