@@ -351,7 +351,7 @@ def get_generator_config(config):
 # forward pass (gradients w.r.t. inputs and weights), so training is 3x forward. Sampling
 # and masking carry no gradient and are counted once. Gathers/lookups count 0.
 LAYER_NORM_FLOPS = 7   # mean, sub, square, mean, rsqrt-ish, mul gamma, add beta
-GELU_FLOPS = 8         # tanh approximation
+GELU_FLOPS = 8         # x * 0.5 * (1 + erf(x / sqrt 2)), erf counted as a few ops
 SOFTMAX_FLOPS = 5      # max, sub, exp, sum, div
 SIGMOID_XENT_FLOPS = 6
 GUMBEL_FLOPS = 6       # uniform noise, 2 logs, adds, argmax compare

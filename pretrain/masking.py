@@ -86,8 +86,7 @@ def mask_inputs(inputs, mask_prob, max_predictions_per_seq, mask_id, special_ids
   u = tf.random.uniform([batch, length], minval=0.0, maxval=1.0, seed=seed)
   gumbel = -tf.log(-tf.log(u + 1e-9) + 1e-9)
   scores = tf.where(candidates, gumbel, tf.fill([batch, length], -1e9))
-  k = min(n, length) if isinstance(length, int) else n
-  _, positions = tf.nn.top_k(scores, k=k, sorted=True)
+  _, positions = tf.nn.top_k(scores, k=n, sorted=True)
   positions = tf.cast(positions, tf.int32) * tf.cast(masked_lm_weights, tf.int32)
 
   masked_lm_ids = sampling.gather_positions(input_ids, positions)
