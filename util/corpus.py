@@ -79,17 +79,100 @@ def _open_binary(path):
   return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
 
 
+def file_size(path):
+  """Size in bytes (compressed size for .gz)."""
+  if fileio.is_gcs(path):
+    return fileio._gfile().stat(path).length
+  return os.path.getsize(path)
+
+
+def splittable(path):
+  """Whether byte ranges of `path` can be read independently (local, uncompressed)."""
+  return not fileio.is_gcs(path) and not str(path).endswith(".gz")
+
+
+def split_ranges(files, num_parts):
+  """Split the files, taken as one byte stream in order, into `num_parts` parts.
+
+  Returns num_parts lists of (path, start, end) pieces (end None = to end of file);
+  a part may be empty. Unsplittable files (.gz, gs://) go whole to the part holding
+  their first byte. The parts depend only on the files' sizes, so the split is
+  deterministic.
+  """
+  sizes = [file_size(f) for f in files]
+  total = sum(sizes)
+  bounds = [total * k // num_parts for k in range(num_parts + 1)]
+  parts = [[] for _ in range(num_parts)]
+  offset = 0
+  for path, size in zip(files, sizes):
+    lo, hi = offset, offset + size
+    offset = hi
+    if size == 0:
+      continue
+    if not splittable(path):
+      k = max(i for i in range(num_parts) if bounds[i] <= lo)
+      parts[k].append((path, 0, None))
+      continue
+    for k in range(num_parts):
+      a, b = max(lo, bounds[k]), min(hi, bounds[k + 1])
+      if a < b:
+        parts[k].append((path, a - lo, None if b == hi else b - lo))
+  return parts
+
+
+def _line_start_before(f, end):
+  """Offset of the first byte of the line whose content ends at byte `end`."""
+  cur = end
+  while cur > 0:
+    step = min(4096, cur)
+    f.seek(cur - step)
+    block = f.read(step)
+    i = block.rfind(b"\n")
+    if i >= 0:
+      return cur - step + i + 1
+    cur -= step
+  return 0
+
+
+def _doc_open_before(f, pos):
+  """Whether a document is still open just before line start `pos`.
+
+  Mirrors iter_file's state machine: the nearest preceding decodable line decides
+  (blank: closed, text: open); undecodable lines are transparent; file start: closed.
+  """
+  end = pos - 1  # the byte at pos-1 is the previous line's newline
+  while end >= 0:
+    start = _line_start_before(f, end)
+    f.seek(start)
+    raw = f.read(end - start)
+    end = start - 1
+    try:
+      return bool(raw.decode("utf-8").strip())
+    except UnicodeDecodeError:
+      continue
+  return False
+
+
 def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
-              start=0, end=None):
+              start=0, end=None, align_docs=False):
   """Yield text lines of one file, and None at each document boundary.
 
   start/end (byte offsets, plain uncompressed files only) select the lines whose first
   byte lies in [start, end): a file can be split among processes without a line being
-  read twice or lost. Undecodable lines and bad JSON are skipped and counted.
+  read twice or lost. With align_docs (plain text with blank-line documents) the unit
+  is the document instead: the documents whose first line starts in [start, end) are
+  read whole, so a document straddling `end` is finished past it and skipped by the
+  reader that starts inside it. Undecodable lines and bad JSON are skipped and counted.
   """
   stats = stats if stats is not None else CorpusStats()
-  stats.files += 1
+  align = align_docs and blanks_separate_docs and not text_field
+  if not start:
+    stats.files += 1  # a file split into ranges is counted once, by its first range
   in_doc = False
+  # An aligned reader starting mid-file skips to the first line that starts a
+  # document; prev_open tracks whether the document it skips is still open.
+  skipping = False
+  prev_open = False
   with _open_binary(path) as f:
     lineno = 0
     pos = 0
@@ -101,19 +184,36 @@ def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
       if prev != b"\n":
         pos += len(f.readline())
       lineno = None  # line numbers are unknown mid-file; report byte offsets instead
+      if align:
+        skipping = True
+        prev_open = _doc_open_before(f, pos)
+      f.seek(pos)
     for raw in f:
-      if end is not None and pos >= end:
-        break
-      where = f"{path}:{lineno + 1}" if lineno is not None else f"{path}@byte{pos}"
+      line_start = pos
       pos += len(raw)
-      stats.bytes_read += len(raw)
+      if end is not None and line_start >= end and not align:
+        break
+      where = f"{path}:{lineno + 1}" if lineno is not None else f"{path}@byte{line_start}"
       if lineno is not None:
         lineno += 1
       try:
         line = raw.decode("utf-8")
       except UnicodeDecodeError:
-        stats.skip("skipped_undecodable", f"{where}: not UTF-8")
+        if not skipping:
+          stats.bytes_read += len(raw)
+          stats.skip("skipped_undecodable", f"{where}: not UTF-8")
         continue
+      if skipping:
+        # Lines before the first document start belong to the previous range.
+        if not line.strip():
+          prev_open = False
+          continue
+        if prev_open:
+          continue
+        skipping = False
+      if align and end is not None and line_start >= end and not in_doc and line.strip():
+        break  # the next document starts here: it belongs to the next range
+      stats.bytes_read += len(raw)
       if text_field:
         if not line.strip():
           continue

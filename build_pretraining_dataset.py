@@ -1,0 +1,506 @@
+"""Turns a text corpus into the sharded TFRecords that pretraining reads.
+
+  python build_pretraining_dataset.py --corpus-dir CORPUS --vocab-file VOCAB \\
+      --output-dir DATA/pretrain_tfrecords --max-seq-length 128 --num-processes 2
+
+Examples are built by the original ELECTRA algorithm (pretrain/example_builder.py).
+The corpus, taken as one byte stream in file order, is cut into ~1 MB work units at
+document boundaries; units are tokenized in parallel and written in order, a run of
+consecutive units per shard. A unit's output depends only on the corpus, the options
+and the seed, so the output is the same for any --num-processes. Shards appear under
+their final name only when complete; a rerun resumes after the complete ones.
+
+  python build_pretraining_dataset.py --inspect SHARD --vocab-file VOCAB [-n 3]
+
+prints the first examples of a TFRecord file decoded back to text. See docs/corpus.md.
+"""
+import argparse
+import collections
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import random
+import struct
+import sys
+import time
+
+from model import tokenization
+from pretrain import example_builder
+from util import corpus
+from util import fileio
+
+SHARD_NAME = "pretrain_data.tfrecord-{:05d}-of-{:05d}"
+SHARD_GLOB = "pretrain_data.tfrecord*"  # what run_pretraining reads
+STATE_DIR = ".build"                    # config + one manifest per complete shard
+SUMMARY = "summary.json"
+UNIT_BYTES = 1 << 20
+AUTO_SHARD_BYTES = 64 << 20             # default: one shard per 64 MB of input
+MAX_AUTO_SHARDS = 1000                  # the original's fixed shard count
+LINES_PER_BATCH = 1024
+
+
+class BuildError(Exception):
+  """A problem with the build's input or output; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------
+# TFRecord framing: uint64 length, masked CRC32C of it, data, masked CRC32C of data.
+
+
+def _crc32c_fn():
+  try:
+    import google_crc32c  # C implementation; installed with google-cloud-storage
+    return google_crc32c.value
+  except ImportError:
+    return _crc32c_python
+
+
+def _crc32c_table():
+  table = []
+  for i in range(256):
+    c = i
+    for _ in range(8):
+      c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    table.append(c)
+  return table
+
+
+_TABLE = None
+
+
+def _crc32c_python(data):
+  global _TABLE
+  if _TABLE is None:
+    _TABLE = _crc32c_table()
+  c = 0xFFFFFFFF
+  for b in data:
+    c = _TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+  return c ^ 0xFFFFFFFF
+
+
+def _masked(crc):
+  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def tfrecord_frame(data, crc=None):
+  crc = crc or _crc32c_fn()
+  length = struct.pack("<Q", len(data))
+  return (length + struct.pack("<I", _masked(crc(length))) + data +
+          struct.pack("<I", _masked(crc(data))))
+
+
+def read_tfrecords(path, limit=None):
+  """Yield the records of a TFRecord file (checks the CRCs), without TensorFlow."""
+  crc = _crc32c_fn()
+  n = 0
+  with fileio.open_file(path, "rb") as f:
+    while limit is None or n < limit:
+      head = f.read(12)
+      if not head:
+        return
+      if len(head) < 12:
+        raise BuildError(f"{path}: truncated record header after {n} records")
+      length, = struct.unpack("<Q", head[:8])
+      if struct.unpack("<I", head[8:])[0] != _masked(crc(head[:8])):
+        raise BuildError(f"{path}: bad length checksum in record {n}")
+      data = f.read(length)
+      tail = f.read(4)
+      if len(data) < length or len(tail) < 4:
+        raise BuildError(f"{path}: truncated record {n}")
+      if struct.unpack("<I", tail)[0] != _masked(crc(data)):
+        raise BuildError(f"{path}: bad data checksum in record {n}")
+      n += 1
+      yield data
+
+
+# ---------------------------------------------------------------------------
+# One work unit: byte ranges of the corpus -> framed records + counts.
+
+COUNTS = ("examples", "single_segment", "tokens", "tokens_written", "tokens_trimmed",
+          "unk_tokens")
+
+_WORKER = {}
+
+
+def _make_tokenizer(opts):
+  cls = tokenization.FastTokenizer if opts["tokenizer"] == "fast" else tokenization.FullTokenizer
+  return cls(opts["vocab_file"], do_lower_case=opts["do_lower_case"],
+             strip_accents=opts["strip_accents"])
+
+
+def _init_worker(opts, tokenizer=None):
+  tok = tokenizer or _make_tokenizer(opts)
+  _WORKER.update(
+      opts=opts, tok=tok, unk=tok.vocab[tokenization.UNK], crc=_crc32c_fn(),
+      ser=example_builder.ExampleSerializer(
+          opts["max_seq_length"], tok.vocab[tokenization.CLS],
+          tok.vocab[tokenization.SEP], len(tok.vocab)))
+
+
+def build_unit(task):
+  """Build the examples of one unit: (unit index, bytes of framed records, counts)."""
+  unit, pieces = task
+  opts, tok, unk, ser, crc = (_WORKER[k] for k in ("opts", "tok", "unk", "ser", "crc"))
+  stats = corpus.CorpusStats()
+  # Each unit has its own generator, seeded by (seed, unit): the output does not
+  # depend on how units are spread over processes.
+  builder = example_builder.ExampleBuilder(
+      opts["max_seq_length"], random.Random(f"{opts['seed']}:{unit}"),
+      original_sentence_order=opts["original_sentence_order"])
+  out = []
+  unk_tokens = 0
+
+  def emit(example):
+    if example is not None:
+      out.append(tfrecord_frame(ser.serialize(*example), crc))
+
+  def flush(batch):
+    nonlocal unk_tokens
+    encoded = iter(tok.encode_batch([x for x in batch if x is not None]))
+    for item in batch:
+      if item is None:
+        emit(builder.end_document())
+      else:
+        ids = next(encoded)
+        unk_tokens += ids.count(unk)
+        emit(builder.add_sentence(ids))
+
+  for path, start, end in pieces:
+    batch = []
+    for item in corpus.iter_file(path, opts["text_field"], stats,
+                                 opts["blanks_separate_docs"], start, end,
+                                 align_docs=True):
+      batch.append(item)
+      if len(batch) >= LINES_PER_BATCH:
+        flush(batch)
+        batch = []
+    flush(batch)
+    emit(builder.end_document())  # a file (or range) end closes the document
+  counts = dict(examples=builder.examples, single_segment=builder.single_segment,
+                tokens=builder.tokens_in, tokens_written=builder.tokens_kept,
+                tokens_trimmed=builder.tokens_trimmed, unk_tokens=unk_tokens)
+  return unit, b"".join(out), {"corpus": stats.as_dict(), **counts}
+
+
+def _unit_results(tasks, opts, tokenizer, num_processes):
+  """Results of build_unit in task order; at most 2 units in flight per process."""
+  if num_processes == 1 or len(tasks) <= 1:
+    _init_worker(opts, tokenizer)
+    yield from map(build_unit, tasks)
+    return
+  # fork: workers inherit the tokenizer already built here (no TF in this process).
+  ctx = multiprocessing.get_context("fork")
+  with ctx.Pool(num_processes, initializer=_init_worker, initargs=(opts, tokenizer)) as pool:
+    pending = collections.deque()
+    todo = iter(tasks)
+    for task in todo:
+      pending.append(pool.apply_async(build_unit, (task,)))
+      if len(pending) >= 2 * num_processes:
+        break
+    while pending:
+      result = pending.popleft().get()
+      task = next(todo, None)
+      if task is not None:
+        pending.append(pool.apply_async(build_unit, (task,)))
+      yield result
+
+
+# ---------------------------------------------------------------------------
+# Totals, output directory state, summary.
+
+
+class Totals:
+  def __init__(self):
+    self.corpus = corpus.CorpusStats()
+    self.counts = dict.fromkeys(COUNTS, 0)
+
+  def add(self, record):
+    self.corpus.merge(corpus.CorpusStats(**record["corpus"]))
+    for k in COUNTS:
+      self.counts[k] += record[k]
+
+  def as_record(self):
+    return {"corpus": self.corpus.as_dict(), **self.counts}
+
+
+def _sha1(path):
+  h = hashlib.sha1()
+  with fileio.open_file(path, "rb") as f:
+    h.update(f.read())
+  return h.hexdigest()
+
+
+def _prepare_output(out_dir, config, overwrite):
+  """Make the output directory ready; returns the set of complete shard indices."""
+  fileio.makedirs(out_dir)
+  state = fileio.join(out_dir, STATE_DIR)
+  shards = fileio.glob(fileio.join(out_dir, SHARD_GLOB))
+  config_path = fileio.join(state, "config.json")
+  summary_path = fileio.join(out_dir, SUMMARY)
+  old = None
+  if fileio.exists(config_path):
+    with fileio.open_file(config_path) as f:
+      old = json.load(f)
+  if overwrite:
+    for p in shards + fileio.glob(fileio.join(state, "*")):
+      fileio.remove(p)
+    if fileio.exists(summary_path):
+      fileio.remove(summary_path)
+    old, shards = None, []
+  # Temporary files of an interrupted run (util/fileio names them .tmp-*).
+  for p in fileio.glob(fileio.join(out_dir, ".tmp-*")):
+    fileio.remove(p)
+  if shards:
+    if old != config:
+      raise BuildError(
+          f"{out_dir} already holds {len(shards)} shard(s) from another build "
+          f"(e.g. {os.path.basename(shards[0])}); pass --overwrite to replace them, "
+          "or choose another --output-dir")
+    if fileio.exists(summary_path):
+      raise BuildError(f"{out_dir} already holds a complete build ({SUMMARY}); "
+                       "pass --overwrite to rebuild it")
+  fileio.makedirs(state)
+  with fileio.atomic_write(config_path) as f:
+    json.dump(config, f, indent=1, ensure_ascii=False)
+  done = set()
+  n = config["num_out_files"]
+  for i in range(n):
+    shard = fileio.join(out_dir, SHARD_NAME.format(i, n))
+    if fileio.exists(shard) and fileio.exists(_manifest_path(out_dir, i)):
+      done.add(i)
+  return done
+
+
+def _manifest_path(out_dir, shard):
+  return fileio.join(out_dir, STATE_DIR, f"shard-{shard:05d}.json")
+
+
+def build(args, progress=True):
+  """Run a build for parsed CLI args; returns the summary dict."""
+  t0 = time.time()
+  if args.max_seq_length < 5:
+    raise BuildError(f"--max-seq-length must be at least 5, got {args.max_seq_length}")
+  if args.num_processes < 1:
+    raise BuildError(f"--num-processes must be at least 1, got {args.num_processes}")
+  files = corpus.list_corpus_files(args.corpus_dir)
+  sizes = [corpus.file_size(f) for f in files]
+  total = sum(sizes)
+  if not total:
+    raise BuildError(f"every corpus file is empty: {', '.join(files[:5])}")
+  opts = dict(vocab_file=str(args.vocab_file), do_lower_case=args.do_lower_case,
+              strip_accents=args.strip_accents, tokenizer=args.tokenizer,
+              max_seq_length=args.max_seq_length, seed=args.seed,
+              text_field=args.text_field, blanks_separate_docs=args.blanks_separate_docs,
+              original_sentence_order=args.original_sentence_order)
+  tokenizer = _make_tokenizer(opts)  # checks the vocab and case settings up front
+
+  num_out = args.num_out_files or min(MAX_AUTO_SHARDS, max(1, math.ceil(total / AUTO_SHARD_BYTES)))
+  num_units = max(num_out, math.ceil(total / (args.unit_mb * (1 << 20))))
+  parts = corpus.split_ranges(files, num_units)
+  shard_units = [range(s * num_units // num_out, (s + 1) * num_units // num_out)
+                 for s in range(num_out)]
+  config = {k: v for k, v in opts.items() if k not in ("tokenizer", "vocab_file")}
+  config.update(vocab_sha1=_sha1(args.vocab_file), num_out_files=num_out,
+                num_units=num_units, files=[[f, s] for f, s in zip(files, sizes)])
+  out_dir = str(args.output_dir)
+  done = _prepare_output(out_dir, config, args.overwrite)
+
+  totals = Totals()
+  for s in sorted(done):
+    with fileio.open_file(_manifest_path(out_dir, s)) as f:
+      totals.add(json.load(f))
+  resumed_examples = totals.counts["examples"]
+  todo = [s for s in range(num_out) if s not in done]
+  tasks = [(u, parts[u]) for s in todo for u in shard_units[s]]
+  todo_bytes = sum(corpus.file_size(p) if e is None else e - a
+                   for _, pieces in tasks for p, a, e in pieces)
+  if done:
+    print(f"resuming: {len(done)} of {num_out} shards already complete", file=sys.stderr)
+
+  bar = None
+  if progress:
+    from tqdm import tqdm
+    bar = tqdm(total=todo_bytes, unit="B", unit_scale=True, desc="reading",
+               file=sys.stderr, dynamic_ncols=True)
+  results = _unit_results(tasks, opts, tokenizer, args.num_processes)
+  t_start = time.time()
+  try:
+    for s in todo:
+      shard = fileio.join(out_dir, SHARD_NAME.format(s, num_out))
+      shard_totals = Totals()
+      with fileio.atomic_write(shard, "wb") as f:
+        for u in shard_units[s]:
+          unit, blob, record = next(results)
+          assert unit == u, (unit, u)
+          f.write(blob)
+          shard_totals.add(record)
+          if bar is not None:
+            bar.update(sum(corpus.file_size(p) if e is None else e - a
+                           for p, a, e in parts[u]))
+            bar.set_postfix(examples=totals.counts["examples"] +
+                            shard_totals.counts["examples"], refresh=False)
+      with fileio.atomic_write(_manifest_path(out_dir, s)) as f:
+        json.dump(shard_totals.as_record(), f)
+      totals.add(shard_totals.as_record())
+  finally:
+    results.close()  # stops the worker pool, also on Ctrl-C
+    if bar is not None:
+      bar.close()
+
+  elapsed = time.time() - t_start
+  c, k = totals.corpus, totals.counts
+  new_examples = k["examples"] - resumed_examples
+  summary = {
+      "output_dir": out_dir,
+      "shards": num_out,
+      "resumed_shards": len(done),
+      "files": len(files),
+      "empty_files": [f for f, s in zip(files, sizes) if s == 0],
+      "documents": c.documents,
+      "lines": c.lines,
+      "bytes_read": c.bytes_read,
+      "skipped_lines": c.skipped_undecodable + c.skipped_bad_json,
+      "skipped_undecodable": c.skipped_undecodable,
+      "skipped_bad_json": c.skipped_bad_json,
+      "skipped_examples": c.skipped_examples,
+      "examples": k["examples"],
+      "single_segment_examples": k["single_segment"],
+      "tokens": k["tokens"],
+      "tokens_written": k["tokens_written"],
+      "tokens_trimmed": k["tokens_trimmed"],
+      "trimmed_share": k["tokens_trimmed"] / k["tokens"] if k["tokens"] else 0.0,
+      "unk_tokens": k["unk_tokens"],
+      "unk_ratio": k["unk_tokens"] / k["tokens"] if k["tokens"] else 0.0,
+      "wall_time_s": round(time.time() - t0, 3),
+      "build_time_s": round(elapsed, 3),
+      "examples_per_s": round(new_examples / elapsed, 1) if elapsed > 0 else 0.0,
+      "num_processes": args.num_processes,
+      "options": {k2: v for k2, v in config.items() if k2 != "files"},
+  }
+  with fileio.atomic_write(fileio.join(out_dir, SUMMARY)) as f:
+    json.dump(summary, f, indent=1, ensure_ascii=False)
+  return summary
+
+
+def print_summary(s, out=None):
+  out = out or sys.stdout
+  print(f"wrote {s['examples']:,} examples to {s['shards']} shard(s) in {s['output_dir']}"
+        + (f" ({s['resumed_shards']} resumed)" if s["resumed_shards"] else ""), file=out)
+  print(f"  files {s['files']:,} ({len(s['empty_files'])} empty), documents "
+        f"{s['documents']:,}, lines {s['lines']:,}, skipped lines {s['skipped_lines']:,}",
+        file=out)
+  for ex in s["skipped_examples"][:3]:
+    print(f"    skipped {ex}", file=out)
+  print(f"  tokens {s['tokens']:,}, written {s['tokens_written']:,}, trimmed "
+        f"{s['trimmed_share']:.2%}, [UNK] {s['unk_ratio']:.3%}, single-segment "
+        f"examples {s['single_segment_examples']:,}", file=out)
+  print(f"  wall time {s['wall_time_s']:.1f}s, {s['examples_per_s']:,.0f} examples/s "
+        f"with {s['num_processes']} process(es); summary in {SUMMARY}", file=out)
+
+
+# ---------------------------------------------------------------------------
+# Inspection.
+
+
+def inspect(path, vocab_file, num_examples, out=None):
+  """Print the first examples of a TFRecord file as text."""
+  out = out or sys.stdout
+  if not fileio.exists(path):
+    raise BuildError(f"no such file: {path}")
+  inv = {i: t for t, i in tokenization.load_vocab(vocab_file).items()}
+
+  def text(ids):
+    tokens = [inv.get(i, f"<id {i}>") for i in ids]
+    return " ".join(tokens).replace(" ##", "")
+
+  n = 0
+  for n, record in enumerate(read_tfrecords(path, num_examples), 1):
+    ex = example_builder.parse_example(record)
+    ids, mask, seg = ex["input_ids"], ex["input_mask"], ex["segment_ids"]
+    length = sum(mask)
+    a = [i for i, s, m in zip(ids, seg, mask) if m and s == 0]
+    b = [i for i, s, m in zip(ids, seg, mask) if m and s == 1]
+    print(f"--- example {n}: {length}/{len(ids)} tokens, segment A {len(a) - 2}, "
+          f"segment B {max(len(b) - 1, 0)}", file=out)
+    print("A: " + text(a), file=out)
+    if b:
+      print("B: " + text(b), file=out)
+  if not n:
+    print(f"{path}: no examples", file=out)
+
+
+# ---------------------------------------------------------------------------
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--corpus-dir", nargs="+", metavar="PATH",
+                 help="corpus directories and/or files (read recursively, sorted)")
+  p.add_argument("--vocab-file", required=True)
+  p.add_argument("--output-dir", help="local directory or gs://bucket/dir")
+  p.add_argument("--max-seq-length", type=int, default=128)
+  p.add_argument("--num-processes", type=int, default=1)
+  p.add_argument("--num-out-files", type=int, default=0,
+                 help="number of shards (default: one per 64 MB of input, at most 1000)")
+  p.add_argument("--seed", type=int, default=12345)
+  p.add_argument("--text-field", default=None,
+                 help="read JSON lines, text in this field (the petitions: 'content')")
+  p.add_argument("--blanks-separate-docs", dest="blanks_separate_docs",
+                 action="store_true", default=True,
+                 help="blank lines separate documents (default)")
+  p.add_argument("--no-blanks-separate-docs", dest="blanks_separate_docs",
+                 action="store_false")
+  p.add_argument("--do-lower-case", dest="do_lower_case", action="store_true", default=False)
+  p.add_argument("--no-lower-case", dest="do_lower_case", action="store_false",
+                 help="keep case (default; KoELECTRA vocabs are cased)")
+  p.add_argument("--strip-accents", dest="strip_accents", action="store_true", default=None)
+  p.add_argument("--no-strip-accents", dest="strip_accents", action="store_false")
+  p.add_argument("--tokenizer", choices=("fast", "reference"), default="fast",
+                 help="reference = the pure-Python FullTokenizer (same ids, slower)")
+  p.add_argument("--original-sentence-order", action="store_true",
+                 help="reproduce the original's reordering of sentences (docs/corpus.md)")
+  p.add_argument("--overwrite", action="store_true",
+                 help="replace shards already in --output-dir")
+  p.add_argument("--unit-mb", type=float, default=UNIT_BYTES / (1 << 20),
+                 help=argparse.SUPPRESS)
+  p.add_argument("--no-progress", action="store_true")
+  p.add_argument("--inspect", metavar="TFRECORD",
+                 help="print the first examples of this file as text, then exit")
+  p.add_argument("-n", "--num-examples", type=int, default=3)
+  args = p.parse_args(argv)
+  if not args.inspect:
+    missing = [f for f, v in (("--corpus-dir", args.corpus_dir),
+                              ("--output-dir", args.output_dir)) if not v]
+    if missing:
+      p.error(f"the following arguments are required: {', '.join(missing)}")
+  return args
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  try:
+    if args.inspect:
+      inspect(args.inspect, args.vocab_file, args.num_examples)
+      return 0
+    summary = build(args, progress=not args.no_progress)
+  except (BuildError, corpus.CorpusError, tokenization.VocabError,
+          tokenization.TokenizerConfigError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("interrupted: complete shards are kept; rerun the same command to resume",
+          file=sys.stderr)
+    return 130
+  print_summary(summary)
+  if not summary["examples"]:
+    print("error: no examples were produced (is the text in another field or format?)",
+          file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

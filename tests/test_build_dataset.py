@@ -1,0 +1,297 @@
+"""build_pretraining_dataset.py + pretrain/example_builder.py on real shared text."""
+import json
+import os
+import random
+
+import pytest
+
+import build_pretraining_dataset as bpd
+from model import tokenization
+from pretrain import example_builder
+from util import corpus
+from tests.conftest import head_lines
+
+L = 128
+
+
+def _write(path, lines):
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text("".join(l + "\n" for l in lines), encoding="utf-8")
+  return path
+
+
+@pytest.fixture(scope="session")
+def small_corpus(data_dir, tmp_path_factory):
+  """~650 real lines: news comments (one long document) and wiki text (blank lines
+  between articles and sections, so many documents)."""
+  d = tmp_path_factory.mktemp("corpus")
+  _write(d / "a_comments.txt",
+         head_lines(data_dir / "corpus/hate-speech-unlabeled/unlabeled_comments_5.txt", 250))
+  wiki = (data_dir / "corpus/namuwikitext/namuwikitext_20200302.train.sample")
+  with open(wiki, encoding="utf-8") as f:
+    raw = [next(f).rstrip("\n") for _ in range(600)]
+  _write(d / "b_wiki.txt", raw)
+  return d
+
+
+def _args(corpus_dir, out, vocab, *extra):
+  return bpd.parse_args(["--corpus-dir", str(corpus_dir), "--vocab-file", vocab,
+                         "--output-dir", str(out), "--no-progress", *map(str, extra)])
+
+
+@pytest.fixture(scope="module")
+def ref_tok(vocab_v3):
+  return tokenization.FullTokenizer(vocab_v3)
+
+
+@pytest.fixture(scope="module")
+def one_file_build(small_corpus, tmp_path_factory, vocab_v3):
+  out = tmp_path_factory.mktemp("one")
+  summary = bpd.build(_args(small_corpus, out, vocab_v3, "--num-processes", 1, "--num-out-files", 1,
+                            "--max-seq-length", L))
+  shards = sorted(out.glob("pretrain_data.tfrecord*"))
+  return out, summary, shards
+
+
+def _examples(shard):
+  return [example_builder.parse_example(r) for r in bpd.read_tfrecords(str(shard))]
+
+
+def test_layout_and_tensorflow_reads_the_records(one_file_build, ref_tok):
+  import tensorflow as tf
+  out, summary, shards = one_file_build
+  assert [s.name for s in shards] == ["pretrain_data.tfrecord-00000-of-00001"]
+  spec = {k: tf.io.FixedLenFeature([L], tf.int64)
+          for k in ("input_ids", "input_mask", "segment_ids")}
+  cls, sep = ref_tok.vocab["[CLS]"], ref_tok.vocab["[SEP]"]
+  n = 0
+  two_segments = 0
+  for record in tf.data.TFRecordDataset([str(s) for s in shards]):
+    ex = {k: v.numpy().tolist() for k, v in tf.io.parse_single_example(record, spec).items()}
+    ids, mask, seg = ex["input_ids"], ex["input_mask"], ex["segment_ids"]
+    length = sum(mask)
+    assert mask == [1] * length + [0] * (L - length)
+    assert ids[length:] == [0] * (L - length) and seg[length:] == [0] * (L - length)
+    assert ids[0] == cls and ids[length - 1] == sep
+    seps = [i for i in range(length) if ids[i] == sep]
+    assert len(seps) in (1, 2) and cls not in ids[1:length]
+    a_end = seps[0]
+    assert a_end >= 2  # segment A is never empty
+    assert seg[:a_end + 1] == [0] * (a_end + 1)
+    assert seg[a_end + 1:length] == [1] * (length - a_end - 1)
+    if len(seps) == 2:
+      assert seps[1] == length - 1 and seps[1] > a_end + 1  # B is never empty
+      two_segments += 1
+    n += 1
+  assert n == summary["examples"] > 100
+  assert two_segments == n - summary["single_segment_examples"] > 0
+
+
+def test_tokens_in_order_and_trimmed_share(one_file_build, small_corpus, ref_tok):
+  """Examples' tokens, read in order, are a subsequence of the corpus's tokens."""
+  out, summary, shards = one_file_build
+  corpus_ids = []
+  for line in corpus.iter_corpus(small_corpus):
+    if line is not None:
+      corpus_ids.extend(ref_tok.convert_tokens_to_ids(ref_tok.tokenize(line)))
+  cls, sep = ref_tok.vocab["[CLS]"], ref_tok.vocab["[SEP]"]
+  written = []
+  for ex in _examples(shards[0]):
+    n = sum(ex["input_mask"])
+    written.extend(i for i in ex["input_ids"][:n] if i not in (cls, sep))
+  pos = 0
+  for tok_id in written:  # greedy subsequence match
+    while corpus_ids[pos] != tok_id:
+      pos += 1
+    pos += 1
+  assert summary["tokens"] == len(corpus_ids)
+  assert summary["tokens_written"] == len(written)
+  assert summary["trimmed_share"] == pytest.approx(1 - len(written) / len(corpus_ids))
+  assert 0 < summary["trimmed_share"] < 1
+  unk = ref_tok.vocab["[UNK]"]
+  assert summary["unk_ratio"] == pytest.approx(corpus_ids.count(unk) / len(corpus_ids))
+  saved = json.loads((out / "summary.json").read_text())
+  assert saved == json.loads(json.dumps(summary))
+
+
+def test_same_seed_same_bytes_any_process_count(small_corpus, tmp_path, vocab_v3):
+  runs = {}
+  for name, procs, seed in (("a", 2, 7), ("b", 2, 7), ("c", 1, 7), ("d", 2, 8)):
+    out = tmp_path / name
+    bpd.build(_args(small_corpus, out, vocab_v3, "--num-processes", procs, "--num-out-files", 3,
+                    "--seed", seed, "--unit-mb", 0.02))
+    runs[name] = [p.read_bytes() for p in sorted(out.glob("pretrain_data.tfrecord*"))]
+  assert len(runs["a"]) == 3
+  assert runs["a"] == runs["b"] == runs["c"]
+  assert runs["a"] != runs["d"]
+
+
+def test_fast_and_reference_tokenizers_write_identical_shards(small_corpus, tmp_path,
+                                                              vocab_v3):
+  outs = []
+  for mode in ("fast", "reference"):
+    out = tmp_path / mode
+    bpd.build(_args(small_corpus, out, vocab_v3, "--tokenizer", mode, "--num-out-files", 1))
+    outs.append((out / "pretrain_data.tfrecord-00000-of-00001").read_bytes())
+  assert outs[0] == outs[1]
+
+
+def test_splitting_one_file_reads_every_document_once(data_dir, tmp_path):
+  """Byte ranges cut anywhere: the aligned readers together yield the whole file."""
+  wiki = data_dir / "corpus/namuwikitext/namuwikitext_20200302.dev.sample"
+  raw = wiki.read_bytes()
+  raw = raw[:raw.rfind(b"\n", 0, 60000)]
+  # Real text plus the awkward cases: undecodable bytes, whitespace-only lines,
+  # runs of blank lines, no final newline.
+  raw = raw.replace(b"\n\n", b"\n \n\n", 3).replace(b"\n", b"\n\xff\xfe bad\n", 2)
+  path = tmp_path / "wiki.txt"
+  path.write_bytes(raw.rstrip(b"\n"))
+  whole_stats = corpus.CorpusStats()
+  whole = list(corpus.iter_file(str(path), stats=whole_stats))
+  for parts in (7, 31):
+    got, stats = [], corpus.CorpusStats()
+    for pieces in corpus.split_ranges([str(path)], parts):
+      for p, start, end in pieces:
+        got.extend(corpus.iter_file(p, stats=stats, start=start, end=end, align_docs=True))
+    assert got == whole
+    # Same counts (mid-file readers name a byte offset instead of a line number).
+    counts = lambda st: {k: v for k, v in st.as_dict().items() if k != "skipped_examples"}
+    assert counts(stats) == counts(whole_stats)
+  assert whole_stats.skipped_undecodable == 2 and whole_stats.documents > 20
+
+
+def test_builder_probabilities_match_the_original(ref_tok):
+  """One-token sentences make the split points deterministic except for the draws:
+  10% single-segment examples, 5% random target lengths (original constants)."""
+  ids = ref_tok.convert_tokens_to_ids(ref_tok.tokenize("한국어 문장을 토큰으로 나눕니다"))
+  builder = example_builder.ExampleBuilder(L, random.Random(0))
+  single = short = n = 0
+  while n < 3000:
+    target = builder._target_length  # the target of the example being gathered
+    ex = builder.add_sentence([ids[n % len(ids)]])
+    if ex:
+      first, second = ex
+      n += 1
+      single += not second
+      short += target < L
+      # Trimmed to L - 2 tokens for [CLS] A [SEP], to L - 3 with a B segment.
+      assert len(first) + len(second) == min(target, L - 3 if second else L - 2)
+      if second:  # A aims at (target - 3) // 2: it stops one short, or takes one more (50%)
+        assert len(first) in ((target - 3) // 2 - 1, (target - 3) // 2)
+  assert 0.085 < single / n < 0.115
+  assert 0.035 < short / n < 0.065
+
+
+def test_sentence_order_fix_changes_only_placement(ref_tok, data_dir):
+  lines = head_lines(data_dir / "corpus/hate-speech-unlabeled/unlabeled_comments_5.txt", 400)
+  sentences = [ref_tok.convert_tokens_to_ids(ref_tok.tokenize(l)) for l in lines]
+  outs = {}
+  for original in (False, True):
+    b = example_builder.ExampleBuilder(64, random.Random(3), original_sentence_order=original)
+    outs[original] = [ex for s in sentences for ex in [b.add_sentence(s)] if ex]
+  # The random draws are the same, so the examples gather the same sentences.
+  assert len(outs[False]) == len(outs[True]) > 50
+  differ = 0
+  for (a1, b1), (a2, b2) in zip(outs[False], outs[True]):
+    if len(a1 + b1) < 61 and len(a2 + b2) < 61:  # nothing trimmed in either
+      assert sorted(a1 + b1) == sorted(a2 + b2)
+    differ += (a1, b1) != (a2, b2)
+  assert differ > 0  # the original really does reorder sentences on this text
+
+
+def test_resume_after_interruption(small_corpus, tmp_path, vocab_v3):
+  ref = tmp_path / "ref"
+  bpd.build(_args(small_corpus, ref, vocab_v3, "--num-out-files", 3, "--unit-mb", 0.02))
+  out = tmp_path / "out"
+  bpd.build(_args(small_corpus, out, vocab_v3, "--num-out-files", 3, "--unit-mb", 0.02))
+  # Interrupted run: the last shard never got its final name, no summary yet.
+  last = out / "pretrain_data.tfrecord-00002-of-00003"
+  last.rename(out / ".tmp-1234abcd-pretrain_data.tfrecord-00002-of-00003")
+  (out / "summary.json").unlink()
+  first = out / "pretrain_data.tfrecord-00000-of-00003"
+  mtime = first.stat().st_mtime_ns
+  summary = bpd.build(_args(small_corpus, out, vocab_v3, "--num-out-files", 3, "--unit-mb", 0.02))
+  assert summary["resumed_shards"] == 2
+  assert first.stat().st_mtime_ns == mtime  # complete shards are not rebuilt
+  assert not list(out.glob(".tmp-*"))
+  for p in sorted(ref.glob("pretrain_data.tfrecord*")):
+    assert (out / p.name).read_bytes() == p.read_bytes()
+  ref_summary = json.loads((ref / "summary.json").read_text())
+  for k in ("examples", "tokens", "documents", "lines", "tokens_trimmed"):
+    assert summary[k] == ref_summary[k]
+
+
+def test_existing_shards_refused_unless_overwrite(small_corpus, tmp_path, capsys, vocab_v3):
+  out = tmp_path / "out"
+  bpd.build(_args(small_corpus, out, vocab_v3, "--num-out-files", 1))
+  argv = ["--corpus-dir", str(small_corpus), "--vocab-file", vocab_v3, "--output-dir",
+          str(out), "--no-progress", "--num-out-files", "1"]
+  assert bpd.main(argv) == 2
+  assert "already holds" in capsys.readouterr().err
+  assert bpd.main(argv + ["--max-seq-length", "64"]) == 2  # another build's shards
+  assert "--overwrite" in capsys.readouterr().err
+  assert bpd.main(argv + ["--overwrite", "--max-seq-length", "64"]) == 0
+  assert json.loads((out / "summary.json").read_text())["options"]["max_seq_length"] == 64
+
+
+def test_bad_input_messages(small_corpus, tmp_path, capsys, vocab_v3):
+  def run(*argv):
+    code = bpd.main([*map(str, argv), "--no-progress"])
+    return code, capsys.readouterr()
+
+  code, cap = run("--corpus-dir", tmp_path / "nope", "--vocab-file", vocab_v3,
+                  "--output-dir", tmp_path / "o1")
+  assert code == 2 and "not found" in cap.err and "nope" in cap.err
+  (tmp_path / "emptydir").mkdir()
+  code, cap = run("--corpus-dir", tmp_path / "emptydir", "--vocab-file", vocab_v3,
+                  "--output-dir", tmp_path / "o2")
+  assert code == 2 and "no corpus files" in cap.err
+  (tmp_path / "empties").mkdir()
+  (tmp_path / "empties/a.txt").write_text("")
+  code, cap = run("--corpus-dir", tmp_path / "empties", "--vocab-file", vocab_v3,
+                  "--output-dir", tmp_path / "o3")
+  assert code == 2 and "empty" in cap.err
+  # A vocab without the special tokens.
+  bad_vocab = tmp_path / "vocab.txt"
+  bad_vocab.write_text("\n".join(l for l in open(vocab_v3, encoding="utf-8").read().split("\n")
+                                 if l and l not in ("[CLS]", "[SEP]")) + "\n")
+  code, cap = run("--corpus-dir", small_corpus, "--vocab-file", bad_vocab,
+                  "--output-dir", tmp_path / "o4")
+  assert code == 2 and "[CLS]" in cap.err and str(bad_vocab) in cap.err
+  assert not (tmp_path / "o4").exists() or not list((tmp_path / "o4").glob("pretrain*"))
+  # Undecodable bytes: the line is skipped and counted, the rest is built.
+  mixed = tmp_path / "mixed"
+  mixed.mkdir()
+  good = (small_corpus / "a_comments.txt").read_bytes()
+  (mixed / "m.txt").write_bytes(b"\xff\xfe\xfa broken\n" + good + b"\xc3\x28\n")
+  (mixed / "zero.txt").write_bytes(b"")
+  code, cap = run("--corpus-dir", mixed, "--vocab-file", vocab_v3, "--output-dir",
+                  tmp_path / "o5")
+  assert code == 0, cap.err
+  summary = json.loads((tmp_path / "o5/summary.json").read_text())
+  assert summary["skipped_undecodable"] == summary["skipped_lines"] == 2
+  assert summary["skipped_examples"][0].startswith(str(mixed / "m.txt") + ":1")
+  assert summary["empty_files"] == [str(mixed / "zero.txt")]
+  assert "skipped lines 2" in cap.out
+
+
+def test_json_lines_and_inspection(data_dir, tmp_path, capsys, vocab_v3):
+  src = data_dir / "corpus/petitions/petitions_2017-08"
+  with open(src, encoding="utf-8") as f:
+    rows = [next(f) for _ in range(30)]
+  d = tmp_path / "petitions"
+  d.mkdir()
+  (d / "p.jsonl").write_text("".join(rows) + '{"title": "no content"}\n', encoding="utf-8")
+  out = tmp_path / "out"
+  assert bpd.main(["--corpus-dir", str(d), "--vocab-file", vocab_v3, "--output-dir", str(out),
+                   "--text-field", "content", "--max-seq-length", "64", "--no-progress"]) == 0
+  capsys.readouterr()
+  summary = json.loads((out / "summary.json").read_text())
+  assert summary["documents"] == 30 and summary["skipped_bad_json"] == 1
+  shard = out / "pretrain_data.tfrecord-00000-of-00001"
+  assert bpd.main(["--inspect", str(shard), "--vocab-file", vocab_v3, "-n", "2"]) == 0
+  printed = capsys.readouterr().out
+  assert printed.count("--- example") == 2
+  first_word = json.loads(rows[0])["content"].split()[0]
+  tokens = tokenization.FullTokenizer(vocab_v3).tokenize(first_word)
+  assert printed.split("\n")[1].startswith("A: [CLS] " + " ".join(tokens).replace(" ##", ""))
