@@ -330,6 +330,9 @@ def parse_hparams(hparams):
     raise ConfigError(f"{where}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
   if not isinstance(value, dict):
     raise ConfigError(f"{where}: expected a JSON object, got {type(value).__name__}")
+  for k in ("model_name", "data_dir"):
+    if k in value:
+      raise ConfigError(f"{where}: {k!r} is not an hparam; pass it as --{k.replace('_', '-')}")
   return value
 
 

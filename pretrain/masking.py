@@ -18,6 +18,7 @@ import functools
 
 import tensorflow.compat.v1 as tf
 
+import configure_pretraining
 from model import modeling
 from pretrain import sampling
 
@@ -30,8 +31,11 @@ Inputs = collections.namedtuple(
                "masked_lm_ids", "masked_lm_weights"])
 
 
-class MaskingError(ValueError):
-  """The vocabulary lacks a token masking needs (names the file)."""
+class MaskingError(configure_pretraining.ConfigError):
+  """The vocab file cannot give the ids masking needs (names the file).
+
+  A ConfigError, so CLIs that report config errors report this one too.
+  """
 
 
 def features_to_inputs(features):
@@ -48,7 +52,10 @@ def features_to_inputs(features):
 def special_token_ids(vocab_file):
   """{'[MASK]': id, ...} for SPECIAL_TOKENS from a vocab file ([PAD] optional)."""
   from model import tokenization
-  vocab = tokenization.load_vocab(vocab_file)
+  try:
+    vocab = tokenization.load_vocab(vocab_file)
+  except tokenization.VocabError as e:
+    raise MaskingError(f"{e} (vocab_file, needed for masking)") from e
   out = {}
   for tok in SPECIAL_TOKENS:
     if tok in vocab:

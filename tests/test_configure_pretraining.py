@@ -80,6 +80,8 @@ def test_unknown_key_names_closest_valid_keys(tmp_path):
   bad.write_text('{"learning_rate": 1e-4,}')
   with pytest.raises(cp.ConfigError, match=r"bad.json: invalid JSON at line 1"):
     cp.parse_hparams(str(bad))
+  with pytest.raises(cp.ConfigError, match=r"'data_dir' is not an hparam; pass it as --data-dir"):
+    cp.parse_hparams('{"data_dir": "/x"}')
   with pytest.raises(cp.ConfigError, match=r"neither a JSON object nor an existing file"):
     cp.parse_hparams(str(tmp_path / "missing.json"))
 

@@ -188,3 +188,13 @@ def test_disallow_never_samples_the_original_and_labels():
   np.testing.assert_array_equal(labels, (fake != ids).astype(np.int32))
   assert labels.sum() == int(w.sum())
   assert labels_free.sum() == 0  # correct samples count as real
+
+
+def test_bad_vocab_file_is_a_config_error(tmp_path):
+  import configure_pretraining as cp
+  with pytest.raises(cp.ConfigError, match=r"missing\.txt"):
+    masking.special_token_ids(str(tmp_path / "missing.txt"))
+  bad = tmp_path / "dup.txt"
+  bad.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n가\n가\n", encoding="utf-8")
+  with pytest.raises(cp.ConfigError, match=r"dup\.txt:7"):
+    masking.special_token_ids(str(bad))
