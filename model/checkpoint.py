@@ -255,3 +255,50 @@ def tf_to_hf_state(tf_values, model="discriminator"):
   if model == "generator" and "electra.embeddings.word_embeddings.weight" in out:
     out["generator_lm_head.weight"] = out["electra.embeddings.word_embeddings.weight"]
   return out
+
+
+def hf_to_tf_name(hf_name, model="discriminator", untied_embeddings=False):
+  """Maps a Hugging Face ELECTRA parameter name to (TF variable name, transpose) or None.
+
+  The inverse of tf_to_hf_name. `generator_lm_head.weight` is the (tied) word embedding
+  table. untied_embeddings: the generator's embeddings live under `generator/embeddings`.
+  """
+  if model not in ("discriminator", "generator"):
+    raise ValueError("model must be 'discriminator' or 'generator', got %r" % model)
+  encoder_scope = "electra" if model == "discriminator" else "generator"
+  embeddings_scope = encoder_scope if untied_embeddings else "electra"
+  if model == "generator" and hf_name == "generator_lm_head.weight":
+    return embeddings_scope + "/embeddings/word_embeddings", False
+  if model == "generator" and hf_name == "generator_lm_head.bias":
+    return "generator_predictions/output_bias", False
+  parts = hf_name.split(".")
+  if len(parts) < 2:
+    return None
+  top, body, leaf = parts[0], parts[1:-1], parts[-1]
+  if top == "electra":
+    scope = embeddings_scope if body[:1] == ["embeddings"] else encoder_scope
+  elif top == "discriminator_predictions" and model == "discriminator":
+    scope = top
+    body = ["dense_1" if p == "dense_prediction" else p for p in body]
+  elif top == "generator_predictions" and model == "generator":
+    scope = top
+  else:
+    return None
+  out = []
+  i = 0
+  while i < len(body):
+    if body[i] == "layer" and i + 1 < len(body) and body[i + 1].isdigit():
+      out.append("layer_" + body[i + 1])
+      i += 2
+    else:
+      out.append(body[i])
+      i += 1
+  if out and out[-1].endswith("_embeddings") and leaf == "weight":
+    return "/".join([scope] + out), False
+  if out and out[-1] == "LayerNorm":
+    tf_leaf = {"weight": "gamma", "bias": "beta"}.get(leaf)
+  else:
+    tf_leaf = {"weight": "kernel", "bias": "bias"}.get(leaf)
+  if tf_leaf is None:
+    return None
+  return "/".join([scope] + out + [tf_leaf]), tf_leaf == "kernel"

@@ -170,6 +170,27 @@ def test_hf_name_mapping():
   assert m("global_step") is None
 
 
+def test_hf_names_map_back_to_every_tf_variable(pretraining_ckpt):
+  values = pretraining_ckpt[1]
+  mapped = 0
+  for name in values:
+    for which in ("discriminator", "generator"):
+      hf = checkpoint.tf_to_hf_name(name, which)
+      if hf is not None:
+        assert checkpoint.hf_to_tf_name(hf[0], which) == (name, hf[1]), (name, which)
+        mapped += 1
+  # Every model variable belongs to at least one of the two HF models.
+  model_vars = [n for n in values if n != "global_step" and not checkpoint.is_optimizer_slot(n)]
+  assert all(checkpoint.tf_to_hf_name(n, "discriminator") or
+             checkpoint.tf_to_hf_name(n, "generator") for n in model_vars)
+  assert mapped == len(model_vars) + 5  # shared: 3 embedding tables + embedding LayerNorm
+  assert checkpoint.hf_to_tf_name("generator_lm_head.weight", "generator") == (
+      "electra/embeddings/word_embeddings", False)
+  assert checkpoint.hf_to_tf_name("electra.embeddings.word_embeddings.weight", "generator",
+                                  untied_embeddings=True) == (
+      "generator/embeddings/word_embeddings", False)
+
+
 # ---------------------------------------------------------------- checkpoint.py
 
 
