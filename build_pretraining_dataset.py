@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import random
+import resource
 import struct
 import sys
 import time
@@ -326,6 +327,7 @@ def build(args, progress=True):
                file=sys.stderr, dynamic_ncols=True)
   results = _unit_results(tasks, opts, tokenizer, args.num_processes)
   t_start = time.time()
+  cpu_start = _cpu_seconds()
   try:
     for s in todo:
       shard = fileio.join(out_dir, SHARD_NAME.format(s, num_out))
@@ -350,6 +352,7 @@ def build(args, progress=True):
       bar.close()
 
   elapsed = time.time() - t_start
+  cpu = _cpu_seconds() - cpu_start  # workers are reaped by now: their CPU is included
   c, k = totals.corpus, totals.counts
   new_examples = k["examples"] - resumed_examples
   summary = {
@@ -375,6 +378,7 @@ def build(args, progress=True):
       "unk_ratio": k["unk_tokens"] / k["tokens"] if k["tokens"] else 0.0,
       "wall_time_s": round(time.time() - t0, 3),
       "build_time_s": round(elapsed, 3),
+      "build_cpu_s": round(cpu, 3),
       "examples_per_s": round(new_examples / elapsed, 1) if elapsed > 0 else 0.0,
       "num_processes": args.num_processes,
       "options": {k2: v for k2, v in config.items() if k2 != "files"},
@@ -382,6 +386,13 @@ def build(args, progress=True):
   with fileio.atomic_write(fileio.join(out_dir, SUMMARY)) as f:
     json.dump(summary, f, indent=1, ensure_ascii=False)
   return summary
+
+
+def _cpu_seconds():
+  """CPU time of this process and its reaped children (the workers)."""
+  me = resource.getrusage(resource.RUSAGE_SELF)
+  kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def print_summary(s, out=None):

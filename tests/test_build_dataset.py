@@ -295,3 +295,19 @@ def test_json_lines_and_inspection(data_dir, tmp_path, capsys, vocab_v3):
   first_word = json.loads(rows[0])["content"].split()[0]
   tokens = tokenization.FullTokenizer(vocab_v3).tokenize(first_word)
   assert printed.split("\n")[1].startswith("A: [CLS] " + " ".join(tokens).replace(" ##", ""))
+
+
+def test_gzip_input_reads_like_plain_text(small_corpus, tmp_path, vocab_v3):
+  import gzip
+  gz_dir = tmp_path / "gz"
+  gz_dir.mkdir()
+  for p in sorted(small_corpus.iterdir()):
+    (gz_dir / (p.name + ".gz")).write_bytes(gzip.compress(p.read_bytes()))
+  outs = []
+  for d in (small_corpus, gz_dir):
+    out = tmp_path / ("out-" + d.name)
+    # One work unit each, so both runs draw the same random numbers.
+    summary = bpd.build(_args(d, out, vocab_v3, "--num-out-files", 1, "--unit-mb", 100))
+    outs.append(((out / "pretrain_data.tfrecord-00000-of-00001").read_bytes(),
+                 summary["lines"], summary["documents"]))
+  assert outs[0] == outs[1]

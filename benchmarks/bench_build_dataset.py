@@ -1,0 +1,146 @@
+"""Corpus-builder speed and memory, measured side by side in one run.
+
+  PYTHONPATH=. .venv/bin/python benchmarks/bench_build_dataset.py [--mb 17] [--repeat 10]
+
+Input: the shared Korean corpus as plain text (~17 MB: petitions' `content` with a blank
+line between petitions, news comments, wiki samples), max_seq_length 128.
+
+Speed: the baseline is this project's pure-Python mode, which runs the original
+algorithm with the reference (pure-Python, original-BERT) tokenizer: one process, and
+two processes (the original's setting on this machine). Against it: the fast tokenizer
+with 1 and 2 processes. examples/s is counted after start-up (tokenizer built), as the
+original's 6,100 examples/s was counted after TensorFlow start-up.
+
+Memory: peak RSS of the largest process (parent or worker), for the corpus and for the
+same corpus with every file concatenated `--repeat` times.
+
+Each build runs in its own process, so start-up and memory are measured cleanly. The
+machine is shared: compare the figures of one run, not across runs.
+"""
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.conftest import shared_data_dir  # noqa: E402
+
+ORIGINAL_EXAMPLES_PER_S = 6100  # the original builder here, TF 2.15, 2 processes (issue 4)
+
+
+def make_corpus(out_dir, limit_mb, repeat=1):
+  """Write the shared corpus as plain text files; returns total bytes."""
+  data = shared_data_dir() / "corpus"
+  out_dir.mkdir(parents=True, exist_ok=True)
+  docs = []  # (name, text)
+  for p in sorted((data / "petitions").glob("petitions_*")):
+    paragraphs = []
+    with open(p, encoding="utf-8") as f:
+      for line in f:
+        text = json.loads(line)["content"]
+        lines = [l.strip() for l in text.splitlines() if l.strip()]
+        if lines:
+          paragraphs.append("\n".join(lines) + "\n\n")
+    docs.append((p.name + ".txt", "".join(paragraphs)))
+  comments = data / "hate-speech-unlabeled/unlabeled_comments_5.txt"
+  docs.append((comments.name, comments.read_text(encoding="utf-8")))
+  for p in sorted((data / "namuwikitext").glob("*.sample")):
+    docs.append((p.name, p.read_text(encoding="utf-8")))
+  budget = int(limit_mb * (1 << 20)) if limit_mb else None
+  total = 0
+  for name, text in docs:
+    raw = text.encode("utf-8")
+    if budget is not None:
+      raw = raw[:max(budget - total, 0)]
+      raw = raw[:raw.rfind(b"\n") + 1]
+    if not raw:
+      continue
+    (out_dir / name).write_bytes(raw * repeat)
+    total += len(raw)
+  return total * repeat
+
+
+def run_build(corpus_dir, out_dir, procs, tokenizer, vocab):
+  """Run the CLI in a child process; returns (summary, peak RSS MB of largest process)."""
+  cmd = [sys.executable, str(ROOT / "build_pretraining_dataset.py"), "--corpus-dir",
+         str(corpus_dir), "--vocab-file", vocab, "--output-dir", str(out_dir),
+         "--max-seq-length", "128", "--num-processes", str(procs), "--tokenizer",
+         tokenizer, "--overwrite", "--no-progress"]
+  # A wrapper process: its RUSAGE_CHILDREN peak covers the build and its workers only.
+  wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], "
+             "stdout=subprocess.DEVNULL); print(r.returncode, "
+             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+  env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+  out = subprocess.run([sys.executable, "-c", wrapper, *cmd], env=env, check=True,
+                       capture_output=True, text=True).stdout.split()
+  if out[0] != "0":
+    raise SystemExit(f"build failed: {' '.join(cmd)}")
+  with open(out_dir / "summary.json", encoding="utf-8") as f:
+    return json.load(f), int(out[1]) / 1024
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  ap.add_argument("--mb", type=float, default=0, help="use only the first MB of the corpus")
+  ap.add_argument("--repeat", type=int, default=10, help="memory run: corpus x this")
+  ap.add_argument("--skip-reference-1", action="store_true",
+                  help="skip the slowest row (reference tokenizer, 1 process)")
+  args = ap.parse_args()
+  vocab = str(shared_data_dir() / "vocab/v3/vocab.txt")
+  with tempfile.TemporaryDirectory(prefix="bench_corpus_") as tmp:
+    tmp = pathlib.Path(tmp)
+    size = make_corpus(tmp / "corpus", args.mb)
+    print(f"corpus: {size / 1e6:.1f} MB in {len(list((tmp / 'corpus').iterdir()))} files, "
+          f"max_seq_length 128, {os.cpu_count()} cores")
+    rows = [("reference", 2), ("fast", 1), ("fast", 2)]
+    if not args.skip_reference_1:
+      rows.insert(0, ("reference", 1))
+    results = {}
+    print(f"load average before: {os.getloadavg()[0]:.1f} (other jobs share these cores: "
+          "wall-clock rates fall with load; CPU seconds do not)")
+    print(f"{'tokenizer':<10} {'procs':>5} {'examples':>9} {'tokens':>10} {'build s':>8} "
+          f"{'wall s':>7} {'ex/s':>8} {'Mtok/s':>7} {'CPU s':>7} {'ex/CPU-s':>8} "
+          f"{'peak RSS MB':>11}")
+    for tok, procs in rows:
+      s, rss = run_build(tmp / "corpus", tmp / f"out-{tok}-{procs}", procs, tok, vocab)
+      results[tok, procs] = s
+      print(f"{tok:<10} {procs:>5} {s['examples']:>9,} {s['tokens']:>10,} "
+            f"{s['build_time_s']:>8.2f} {s['wall_time_s']:>7.2f} {s['examples_per_s']:>8,.0f} "
+            f"{s['tokens'] / s['build_time_s'] / 1e6:>7.2f} {s['build_cpu_s']:>7.2f} "
+            f"{s['examples'] / s['build_cpu_s']:>8,.0f} {rss:>11.0f}")
+    same = all((tmp / f"out-{t}-{p}").joinpath(
+        "pretrain_data.tfrecord-00000-of-00001").read_bytes() ==
+        (tmp / "out-fast-2/pretrain_data.tfrecord-00000-of-00001").read_bytes()
+        for t, p in results)
+    print(f"all runs wrote byte-identical shards: {same}")
+    fast = results["fast", 2]["examples_per_s"]
+    for key in (("reference", 1), ("reference", 2)):
+      if key in results:
+        base = results[key]
+        # On idle cores a build takes CPU s / processes; that ratio ignores other jobs.
+        idle = ((base["build_cpu_s"] / key[1]) /
+                (results["fast", 2]["build_cpu_s"] / 2))
+        print(f"speed-up, fast x2 processes vs reference x{key[1]}: "
+              f"{fast / base['examples_per_s']:.1f}x wall-clock, {idle:.1f}x from CPU "
+              "seconds (idle cores)")
+    print(f"recorded original builder (TF 2.15, 2 processes, its own corpus layout): "
+          f"{ORIGINAL_EXAMPLES_PER_S:,} ex/s; 3x target {3 * ORIGINAL_EXAMPLES_PER_S:,} ex/s; "
+          f"here {fast:,.0f} ex/s (examples per token depend on the layout: compare the "
+          "side-by-side ratio)")
+
+    # Memory: the same corpus concatenated --repeat times (each file repeated).
+    big = make_corpus(tmp / "corpus_big", args.mb, repeat=args.repeat)
+    s1, rss1 = run_build(tmp / "corpus", tmp / "mem-1", 2, "fast", vocab)
+    s2, rss2 = run_build(tmp / "corpus_big", tmp / "mem-big", 2, "fast", vocab)
+    print(f"peak RSS (largest process), fast x2: {size / 1e6:.0f} MB corpus {rss1:.0f} MB, "
+          f"{big / 1e6:.0f} MB corpus {rss2:.0f} MB: ratio {rss2 / rss1:.2f} "
+          f"(examples {s1['examples']:,} vs {s2['examples']:,}, "
+          f"{s2['examples_per_s']:,.0f} ex/s on the big one)")
+
+
+if __name__ == "__main__":
+  main()
