@@ -10,6 +10,10 @@ The generator is built with scope="generator": it reads the discriminator's embe
 "electra/embeddings" (one shared table) unless untied_embeddings=True.
 
 All shapes are static when the inputs have static shapes (TPU requirement).
+
+use_bf16: embeddings are looked up and normalised in float32, then the projection and every
+transformer matmul run in bfloat16 (variables stay float32 and are cast on use). Softmax,
+LayerNorm statistics and the residual sums are float32; outputs are returned as float32.
 """
 import copy
 import json
