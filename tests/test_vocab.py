@@ -1,4 +1,5 @@
 """The vocab builder on real Korean text: layout, casing, Mecab recipe, report, bad input."""
+import gzip
 import json
 import os
 import unicodedata
@@ -158,7 +159,11 @@ def test_bad_inputs_fail_cleanly(tmp_path, capsys, corpus_dir):
   empty.write_bytes(b"\n\n")
   latin1 = tmp_path / "latin1.txt"
   latin1.write_bytes("caf\u00e9 na\u00efve\n".encode("latin-1") * 3)
+  whole = gzip.compress((corpus_dir / "comments.txt").read_bytes())
+  truncated = tmp_path / "truncated.txt.gz"
+  truncated.write_bytes(whole[:len(whole) // 2])
   cases = [
+      (["--corpus", str(truncated)], "cannot read corpus file " + str(truncated)),
       (["--corpus", str(tmp_path / "missing.txt")], "missing.txt"),
       (["--corpus", str(empty)], "empty.txt"),
       (["--corpus", str(latin1)], "latin1.txt:1: not UTF-8"),
@@ -187,6 +192,15 @@ def test_undecodable_lines_are_skipped_and_counted(tmp_path, corpus_dir):
   assert rep["corpus"]["skipped_undecodable"] == 2
   assert rep["corpus"]["lines"] == 1500
   assert rep["corpus"]["skipped_examples"][0].endswith("mixed.txt:701: not UTF-8")
+
+
+def test_gzip_corpus(tmp_path, corpus_dir):
+  gz = tmp_path / "comments.txt.gz"
+  gz.write_bytes(gzip.compress((corpus_dir / "comments.txt").read_bytes()))
+  tokens, rep = _build([gz], tmp_path / "out", vocab_size=2600, alphabet=800)
+  plain, _ = _build([corpus_dir / "comments.txt"], tmp_path / "plain", vocab_size=2600,
+                    alphabet=800)
+  assert rep["corpus"]["lines"] == 2000 and tokens == plain
 
 
 def test_eval_file_reported(tmp_path, corpus_dir, data_dir):

@@ -35,11 +35,11 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 
 
 def _first_line(path):
-  opener = gzip.open if path.endswith(".gz") else (lambda p, m: fileio.open_file(p, m))
-  with opener(path, "rb") as f:
-    for raw in f:
-      if raw.strip():
-        return raw.lstrip()
+  with fileio.open_file(path, "rb") as raw:
+    f = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
+    for line in f:
+      if line.strip():
+        return line.lstrip()
   return b""
 
 
@@ -95,9 +95,7 @@ class CorpusReader:
     index = 0
     try:
       for path, field in self.plan:
-        for line in corpus.iter_file(path, field, self.stats):
-          if line is None:
-            continue
+        for line in self._lines(path, field):
           index += 1
           if index % 4096 == 0:
             bar.update(self.stats.bytes_read - seen)
@@ -112,6 +110,14 @@ class CorpusReader:
       bar.update(self.stats.bytes_read - seen)
     finally:
       bar.close()
+
+  def _lines(self, path, field):
+    try:
+      for line in corpus.iter_file(path, field, self.stats):
+        if line is not None:
+          yield line
+    except (OSError, EOFError) as e:  # e.g. a truncated .gz
+      raise corpus.CorpusError(f"cannot read corpus file {path}: {e}") from e
 
   def check_not_empty(self):
     if self.train_lines == 0:
@@ -166,6 +172,8 @@ def build(args):
     raise VocabError(f"--vocab-size {args.vocab_size} must exceed the {len(SPECIALS)} specials")
   if args.unused < 0:
     raise VocabError(f"--unused must be >= 0, got {args.unused}")
+  if args.holdout_every < 0 or args.max_eval_lines < 1:
+    raise VocabError("--holdout-every must be >= 0 and --max-eval-lines >= 1")
   if args.limit_alphabet is not None and args.limit_alphabet < 1:
     raise VocabError(f"--limit-alphabet must be >= 1, got {args.limit_alphabet}")
   plan, skipped_files = plan_files(args.corpus, args.text_field)
@@ -273,7 +281,7 @@ def main(argv=None):
     print(f"error: {e}", file=sys.stderr)
     return 2
   except OSError as e:
-    print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+    print(f"error: {e}", file=sys.stderr)
     return 2
   print(report_lib.format_summary(rep))
   print(f"report: {fileio.join(args.output_dir, 'vocab_report.json')}")

@@ -143,7 +143,7 @@ def train_from_counts(seg_counts, vocab_size, min_frequency=2, alphabet_limit=No
     trainer = trainers.WordPieceTrainer(
         vocab_size=target, min_frequency=min_frequency, special_tokens=SPECIALS + preset,
         continuing_subword_prefix="##", show_progress=progress)
-    tok.train_from_iterator(mp.iter_training_text(seg_counts), trainer)
+    tok.train_from_iterator(mp.iter_training_text(seg_counts), trainer, length=len(seg_counts))
     vocab = tok.get_vocab(with_added_tokens=True)
     raw = sorted(vocab, key=vocab.get)
     tokens = _layout(list(dict.fromkeys(mp.decode_token(t) for t in raw)))
