@@ -90,21 +90,24 @@ def _resolve_case_settings(vocab, vocab_file, do_lower_case, strip_accents,
     strip_accents = do_lower_case  # as in original/HF BERT
   if allow_korean_lowercase or not (do_lower_case or strip_accents):
     return strip_accents
-  has_hangul = any(_has_hangul_syllable(t) for t in vocab)
-  has_upper = any(_has_upper_latin(t) for t in vocab)
-  if strip_accents and has_hangul:
+  # [PAD], [unused0] and the like say nothing about the vocab's casing.
+  words = [t for t in vocab if not (t.startswith("[") and t.endswith("]") and len(t) > 2)]
+  hangul = [t for t in words if _has_hangul_syllable(t)][:3]
+  upper = [t for t in words if _has_upper_latin(t)][:3]
+  if strip_accents and hangul:
     raise TokenizerConfigError(
         f"{vocab_file}: accent stripping (do_lower_case={do_lower_case}, "
         f"strip_accents={strip_accents}) NFD-decomposes Hangul syllables into jamo "
-        "(e.g. '한' -> 'ᄒ'+'ᅡ'+'ᆫ'), but this vocab holds whole syllables, so most "
-        "Korean words would become [UNK]. KoELECTRA vocabs are cased: use "
+        f"(e.g. '한' -> 'ᄒ'+'ᅡ'+'ᆫ'), but this vocab holds whole syllables "
+        f"({', '.join(hangul)}, ...), so most Korean words would become [UNK]. "
+        "KoELECTRA vocabs are cased: use "
         "do_lower_case=False, or strip_accents=False if you must lower-case; pass "
         "allow_korean_lowercase=True to force it anyway.")
-  if do_lower_case and has_upper:
+  if do_lower_case and upper:
     raise TokenizerConfigError(
         f"{vocab_file}: do_lower_case=True but this is a cased vocab (it has "
-        "upper-case Latin tokens such as 'EL'), so lower-cased text would no longer "
-        "match its pieces. KoELECTRA vocabs are cased: use do_lower_case=False; pass "
+        f"upper-case tokens such as {', '.join(upper)}), so lower-cased text would "
+        "no longer match its pieces. KoELECTRA vocabs are cased: use do_lower_case=False; pass "
         "allow_korean_lowercase=True to force it anyway.")
   return strip_accents
 
@@ -314,127 +317,142 @@ class FullTokenizer:
 # Fast path
 
 
-def _char_class(predicate, python_re):
-  """A regex character class of every code point satisfying predicate.
+@functools.lru_cache(maxsize=None)
+def _char_ranges():
+  """Code point ranges of the reference's character classes, from Python's unicodedata.
 
-  python_re=True gives Python `re` syntax, else Oniguruma syntax (`tokenizers`).
-  Built from Python's own unicodedata so both paths share one Unicode version.
+  Both paths then share one Unicode version. Returns {"removed": ..., "isolated": ...}
+  as lists of (first, last): chars cleaning deletes, and chars split off on their own
+  (punctuation and CJK ideographs).
   """
+  cats = list(map(unicodedata.category, map(chr, range(0x110000))))
+  removed = [cp for cp, c in enumerate(cats) if c in ("Cc", "Cf")]
+  removed = sorted(set(removed) - {9, 10, 13} | {0, 0xFFFD})
+  isolated = [cp for cp, c in enumerate(cats) if c[0] == "P"]
+  isolated = sorted(set(isolated) | {cp for lo, hi in _CJK_RANGES for cp in range(lo, hi + 1)}
+                    | {cp for cp in range(128) if _is_punctuation(chr(cp))})
+  return {"removed": _to_ranges(removed), "isolated": _to_ranges(isolated)}
+
+
+def _to_ranges(cps):
   ranges = []
-  start = prev = None
-  for cp in range(0x110000):
-    if 0xD800 <= cp <= 0xDFFF:
-      continue  # surrogates: not valid in UTF-8 text
-    if predicate(cp):
-      if start is None:
-        start = cp
-      elif cp != prev + 1:
-        ranges.append((start, prev))
-        start = cp
-      prev = cp
-  if start is not None:
-    ranges.append((start, prev))
+  for cp in cps:
+    if ranges and ranges[-1][1] == cp - 1:
+      ranges[-1][1] = cp
+    else:
+      ranges.append([cp, cp])
+  return [tuple(r) for r in ranges]
 
-  def esc(cp):
-    if python_re:
-      return f"\\U{cp:08x}"
-    return f"\\x{{{cp:X}}}"
 
-  parts = [esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in ranges]
+def _regex_class(ranges, onig=False):
+  """A character class for Python `re`, or for Oniguruma (`tokenizers`) if onig."""
+  esc = (lambda cp: f"\\x{{{cp:X}}}") if onig else (lambda cp: f"\\U{cp:08x}")
+  parts = [esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in ranges
+           if not 0xD800 <= a <= 0xDFFF]
   return "[" + "".join(parts) + "]"
-
-
-def _is_removed_cp(cp):
-  return cp == 0 or cp == 0xFFFD or _is_control(chr(cp))
 
 
 @functools.lru_cache(maxsize=None)
 def _removed_chars_re():
-  return re.compile(_char_class(_is_removed_cp, python_re=True))
+  return re.compile(_regex_class(_char_ranges()["removed"]))
 
 
-@functools.lru_cache(maxsize=None)
-def _unsafe_line_re():
-  # A line needs the careful path if cleaning would change more than whitespace,
-  # or if it holds a literal special token.
-  return re.compile(_char_class(_is_removed_cp, python_re=True) + "|" +
-                    _SPECIAL_SPLIT_RE.pattern)
-
-
-@functools.lru_cache(maxsize=None)
-def _isolated_class_onig():
-  return _char_class(lambda cp: _is_punctuation(chr(cp)) or _is_cjk_char(cp),
-                     python_re=False)
+_WORD_SEP = "\x00"  # joins words for one backend call; cleaning removes NUL from words
 
 
 class FastTokenizer(FullTokenizer):
   """Same arguments, methods and ids as FullTokenizer, much faster.
 
-  How: a line is split on whitespace in Python (after the same cleaning as the
-  reference, done by one regex only when the line needs it); each distinct word is
-  tokenized once -- case/accent handling in Python, punctuation/CJK split and WordPiece
-  by `tokenizers` in Rust -- and its ids are cached. Tokenizing a line of one word or
-  many gives the same ids, so the cache cannot change results.
+  How: a text is split on whitespace in Python (after the reference's cleaning, done
+  by one regex and only when the text needs it). Each distinct word is tokenized once
+  and its ids are cached: case/accents in Python, punctuation/CJK split and WordPiece
+  by `tokenizers` (Rust), many words per call. Tokenizing a text word by word gives
+  the same ids as tokenizing it whole, so the cache cannot change results.
   """
 
   def __init__(self, vocab_file, do_lower_case=False, strip_accents=None,
-               allow_korean_lowercase=False, cache_size=1_000_000):
+               allow_korean_lowercase=False, cache_size=2_000_000):
     super().__init__(vocab_file, do_lower_case, strip_accents, allow_korean_lowercase)
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
-    model = models.WordPiece(dict(self.vocab), unk_token=UNK,
-                             continuing_subword_prefix="##",
-                             max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD)
-    backend = Tokenizer(model)
-    # Words arrive already cleaned and free of whitespace; Rust isolates punctuation
-    # and CJK characters (classes taken from Python's unicodedata) and runs WordPiece.
+    from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers
+    backend = Tokenizer(models.WordPiece(
+        dict(self.vocab), unk_token=UNK, continuing_subword_prefix="##",
+        max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
+    # Words arrive cleaned, whitespace-free and case-normalized; Rust isolates
+    # punctuation and CJK chars (classes from Python's unicodedata) and runs WordPiece.
     backend.pre_tokenizer = pre_tokenizers.Split(
-        Regex(_isolated_class_onig()), behavior="isolated")
+        Regex(_regex_class(_char_ranges()["isolated"], onig=True)), behavior="isolated")
+    # NUL separates the words of one call; it gets the id len(vocab), outside the vocab.
+    backend.add_special_tokens([AddedToken(_WORD_SEP, normalized=False)])
+    self._sep_id = backend.token_to_id(_WORD_SEP)
+    assert self._sep_id == len(self.vocab), self._sep_id
     self.backend = backend
     self.cache_size = cache_size
     self._removed_re = _removed_chars_re()
-    self._unsafe_re = _unsafe_line_re()
-    self._specials = {t: "\x00" + t for t in SPECIAL_TOKENS}  # keys no real word has
+    self._special_keys = {t: _WORD_SEP + t for t in SPECIAL_TOKENS}  # no real word has NUL
     self._reset_cache()
 
   def _reset_cache(self):
-    self._cache = {key: (self.vocab[t],) for t, key in self._specials.items()}
+    self._cache = {key: (self.vocab[t],) for t, key in self._special_keys.items()}
 
   def _words(self, text):
-    """Cache keys of one text: its whitespace-split words, special-token markers."""
+    """Cache keys of one text: its whitespace-split words and special-token keys."""
     if isinstance(text, bytes):
       text = text.decode("utf-8", "ignore")
     elif not isinstance(text, str):
       raise TypeError(f"expected text (str or UTF-8 bytes), got {type(text).__name__}")
-    if not self._unsafe_re.search(text):
+    # Printable text without '[' or U+FFFD needs no cleaning and has no special token
+    # (control chars are never printable), so a plain split is exact.
+    if text.isprintable() and "[" not in text and "\ufffd" not in text:
       return text.split()
     words = []
     for i, chunk in enumerate(_SPECIAL_SPLIT_RE.split(text)):
       if i % 2:
-        words.append(self._specials[chunk])
+        words.append(self._special_keys[chunk])
       else:
-        # Removing control chars may join two pieces into one word, as in the
-        # reference; the remaining whitespace splits exactly like its cleaning.
+        # Deleting control chars may join two pieces into one word, as in the
+        # reference; what remains splits on whitespace exactly like its cleaning.
         words.extend(self._removed_re.sub("", chunk).split())
     return words
 
-  def _fill(self, words):
-    lower, strip = self.do_lower_case, self.strip_accents
-    normed = [_normalize_word(w, lower, strip) for w in words] if (lower or strip) else words
+  def _tokenize_words(self, words, chunk=2000):
+    """ids of each word (tuples), by a few backend calls over NUL-joined words."""
+    if self.do_lower_case or self.strip_accents:
+      normed = [_normalize_word(w, self.do_lower_case, self.strip_accents) for w in words]
+    else:
+      normed = words
+    texts = [_WORD_SEP.join(normed[i:i + chunk]) for i in range(0, len(normed), chunk)]
     encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
-    for w, enc in zip(words, encode(normed, add_special_tokens=False)):
-      self._cache[w] = tuple(enc.ids)
+    out = []
+    sep = self._sep_id
+    for enc in encode(texts, add_special_tokens=False):
+      ids = enc.ids
+      start = 0
+      while True:
+        try:
+          end = ids.index(sep, start)
+        except ValueError:
+          out.append(tuple(ids[start:]))
+          break
+        out.append(tuple(ids[start:end]))
+        start = end + 1
+    assert len(out) == len(words), (len(out), len(words))
+    return out
 
   def encode_batch(self, texts):
     all_words = [self._words(t) for t in texts]
     cache = self._cache
-    missing = {w for ws in all_words for w in ws if w not in cache}
+    seen = set()
+    for ws in all_words:
+      seen.update(ws)
+    missing = seen.difference(cache)
     if missing:
       if len(cache) + len(missing) > self.cache_size:
         # Bounded memory: start afresh rather than track recency per word.
         self._reset_cache()
         cache = self._cache
-        missing = {w for ws in all_words for w in ws if w not in cache}
-      self._fill(list(missing))
+        missing = seen.difference(cache)
+      missing = list(missing)
+      cache.update(zip(missing, self._tokenize_words(missing)))
     get = cache.__getitem__
     chain = itertools.chain.from_iterable
     return [list(chain(map(get, ws))) for ws in all_words]

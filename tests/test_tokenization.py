@@ -1,0 +1,280 @@
+"""Tokenization: the seed example, reference vs fast path on real lines, bad input."""
+import csv
+import json
+import unicodedata
+
+import pytest
+
+from model import tokenization
+from model.tokenization import FastTokenizer, FullTokenizer, VocabError
+from util import corpus
+
+SEED = "[CLS] 한국어 ELECTRA를 공유합니다. [SEP]"
+
+
+# ---------------------------------------------------------------- real lines
+
+
+def _tsv(path, columns, n):
+  out = []
+  with open(path, encoding="utf-8", newline="") as f:
+    for i, row in enumerate(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)):
+      if i >= n:
+        break
+      out.extend(row[c] for c in columns if row.get(c))
+  return out
+
+
+def _first(it, n):
+  out = []
+  for x in it:
+    out.append(x)
+    if len(out) >= n:
+      break
+  return out
+
+
+@pytest.fixture(scope="module")
+def real_lines(data_dir):
+  """About 6,000 real lines: the first rows of a dozen corpus and benchmark files."""
+  d = data_dir
+  lines = []
+  lines += _first(corpus.iter_texts(sorted((d / "corpus/petitions").iterdir()),
+                                    text_field="content"), 1200)
+  lines += _first(corpus.iter_texts(d / "corpus/hate-speech-unlabeled"), 1000)
+  lines += _first(corpus.iter_texts(d / "corpus/namuwikitext"), 500)
+  lines += _tsv(d / "nsmc/derived/nsmc_pool_train.tsv", ["document"], 600)
+  lines += _tsv(d / "kornli/xnli.dev.ko.tsv", ["sentence1", "sentence2"], 250)
+  lines += _tsv(d / "korsts/sts-train.tsv", ["sentence1", "sentence2"], 250)
+  lines += _tsv(d / "paws/dev_2k.tsv", ["sentence1", "sentence2"], 250)
+  lines += _tsv(d / "question-pair/train.tsv", ["question1", "question2"], 250)
+  lines += _tsv(d / "hate-speech/koelectra/train.tsv", ["title", "comment"], 250)
+  with open(d / "kornli/klue/klue-nli-v1.1_dev.json", encoding="utf-8") as f:
+    for ex in json.load(f)[:250]:
+      lines += [ex["premise"], ex["hypothesis"]]
+  with open(d / "korquad/derived/korquad_dev_handover.json", encoding="utf-8") as f:
+    data = json.load(f)["data"]
+  lines += [p["context"] for a in data for p in a["paragraphs"]][:200]
+  lines += [q["question"] for a in data for p in a["paragraphs"] for q in p["qas"]][:250]
+  assert len(lines) >= 5000
+  return lines
+
+
+@pytest.fixture(scope="module")
+def v3_full(vocab_v3):
+  return FullTokenizer(vocab_v3)
+
+
+@pytest.fixture(scope="module")
+def v3_reference_ids(v3_full, real_lines):
+  return [v3_full.encode(line) for line in real_lines]
+
+
+# ---------------------------------------------------------------- seed example
+
+
+@pytest.mark.parametrize("cls", [FullTokenizer, FastTokenizer])
+def test_seed_example_v3(cls, vocab_v3):
+  tok = cls(vocab_v3)
+  tokens = tok.tokenize(SEED)
+  assert tokens == ["[CLS]", "한국어", "EL", "##EC", "##TRA", "##를", "공유", "##합니다",
+                    ".", "[SEP]"]
+  assert tok.convert_tokens_to_ids(tokens) == [2, 11229, 29173, 13352, 25541, 4110,
+                                               7824, 17788, 18, 3]
+  assert tok.convert_ids_to_tokens([2, 11229, 29173]) == ["[CLS]", "한국어", "EL"]
+
+
+@pytest.mark.parametrize("cls", [FullTokenizer, FastTokenizer])
+def test_seed_example_v1(cls, vocab_v1):
+  tok = cls(vocab_v1)
+  tokens = tok.tokenize(SEED)
+  ids = dict(zip(tokens, tok.convert_tokens_to_ids(tokens)))
+  assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]"
+  assert {t: ids[t] for t in ["한국어", "##EC", "##를", "공유", "##합니다"]} == {
+      "한국어": 18429, "##EC": 15229, "##를": 5689, "공유": 12622, "##합니다": 10690}
+  assert ids["[CLS]"] == 2 and ids["[SEP]"] == 3
+
+
+def test_build_tokenizer(vocab_v3):
+  assert type(tokenization.build_tokenizer(vocab_v3)) is FastTokenizer
+  assert type(tokenization.build_tokenizer(vocab_v3, fast=False)) is FullTokenizer
+
+
+# ---------------------------------------------------------------- fast == reference
+
+
+def test_fast_equals_reference_v3(vocab_v3, real_lines, v3_reference_ids):
+  fast = FastTokenizer(vocab_v3)
+  got = fast.encode_batch(real_lines[:3000]) + fast.encode_batch(real_lines[3000:])
+  bad = [i for i, (a, b) in enumerate(zip(got, v3_reference_ids)) if a != b]
+  assert not bad, f"{len(bad)} lines differ, first: {real_lines[bad[0]][:100]!r}"
+  assert len(got) == len(real_lines)
+  # Single-text calls go through the same cache and agree too.
+  for line, ids in zip(real_lines[:200], v3_reference_ids):
+    assert fast.encode(line) == ids
+    assert fast.tokenize(line) == fast.convert_ids_to_tokens(ids)
+
+
+def test_fast_equals_reference_v1(vocab_v1, real_lines):
+  full, fast = FullTokenizer(vocab_v1), FastTokenizer(vocab_v1)
+  lines = real_lines[::2]  # half the lines keeps the suite inside its time budget
+  want = [full.encode(l) for l in lines]
+  got = fast.encode_batch(lines)
+  bad = [i for i, (a, b) in enumerate(zip(got, want)) if a != b]
+  assert not bad, f"{len(bad)} lines differ, first: {lines[bad[0]][:100]!r}"
+
+
+def test_small_cache_gives_same_ids(vocab_v3, real_lines, v3_reference_ids):
+  fast = FastTokenizer(vocab_v3, cache_size=300)  # forces many cache resets
+  got = []
+  for i in range(0, 600, 50):
+    got += fast.encode_batch(real_lines[i:i + 50])
+  assert got == v3_reference_ids[:600]
+
+
+@pytest.mark.parametrize("lower,strip", [(True, None), (True, False), (False, True)])
+def test_fast_equals_reference_with_case_settings(vocab_v3, real_lines, lower, strip):
+  kw = dict(do_lower_case=lower, strip_accents=strip, allow_korean_lowercase=True)
+  full, fast = FullTokenizer(vocab_v3, **kw), FastTokenizer(vocab_v3, **kw)
+  lines = real_lines[::12] + [
+      "Ünïcödé ÇAFÉ naïve ΟΔΥΣΣΕΥΣ Σ. İstanbul ǅemal ŉ ẞ ﬁ",
+      "한국어 ELECTRA를 [CLS] 공유합니다 [CLŚ] x[MASK]y",
+  ]
+  assert fast.encode_batch(lines) == [full.encode(l) for l in lines]
+
+
+def test_edge_cases_agree(vocab_v3, v3_full):
+  fast = FastTokenizer(vocab_v3)
+  cases = [
+      "", "   ", "\t\n", "가" * 100, "가" * 101, "ab\x00cd", "공\u200b유", "\ufffd공유",
+      "공유\u3000합니다\xa0요\u2028끝", "漢字와 한자", "𠀀𪜀𫝀𫠠𬺰 ex", "a[CLS]b[SEP]", "[CL\x00S]",
+      "[cls] [MASK][MASK]", "$^`~|", "\x0b공\x0c유\x1c\x85끝", "\ue000공유 \U000f02ea제",
+      "x" * 150 + ".", "😀😀", "한국", "é", "\u0301",
+  ]
+  for text in cases:
+    assert fast.tokenize(text) == v3_full.tokenize(text), repr(text)
+  assert fast.encode_batch(cases) == [v3_full.encode(t) for t in cases]
+
+
+# ---------------------------------------------------------------- reference behaviour
+
+
+def test_reference_behaviour(v3_full):
+  t = v3_full.tokenize
+  assert t("") == [] and t(" \t\n ") == []
+  assert t("가" * 101) == ["[UNK]"]            # over max_input_chars_per_word
+  assert t("가" * 100)[0] != "[UNK]"
+  assert t("공\x00유") == t("공유") == t("공\u200b유")  # control/format chars deleted
+  assert t("공유\u3000합니다") == t("공유 합니다")      # Zs is whitespace
+  assert t("[CLS]") == ["[CLS]"] and t("[MASK][MASK]") == ["[MASK]", "[MASK]"]
+  assert t("[cls]")[0] == "["                  # only the exact special tokens stay whole
+  assert t("[CL\x00S]")[0] == "["              # specials are matched before cleaning
+  assert t("$^`") == ["$", "^", "`"]           # ASCII symbols count as punctuation
+  assert t("漢字") == ["漢", "字"]              # CJK ideographs split apart
+  # A word that WordPiece cannot cover becomes a single [UNK], not a partial piece.
+  assert t("가\ue000나") == ["[UNK]"]
+
+
+def test_reference_matches_independent_implementations(vocab_v3, real_lines, v3_reference_ids):
+  """transformers' Python BertTokenizer and the stock tokenizer.json agree except where
+  they knowingly differ from the original (NFC; all C* categories deleted)."""
+  from tokenizers import Tokenizer
+  from transformers import BertTokenizer
+
+  def plain(line):
+    return unicodedata.is_normalized("NFC", line) and not any(
+        unicodedata.category(c) in ("Co", "Cn", "Cs") for c in line)
+
+  slow = BertTokenizer(vocab_v3, do_lower_case=False)
+  hub = Tokenizer.from_file(vocab_v3.replace("vocab.txt", "tokenizer.json"))
+  idx = [i for i, l in enumerate(real_lines) if plain(l)][::3]
+  assert len(idx) > 1500
+  lines = [real_lines[i] for i in idx]
+  hub_ids = [e.ids for e in hub.encode_batch(lines, add_special_tokens=False)]
+  for i, line, h in zip(idx, lines, hub_ids):
+    assert h == v3_reference_ids[i], line[:100]
+  for i, line in list(zip(idx, lines))[:600]:
+    assert slow.convert_tokens_to_ids(slow.tokenize(line)) == v3_reference_ids[i], line[:100]
+  # ...and where they differ, the reference keeps private-use chars as the original does.
+  assert v3_reference_ids and FullTokenizer(vocab_v3).tokenize("제\U000f02ea") == ["[UNK]"]
+  assert hub.encode("제\U000f02ea", add_special_tokens=False).tokens == ["제"]
+
+
+# ---------------------------------------------------------------- Korean lower-case pitfall
+
+
+@pytest.mark.parametrize("cls", [FullTokenizer, FastTokenizer])
+@pytest.mark.parametrize("kw", [dict(do_lower_case=True), dict(strip_accents=True),
+                                dict(do_lower_case=True, strip_accents=False)])
+def test_refuses_lowercasing_cased_korean_vocab(cls, kw, vocab_v3):
+  with pytest.raises(tokenization.TokenizerConfigError) as e:
+    cls(vocab_v3, **kw)
+  assert "vocab.txt" in str(e.value) and "allow_korean_lowercase" in str(e.value)
+
+
+def test_forced_lowercase_shows_the_damage(vocab_v3):
+  tok = FullTokenizer(vocab_v3, do_lower_case=True, allow_korean_lowercase=True)
+  tokens = tok.tokenize("한국어를 공유합니다")
+  assert tokens == ["[UNK]", "[UNK]"]  # NFD jamo are not in a syllable vocab
+
+
+def test_lowercase_allowed_for_uncased_vocab(tmp_path):
+  vocab = tmp_path / "vocab.txt"
+  vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "한국어",
+                              "electra", "##를", "."]), encoding="utf-8")
+  # Lower-casing without accent stripping keeps Hangul syllables intact.
+  tok = FastTokenizer(vocab, do_lower_case=True, strip_accents=False)
+  assert tok.tokenize("한국어 ELECTRA를.") == ["한국어", "electra", "##를", "."]
+  with pytest.raises(tokenization.TokenizerConfigError):
+    FullTokenizer(vocab, do_lower_case=True)  # strip_accents follows do_lower_case
+
+
+# ---------------------------------------------------------------- bad vocab files
+
+
+def _write(tmp_path, tokens, name="vocab.txt"):
+  p = tmp_path / name
+  p.write_text("\n".join(tokens) + "\n", encoding="utf-8")
+  return str(p)
+
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def test_load_vocab_ids_are_line_numbers(vocab_v1, vocab_v3):
+  v1 = tokenization.load_vocab(vocab_v1)  # v1 has no final newline
+  with open(vocab_v1, encoding="utf-8") as f:
+    raw = f.read()
+  assert not raw.endswith("\n") and len(v1) == raw.count("\n") + 1 == 32200
+  assert list(v1)[-1] == raw.rsplit("\n", 1)[1]
+  v3 = tokenization.load_vocab(vocab_v3)
+  assert len(v3) == 35000 and v3["[PAD]"] == 0 and v3["[MASK]"] == 4
+
+
+def test_duplicate_token_names_file_and_lines(tmp_path):
+  path = _write(tmp_path, SPECIALS + ["가", "나", "가"])
+  with pytest.raises(VocabError, match=r"vocab.txt:8: duplicate token '가' \(first at line 6\)"):
+    tokenization.load_vocab(path)
+
+
+def test_missing_specials_named(tmp_path):
+  path = _write(tmp_path, ["[PAD]", "[UNK]", "[SEP]", "가"])
+  with pytest.raises(VocabError) as e:
+    FullTokenizer(path)
+  assert path in str(e.value) and "[CLS]" in str(e.value) and "[MASK]" in str(e.value)
+  assert "[SEP]" not in str(e.value).split("missing")[1].split("(")[0]
+
+
+def test_missing_and_empty_vocab_lines(tmp_path):
+  with pytest.raises(VocabError, match="not found: .*nope.txt"):
+    FastTokenizer(str(tmp_path / "nope.txt"))
+  path = _write(tmp_path, SPECIALS[:2] + [""] + SPECIALS[2:])
+  with pytest.raises(VocabError, match=r"vocab.txt:3: empty token"):
+    tokenization.load_vocab(path)
+
+
+def test_unknown_token_and_id_conversion_errors(v3_full):
+  with pytest.raises(KeyError, match="not in the vocab"):
+    v3_full.convert_tokens_to_ids(["no-such-token"])
+  with pytest.raises(KeyError):
+    v3_full.convert_ids_to_tokens([10 ** 6])
