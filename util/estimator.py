@@ -44,12 +44,13 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
                     keep_checkpoint_max=5, train_batch_size=32, eval_batch_size=32,
                     predict_batch_size=None, log_step_count_steps=None,
                     save_summary_steps=None, intra_op_threads=0, inter_op_threads=0,
-                    xla=False, params=None):
+                    xla=False, session_config_proto=None, tf_random_seed=None, params=None):
   """A TPUEstimator with the original ELECTRA RunConfig.
 
   Checkpoints every `save_checkpoints_steps` (keep `keep_checkpoint_max`); on TPU,
   `iterations_per_loop` steps run on device between host round trips, with the input
-  pipeline per host (PER_HOST_V2) as the original.
+  pipeline per host (PER_HOST_V2) as the original. Off TPU, thread pools and XLA come
+  from intra_op_threads / inter_op_threads / xla, or a whole `session_config_proto`.
   """
   if use_tpu and save_checkpoints_steps % iterations_per_loop:
     # TPUEstimator can only save at loop boundaries.
@@ -71,8 +72,9 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
       model_dir=model_dir,
       save_checkpoints_steps=save_checkpoints_steps,
       keep_checkpoint_max=keep_checkpoint_max,
-      session_config=None if use_tpu else session_config(intra_op_threads, inter_op_threads,
-                                                         xla),
+      session_config=None if use_tpu else (
+          session_config_proto or session_config(intra_op_threads, inter_op_threads, xla)),
+      tf_random_seed=tf_random_seed,
       tpu_config=tpu_config,
       **run_kwargs)
   return tf.estimator.tpu.TPUEstimator(
@@ -140,7 +142,7 @@ def recover_model_dir(model_dir, log=print):
   checkpoint is unreadable or short it falls back to the newest complete one and rewrites
   the state file (atomically); it removes temporary files of an interrupted save and
   checkpoint files newer than the one resumed from (never tracked, so never deleted by
-  keep_checkpoint_max). Returns the checkpoint prefix training will resume from, or None.
+  keep_checkpoint_max); with no complete checkpoint at all it starts over. Returns the checkpoint prefix training will resume from, or None.
   """
   import re
   if not tf.io.gfile.isdir(model_dir):
@@ -171,21 +173,32 @@ def recover_model_dir(model_dir, log=print):
 
   listed.sort(key=step_of)
   good = [p for p in listed if _checkpoint_complete(full(p))]
+  bad = [p for p in listed if p not in good]
+  state_file = model_dir.rstrip("/") + "/checkpoint"
+  if bad:
+    log(f"incomplete or missing checkpoint(s): {', '.join(bad)}")
   if not good:
-    raise EstimatorConfigError(
-        f"{model_dir}: the checkpoint state file lists {', '.join(listed)} but none of them "
-        "is complete; move the directory away to start over")
-  newest = good[-1]
-  if newest != state.model_checkpoint_path or len(good) != len(listed):
-    log(f"checkpoint {state.model_checkpoint_path} is incomplete; resuming from {newest}")
-    tf.train.update_checkpoint_state(model_dir, newest, all_model_checkpoint_paths=good)
-  # Checkpoint files newer than the resume point: a save that finished its files but not
-  # the state update. Resuming retrains those steps and would never delete them.
-  newest_step = step_of(newest)
+    # Nothing usable to resume from: start over rather than fail on every rerun.
+    aside = state_file + ".incomplete"
+    log(f"no complete checkpoint; starting from scratch (state file moved to {aside})")
+    tf.io.gfile.rename(state_file, aside, overwrite=True)
+    newest, newest_step = None, -1
+  else:
+    newest, newest_step = good[-1], step_of(good[-1])
+    if bad:
+      log(f"resuming from {newest}")
+      tf.train.update_checkpoint_state(model_dir, newest, all_model_checkpoint_paths=good)
+  # Files of incomplete checkpoints, and checkpoint files newer than the resume point (a
+  # save that finished its files but not the state update): resuming retrains those steps,
+  # and untracked files would never be deleted by keep_checkpoint_max.
+  bad_steps = {step_of(p) for p in bad}
   for name in tf.io.gfile.listdir(model_dir):
     m = re.match(_CKPT_RE, name)
-    if m and int(m.group("step")) > newest_step and m.group("rest").startswith("."):
+    if not (m and m.group("rest").startswith(".")):
+      continue
+    step = int(m.group("step"))
+    if step > newest_step or step in bad_steps:
       path = model_dir.rstrip("/") + "/" + name
-      log(f"removing checkpoint file newer than the resume point: {path}")
+      log(f"removing unusable checkpoint file: {path}")
       tf.io.gfile.remove(path)
-  return full(newest)
+  return full(newest) if newest else None

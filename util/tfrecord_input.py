@@ -72,14 +72,24 @@ def read_first_example(path):
   raise InputError(f"TFRecord file is empty: {path}")
 
 
-def check_feature_lengths(path, name_to_features):
-  """Raise InputError if the first record of `path` does not fit the fixed-length spec."""
-  try:
-    example = read_first_example(path)
-  except InputError:
-    raise
-  except Exception as e:  # corrupt or not a TFRecord file at all
-    raise InputError(f"cannot read a tf.train.Example from {path}: {e}") from e
+def check_feature_lengths(files, name_to_features):
+  """Raise InputError if the first record of the first non-empty file does not fit the spec.
+
+  One record is enough: the builder writes every record with the same lengths. Empty
+  shards (a small corpus split into many) are skipped; all empty is an error.
+  """
+  files = [files] if isinstance(files, str) else list(files)
+  example = None
+  for path in files:
+    try:
+      example = read_first_example(path)
+      break
+    except InputError:
+      continue  # empty shard
+    except Exception as e:  # corrupt or not a TFRecord file at all
+      raise InputError(f"cannot read a tf.train.Example from {path}: {e}") from e
+  if example is None:
+    raise InputError(f"all {len(files)} TFRecord file(s) are empty, e.g. {files[0]}")
   for name, spec in name_to_features.items():
     if not isinstance(spec, tf.io.FixedLenFeature):
       continue

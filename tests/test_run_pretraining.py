@@ -1,0 +1,229 @@
+"""run_pretraining end to end on TFRecords built from real Korean text, with a tiny model:
+training lowers the loss, evaluation writes every metric, a rerun resumes, a SIGKILL at any
+moment is followed by a clean rerun, and each bad input stops with its message first."""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import build_pretraining_dataset
+import run_pretraining
+from tests.conftest import ROOT, head_lines
+from util import estimator as estimator_lib
+
+SEQ = 32
+TINY = {
+    "model_size": "small", "embedding_size": 32, "max_seq_length": SEQ,
+    "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 1,
+                               "num_attention_heads": 1, "intermediate_size": 64},
+    "generator_hidden_size": 1.0, "vocab_size": 35000,
+    "train_batch_size": 8, "eval_batch_size": 8, "num_train_steps": 20,
+    "num_warmup_steps": 2, "learning_rate": 1e-3, "save_checkpoints_steps": 10,
+    "log_every_steps": 5, "num_eval_steps": 4, "iterations_per_loop": 5,
+}
+METRICS = ("masked_lm_accuracy", "masked_lm_loss", "sampled_masked_lm_accuracy", "disc_loss",
+           "disc_auc", "disc_accuracy", "disc_precision", "disc_recall")
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory, data_dir, vocab_v3):
+  """DIR with pretrain_tfrecords/ built from 300 news comments (2 shards, length 32)."""
+  root = tmp_path_factory.mktemp("pretrain")
+  corpus = root / "corpus"
+  corpus.mkdir()
+  lines = head_lines(data_dir / "corpus" / "hate-speech-unlabeled" / "unlabeled_comments_5.txt",
+                     300)
+  # Blank line every 10 comments: several documents, as the builder expects.
+  text = "\n\n".join("\n".join(lines[i:i + 10]) for i in range(0, len(lines), 10))
+  (corpus / "comments.txt").write_text(text + "\n", encoding="utf-8")
+  rc = build_pretraining_dataset.main([
+      "--corpus-dir", str(corpus), "--vocab-file", vocab_v3,
+      "--output-dir", str(root / "pretrain_tfrecords"), "--max-seq-length", str(SEQ),
+      "--num-out-files", "2", "--no-progress"])
+  assert rc in (0, None)
+  return root
+
+
+def hparams(vocab_v3, **kw):
+  h = dict(TINY, vocab_file=vocab_v3)
+  h.update(kw)
+  return h
+
+
+def run(root, name, hp):
+  """run_pretraining.train_or_eval in-process; returns (output dict, log lines)."""
+  config = run_pretraining.configure_pretraining.PretrainingConfig(name, str(root), **hp)
+  lines = []
+  out = run_pretraining.train_or_eval(config, log=lines.append)
+  return config, out, lines
+
+
+def scalar_summaries(model_dir):
+  """{tag: [(step, value)]} from the host_call event files (.v2) in model_dir."""
+  import tensorflow as tf
+  out = {}
+  for name in sorted(os.listdir(model_dir)):
+    if not (name.startswith("events.") and name.endswith(".v2")):
+      continue
+    for event in tf.compat.v1.train.summary_iterator(os.path.join(model_dir, name)):
+      for v in event.summary.value:
+        value = tf.make_ndarray(v.tensor) if v.HasField("tensor") else v.simple_value
+        out.setdefault(v.tag, []).append((event.step, float(value)))
+  return {k: sorted(v) for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def trained(data_root, vocab_v3):
+  """20 training steps then evaluation, in one run."""
+  return run(data_root, "tiny", hparams(vocab_v3, do_eval=True))
+
+
+def test_training_lowers_loss_and_writes_summaries(trained):
+  config, out, _ = trained
+  assert out["global_step"] == 20
+  assert os.path.exists(os.path.join(config.model_dir, "model.ckpt-20.index"))
+  s = scalar_summaries(config.model_dir)
+  for tag in ("loss", "gen_loss", "disc_loss", "lr"):
+    assert [step for step, _ in s[tag]] == [0, 5, 10, 15], tag
+  loss = [v for _, v in s["loss"]]
+  # Initially the discriminator guesses (0.69 x disc_weight 50 dominates); it learns fast.
+  assert loss[-1] < loss[0] - 5, loss
+  lr = dict(s["lr"])
+  assert lr[0] == 0.0 and lr[5] > lr[15] > 0  # warm-up from 0, then linear decay
+
+
+def test_eval_writes_every_metric(trained):
+  config, out, _ = trained
+  for key in METRICS:
+    assert key in out["results"], key
+    assert 0.0 <= out["results"][key] <= (100.0 if key.endswith("loss") else 1.0)
+  assert out["results"]["disc_auc"] > 0.5  # better than chance already after 20 steps
+  text = open(config.results_txt, encoding="utf-8").read()
+  assert text.startswith("step 20: ")
+  for key in METRICS:
+    assert f"{key} = " in text
+  with open(out["results_json"], encoding="utf-8") as f:
+    saved = json.load(f)
+  assert saved["20"]["disc_auc"] == pytest.approx(out["results"]["disc_auc"])
+
+
+def test_rerun_resumes_from_the_checkpoint(trained, data_root, vocab_v3, tmp_path):
+  config, _, _ = trained
+  model_dir = tmp_path / "model"
+  shutil.copytree(config.model_dir, model_dir)
+  for name in os.listdir(model_dir):  # only this run's summaries below
+    if name.startswith("events."):
+      os.remove(model_dir / name)
+  _, out, lines = run(data_root, "tiny", hparams(vocab_v3, num_train_steps=30,
+                                                  model_dir=str(model_dir)))
+  assert any("resuming from" in l and l.endswith("model.ckpt-20") for l in lines), lines
+  assert out["global_step"] == 30
+  steps = [step for step, _ in scalar_summaries(str(model_dir))["loss"]]
+  assert steps == [20, 25]  # the global step went on from 20, not from 0
+
+
+def _cli(root, name, hp):
+  return [sys.executable, "run_pretraining.py", "--data-dir", str(root), "--model-name", name,
+          "--hparams", json.dumps(hp)]
+
+
+def _env():
+  return dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def test_sigkill_during_training_then_rerun_finishes(data_root, vocab_v3):
+  hp = hparams(vocab_v3, num_train_steps=60, save_checkpoints_steps=3, log_every_steps=20)
+  model_dir = data_root / "models" / "killed"
+  rng = random.Random(7)
+  for _ in range(2):
+    proc = subprocess.Popen(_cli(data_root, "killed", hp), cwd=ROOT, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+      # Kill once a checkpoint exists, at a random moment while checkpoints are being saved.
+      deadline = time.time() + 120
+      while not (model_dir / "checkpoint").exists() and proc.poll() is None:
+        assert time.time() < deadline, "no checkpoint written"
+        time.sleep(0.05)
+      time.sleep(rng.uniform(0.0, 1.5))
+    finally:
+      proc.send_signal(signal.SIGKILL)
+      proc.wait()
+  assert proc.returncode == -signal.SIGKILL, "finished before the kill: test proves nothing"
+  done = subprocess.run(_cli(data_root, "killed", hp), cwd=ROOT, env=_env(),
+                        capture_output=True, text=True, timeout=300)
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+  assert "resuming from" in done.stdout
+  assert "global step 60" in done.stdout
+  assert os.path.exists(model_dir / "model.ckpt-60.index")
+
+
+def _copy_model(src, dst):
+  shutil.copytree(src, dst)
+  return str(dst)
+
+
+def test_recovery_skips_a_half_written_checkpoint(trained, tmp_path):
+  """What a kill mid-save can leave: temp files and a short newest checkpoint."""
+  config, _, _ = trained
+  model_dir = _copy_model(config.model_dir, tmp_path / "model")
+  data = os.path.join(model_dir, "model.ckpt-20.data-00000-of-00001")
+  with open(data, "r+b") as f:
+    f.truncate(os.path.getsize(data) // 2)
+  os.makedirs(os.path.join(model_dir, "model.ckpt-30_temp"))
+  open(os.path.join(model_dir, "model.ckpt-30_temp", "part-00000-of-00001.index"), "w").close()
+  open(os.path.join(model_dir, "model.ckpt-30.index"), "w").close()
+  logged = []
+  resume = estimator_lib.recover_model_dir(model_dir, log=logged.append)
+  assert resume == os.path.join(model_dir, "model.ckpt-10")
+  import tensorflow as tf
+  assert tf.train.latest_checkpoint(model_dir) == resume
+  left = set(os.listdir(model_dir))
+  assert not any(n.startswith(("model.ckpt-20", "model.ckpt-30")) for n in left), left
+  assert "model.ckpt-10.index" in left
+
+
+@pytest.mark.parametrize("case", ["no_data", "seq_length", "vocab_size"])
+def test_bad_input_stops_before_any_graph(case, data_root, vocab_v3, capsys):
+  hp = hparams(vocab_v3)
+  expect = {
+      "no_data": "no TFRecord files match",
+      "seq_length": f"has length {SEQ} but max_seq_length is 64",
+      "vocab_size": "vocab_size is 32200 but",
+  }[case]
+  if case == "no_data":
+    hp["pretrain_tfrecords"] = str(data_root / "nowhere" / "pretrain_data.tfrecord*")
+  elif case == "seq_length":
+    hp["max_seq_length"] = 64
+  else:
+    hp["vocab_size"] = 32200
+  name = f"bad-{case}"
+  rc = run_pretraining.main(["--data-dir", str(data_root), "--model-name", name,
+                             "--hparams", json.dumps(hp)])
+  err = capsys.readouterr().err
+  assert rc == 2
+  assert err.startswith("error: ") and expect in err, err
+  assert "Traceback" not in err
+  assert not (data_root / "models" / name).exists()  # nothing written
+
+
+def test_checkpoint_of_another_architecture_is_refused(trained, data_root, vocab_v3, capsys,
+                                                       tmp_path):
+  config, _, _ = trained
+  model_dir = _copy_model(config.model_dir, tmp_path / "model")
+  before = sorted(os.listdir(model_dir))
+  overrides = dict(TINY["model_hparam_overrides"], hidden_size=64, intermediate_size=128)
+  hp = hparams(vocab_v3, model_dir=model_dir, num_train_steps=40,
+               model_hparam_overrides=overrides)
+  rc = run_pretraining.main(["--data-dir", str(data_root), "--model-name", "tiny",
+                             "--hparams", json.dumps(hp)])
+  err = capsys.readouterr().err
+  assert rc == 2
+  assert "different architecture" in err
+  assert "electra/encoder/layer_0/attention/self/query/kernel (32, 32) vs (64, 64)" in err, err
+  assert sorted(os.listdir(model_dir)) == before
