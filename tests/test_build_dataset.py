@@ -158,6 +158,26 @@ def test_splitting_one_file_reads_every_document_once(data_dir, tmp_path):
     counts = lambda st: {k: v for k, v in st.as_dict().items() if k != "skipped_examples"}
     assert counts(stats) == counts(whole_stats)
   assert whole_stats.skipped_undecodable == 2 and whole_stats.documents > 20
+  # A bound on reading past a boundary: long documents are cut (more documents), but
+  # every line is still read exactly once, in order.
+  # The news comments have no blank line: the whole file is one document.
+  comments = tmp_path / "comments.txt"
+  comments.write_text("\n".join(head_lines(
+      data_dir / "corpus/hate-speech-unlabeled/unlabeled_comments_5.txt", 500)) + "\n",
+      encoding="utf-8")
+  for path in (path, comments):
+    whole_stats = corpus.CorpusStats()
+    lines = [l for l in corpus.iter_file(str(path), stats=whole_stats) if l is not None]
+    for parts, overrun in ((7, 300), (31, 300), (31, 1000), (31, 5000)):
+      got, stats = [], corpus.CorpusStats()
+      for pieces in corpus.split_ranges([str(path)], parts):
+        for p, start, end in pieces:
+          got.extend(corpus.iter_file(p, stats=stats, start=start, end=end, align_docs=True,
+                                      max_overrun=overrun))
+      assert [l for l in got if l is not None] == lines
+      assert counts(stats)["documents"] > whole_stats.documents
+      assert {k: v for k, v in counts(stats).items() if k != "documents"} == \
+          {k: v for k, v in counts(whole_stats).items() if k != "documents"}
 
 
 def test_builder_probabilities_match_the_original(ref_tok):

@@ -154,7 +154,7 @@ def _doc_open_before(f, pos):
 
 
 def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
-              start=0, end=None, align_docs=False):
+              start=0, end=None, align_docs=False, max_overrun=None):
   """Yield text lines of one file, and None at each document boundary.
 
   start/end (byte offsets, plain uncompressed files only) select the lines whose first
@@ -162,17 +162,21 @@ def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
   read twice or lost. With align_docs (plain text with blank-line documents) the unit
   is the document instead: the documents whose first line starts in [start, end) are
   read whole, so a document straddling `end` is finished past it and skipped by the
-  reader that starts inside it. Undecodable lines and bad JSON are skipped and counted.
+  reader that starts inside it. max_overrun bounds that: a document still open
+  `max_overrun` bytes past a range boundary is cut at the first line starting there
+  (both neighbouring readers compute the same cut), so a file without blank lines
+  cannot make one reader read it all. Undecodable lines and bad JSON are skipped and
+  counted.
   """
   stats = stats if stats is not None else CorpusStats()
   align = align_docs and blanks_separate_docs and not text_field
   if not start:
     stats.files += 1  # a file split into ranges is counted once, by its first range
-  in_doc = False
+  in_doc = False    # this reader has yielded lines of a document not yet closed
+  doc_open = False  # a document is open in the file (differs from in_doc after a cut)
   # An aligned reader starting mid-file skips to the first line that starts a
-  # document; prev_open tracks whether the document it skips is still open.
+  # document (or to the previous reader's forced cut).
   skipping = False
-  prev_open = False
   with _open_binary(path) as f:
     lineno = 0
     pos = 0
@@ -186,13 +190,16 @@ def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
       lineno = None  # line numbers are unknown mid-file; report byte offsets instead
       if align:
         skipping = True
-        prev_open = _doc_open_before(f, pos)
+        doc_open = _doc_open_before(f, pos)
       f.seek(pos)
     for raw in f:
       line_start = pos
       pos += len(raw)
-      if end is not None and line_start >= end and not align:
-        break
+      if end is not None and line_start >= end:
+        if not align or (max_overrun is not None and line_start >= end + max_overrun):
+          break
+      if skipping and max_overrun is not None and line_start >= start + max_overrun:
+        skipping = False  # the previous reader's forced cut: start here, mid-document
       where = f"{path}:{lineno + 1}" if lineno is not None else f"{path}@byte{line_start}"
       if lineno is not None:
         lineno += 1
@@ -206,12 +213,12 @@ def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
       if skipping:
         # Lines before the first document start belong to the previous range.
         if not line.strip():
-          prev_open = False
+          doc_open = False
           continue
-        if prev_open:
+        if doc_open:
           continue
         skipping = False
-      if align and end is not None and line_start >= end and not in_doc and line.strip():
+      if align and end is not None and line_start >= end and not doc_open and line.strip():
         break  # the next document starts here: it belongs to the next range
       stats.bytes_read += len(raw)
       if text_field:
@@ -236,12 +243,13 @@ def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
         continue
       line = line.strip()
       if not line:
+        doc_open = False
         if blanks_separate_docs and in_doc:
           stats.documents += 1
           in_doc = False
           yield None
         continue
-      in_doc = True
+      in_doc = doc_open = True
       stats.lines += 1
       yield line
   if in_doc:
