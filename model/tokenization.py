@@ -17,6 +17,8 @@ import threading
 import time
 import unicodedata
 
+import numpy as np
+
 from util import fileio
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -406,7 +408,37 @@ class FastTokenizer(FullTokenizer):
     self._reset_cache()
 
   def _reset_cache(self):
-    self._cache = {key: (self.vocab[t],) for t, key in self._special_keys.items()}
+    # The cache is a table: word -> row; row -> (start, length) in one flat id array.
+    # Building a batch's output is then a few numpy gathers instead of per-word Python.
+    self._rows = {}
+    self._starts = np.zeros(1024, np.int64)
+    self._lens = np.zeros(1024, np.int64)
+    self._table = np.zeros(4096, np.int32)
+    self._n_rows = 0
+    self._n_ids = 0
+    keys = list(self._special_keys.values())
+    self._add_rows(keys, np.array([self.vocab[t] for t in self._special_keys], np.int32),
+                   np.ones(len(keys), np.int64))
+
+  @property
+  def cache_words(self):
+    return self._n_rows
+
+  def _add_rows(self, words, ids, lens):
+    """Append words whose ids are `ids` (concatenated, `lens` ids per word)."""
+    n, m = self._n_rows, self._n_ids
+    need_rows, need_ids = n + len(words), m + len(ids)
+    if need_rows > len(self._starts):
+      size = max(need_rows, 2 * len(self._starts))
+      self._starts = np.resize(self._starts, size)
+      self._lens = np.resize(self._lens, size)
+    if need_ids > len(self._table):
+      self._table = np.resize(self._table, max(need_ids, 2 * len(self._table)))
+    self._table[m:need_ids] = ids
+    self._lens[n:need_rows] = lens
+    self._starts[n:need_rows] = m + np.cumsum(lens) - lens
+    self._rows.update(zip(words, range(n, need_rows)))
+    self._n_rows, self._n_ids = need_rows, need_ids
 
   def _words(self, text):
     """Cache keys of one text: its whitespace-split words and special-token keys."""
@@ -429,28 +461,25 @@ class FastTokenizer(FullTokenizer):
     return words
 
   def _tokenize_words(self, words, chunk=2000):
-    """ids of each word (tuples), by a few backend calls over NUL-joined words."""
+    """Tokenize and cache `words`: a few backend calls over NUL-joined words."""
     if self.do_lower_case or self.strip_accents:
       normed = [_normalize_word(w, self.do_lower_case, self.strip_accents) for w in words]
     else:
       normed = words
     texts = [_WORD_SEP.join(normed[i:i + chunk]) for i in range(0, len(normed), chunk)]
     encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
-    out = []
-    sep = self._sep_id
-    for enc in encode(texts, add_special_tokens=False):
-      ids = enc.ids
-      start = 0
-      while True:
-        try:
-          end = ids.index(sep, start)
-        except ValueError:
-          out.append(tuple(ids[start:]))
-          break
-        out.append(tuple(ids[start:end]))
-        start = end + 1
-    assert len(out) == len(words), (len(out), len(words))
-    return out
+    encs = encode(texts, add_special_tokens=False)
+    id_lists = [e.ids for e in encs]
+    ids = np.fromiter(itertools.chain.from_iterable(id_lists), np.int64)
+    is_sep = ids == self._sep_id
+    keep = ~is_sep
+    # Word number of each id: separators before it, plus one per earlier text (a
+    # text's last word has no separator after it).
+    text_of = np.repeat(np.arange(len(id_lists)), [len(x) for x in id_lists])
+    word_of = (np.cumsum(is_sep) + text_of)[keep]
+    assert int(is_sep.sum()) + len(id_lists) == len(words)
+    lens = np.bincount(word_of, minlength=len(words))
+    self._add_rows(words, ids[keep], lens)
 
   def encode_batch(self, texts):
     texts = list(texts)
@@ -502,20 +531,40 @@ class FastTokenizer(FullTokenizer):
     # call overhead is a visible share of the cached path.
     all_words = [t.split() if type(t) is str and t.isprintable() and "[" not in t
                  and "\ufffd" not in t else words(t) for t in texts]
-    cache = self._cache
     chain = itertools.chain.from_iterable
-    seen = set(chain(all_words))
-    missing = seen.difference(cache)
-    if missing:
-      if len(cache) + len(missing) > self.cache_size:
+    n_words = np.fromiter(map(len, all_words), np.int64, len(all_words))
+    total = int(n_words.sum())
+    # Row of every word, -1 for words not cached yet (one dictionary lookup per word).
+    rows = np.fromiter(map(self._rows.get, chain(all_words), itertools.repeat(-1)),
+                       np.int64, total)
+    miss_at = np.flatnonzero(rows < 0)
+    if len(miss_at):
+      flat_words = list(chain(all_words))
+      missed = list(map(flat_words.__getitem__, miss_at.tolist()))
+      missing = list(set(missed))
+      if self._n_rows + len(missing) > self.cache_size:
         # Bounded memory: start afresh rather than track recency per word.
         self._reset_cache()
-        cache = self._cache
-        missing = seen.difference(cache)
-      missing = list(missing)
-      cache.update(zip(missing, self._tokenize_words(missing)))
-    get = cache.__getitem__
-    return [list(chain(map(get, ws))) for ws in all_words]
+        rows = np.fromiter(map(self._rows.get, flat_words, itertools.repeat(-1)),
+                           np.int64, total)
+        miss_at = np.flatnonzero(rows < 0)
+        missed = list(map(flat_words.__getitem__, miss_at.tolist()))
+        missing = list(set(missed))
+      self._tokenize_words(missing)
+      rows[miss_at] = np.fromiter(map(self._rows.__getitem__, missed), np.int64, len(missed))
+    lens = self._lens[rows]
+    tok_end = np.cumsum(lens)
+    # Position of every output id in the table: its word's start plus its offset.
+    pos = np.arange(int(tok_end[-1]) if len(tok_end) else 0) + np.repeat(
+        self._starts[rows] - (tok_end - lens), lens)
+    flat = self._table[pos].tolist()
+    line_end = np.concatenate([[0], tok_end])[np.cumsum(n_words)].tolist()
+    out = []
+    start = 0
+    for end in line_end:
+      out.append(flat[start:end])
+      start = end
+    return out
 
   def encode(self, text):
     return self._encode_cached([text])[0]
