@@ -148,7 +148,7 @@ def _init_worker(opts, tokenizer=None):
 
 
 def build_unit(task):
-  """Build the examples of one unit: (unit index, bytes of framed records, counts)."""
+  """Build the examples of one unit: (unit index, framed records, counts)."""
   unit, pieces = task
   opts, tok, unk, ser, crc = (_WORKER[k] for k in ("opts", "tok", "unk", "ser", "crc"))
   stats = corpus.CorpusStats()
@@ -189,7 +189,7 @@ def build_unit(task):
   counts = dict(examples=builder.examples, single_segment=builder.single_segment,
                 tokens=builder.tokens_in, tokens_written=builder.tokens_kept,
                 tokens_trimmed=builder.tokens_trimmed, unk_tokens=unk_tokens)
-  return unit, b"".join(out), {"corpus": stats.as_dict(), **counts}
+  return unit, out, {"corpus": stats.as_dict(), **counts}
 
 
 def _unit_results(tasks, opts, tokenizer, num_processes):
@@ -217,6 +217,38 @@ def _unit_results(tasks, opts, tokenizer, num_processes):
 
 # ---------------------------------------------------------------------------
 # Totals, output directory state, summary.
+
+
+class Shuffler:
+  """Optional bounded shuffle of a shard's records (a window of `size` records).
+
+  Off (size 0) the records keep corpus order, as the original writes a single output
+  file. On, records are mixed within a shard like a tf.data shuffle buffer; the
+  generator is seeded per shard, so the output stays deterministic and resumable.
+  """
+
+  def __init__(self, size, seed):
+    self.size = size
+    self.rng = random.Random(seed)
+    self.buf = []
+
+  def push(self, records):
+    if not self.size:
+      return b"".join(records)
+    out = []
+    for r in records:
+      if len(self.buf) < self.size:
+        self.buf.append(r)
+      else:
+        j = self.rng.randrange(self.size)
+        out.append(self.buf[j])
+        self.buf[j] = r
+    return b"".join(out)
+
+  def drain(self):
+    self.rng.shuffle(self.buf)
+    out, self.buf = b"".join(self.buf), []
+    return out
 
 
 class Totals:
@@ -290,6 +322,8 @@ def build(args, progress=True):
   t0 = time.time()
   if args.max_seq_length < 5:
     raise BuildError(f"--max-seq-length must be at least 5, got {args.max_seq_length}")
+  if args.shuffle_window < 0:
+    raise BuildError(f"--shuffle-window must be 0 or more, got {args.shuffle_window}")
   if args.num_processes < 1:
     raise BuildError(f"--num-processes must be at least 1, got {args.num_processes}")
   files = corpus.list_corpus_files(args.corpus_dir)
@@ -314,6 +348,7 @@ def build(args, progress=True):
                  for s in range(num_out)]
   config = {k: v for k, v in opts.items() if k not in ("tokenizer", "vocab_file")}
   config.update(vocab_sha1=_sha1(args.vocab_file), num_out_files=num_out,
+                shuffle_window=args.shuffle_window,
                 num_units=num_units, files=[[f, s] for f, s in zip(files, sizes)])
   out_dir = str(args.output_dir)
   done = _prepare_output(out_dir, config, args.overwrite)
@@ -346,16 +381,18 @@ def build(args, progress=True):
     for s in todo:
       shard = fileio.join(out_dir, SHARD_NAME.format(s, num_out))
       shard_totals = Totals()
+      window = Shuffler(args.shuffle_window, f"{args.seed}:shard:{s}")
       with fileio.atomic_write(shard, "wb") as f:
         for u in shard_units[s]:
-          unit, blob, record = next(results)
+          unit, records, record = next(results)
           assert unit == u, (unit, u)
-          f.write(blob)
+          f.write(window.push(records))
           shard_totals.add(record)
           if bar is not None:
             bar.update(unit_bytes(parts[u]))
             bar.set_postfix(examples=totals.counts["examples"] +
                             shard_totals.counts["examples"], refresh=False)
+        f.write(window.drain())
       with fileio.atomic_write(_manifest_path(out_dir, s)) as f:
         json.dump(shard_totals.as_record(), f)
       totals.add(shard_totals.as_record())
@@ -484,6 +521,9 @@ def parse_args(argv=None):
   p.add_argument("--no-strip-accents", dest="strip_accents", action="store_false")
   p.add_argument("--tokenizer", choices=("fast", "reference"), default="fast",
                  help="reference = the pure-Python FullTokenizer (same ids, slower)")
+  p.add_argument("--shuffle-window", type=int, default=0, metavar="N",
+                 help="mix each shard's records within a window of N (default 0: corpus "
+                      "order; see docs/corpus.md)")
   p.add_argument("--original-sentence-order", action="store_true",
                  help="reproduce the original's reordering of sentences (docs/corpus.md)")
   p.add_argument("--overwrite", action="store_true",
