@@ -370,9 +370,13 @@ class FastTokenizer(FullTokenizer):
 
   How: a text is split on whitespace in Python (after the reference's cleaning, done
   by one regex and only when the text needs it). Each distinct word is tokenized once
-  and its ids are cached: case/accents in Python, punctuation/CJK split and WordPiece
-  by `tokenizers` (Rust), many words per call. Tokenizing a text word by word gives
-  the same ids as tokenizing it whole, so the cache cannot change results.
+  and its ids are cached in a numpy table: case/accents in Python, punctuation/CJK
+  split and WordPiece by `tokenizers` (Rust), many words per call. Tokenizing a text
+  word by word gives the same ids as tokenizing it whole, so the cache cannot change
+  results. Large batches also use a whole-line `tokenizers` pipeline on a second
+  thread for plain lines (see encode_batch). docs/tokenization.md has the details.
+
+  cache_size: words kept before the cache is cleared; parallel: allow the second thread.
   """
 
   def __init__(self, vocab_file, do_lower_case=False, strip_accents=None,
@@ -419,10 +423,6 @@ class FastTokenizer(FullTokenizer):
     keys = list(self._special_keys.values())
     self._add_rows(keys, np.array([self.vocab[t] for t in self._special_keys], np.int32),
                    np.ones(len(keys), np.int64))
-
-  @property
-  def cache_words(self):
-    return self._n_rows
 
   def _add_rows(self, words, ids, lens):
     """Append words whose ids are `ids` (concatenated, `lens` ids per word)."""

@@ -157,6 +157,8 @@ def test_edge_cases_agree(vocab_v3, v3_full):
   for text in cases:
     assert fast.tokenize(text) == v3_full.tokenize(text), repr(text)
   assert fast.encode_batch(cases) == [v3_full.encode(t) for t in cases]
+  assert fast.encode_batch([]) == []
+  assert fast.encode("공유".encode("utf-8")) == v3_full.encode("공유")
 
 
 # ---------------------------------------------------------------- reference behaviour
