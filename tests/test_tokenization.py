@@ -158,6 +158,9 @@ def test_edge_cases_agree(vocab_v3, v3_full):
     assert fast.tokenize(text) == v3_full.tokenize(text), repr(text)
   assert fast.encode_batch(cases) == [v3_full.encode(t) for t in cases]
   assert fast.encode_batch([]) == []
+  # A large batch sends the plain cases through the whole-line backend as well.
+  big = cases * (tokenization._MIN_PARALLEL_BATCH // len(cases) + 1)
+  assert FastTokenizer(vocab_v3).encode_batch(big) == [v3_full.encode(t) for t in big]
   assert fast.encode("공유".encode("utf-8")) == v3_full.encode("공유")
 
 
