@@ -189,6 +189,8 @@ def build_unit(task):
   counts = dict(examples=builder.examples, single_segment=builder.single_segment,
                 tokens=builder.tokens_in, tokens_written=builder.tokens_kept,
                 tokens_trimmed=builder.tokens_trimmed, unk_tokens=unk_tokens)
+  if not opts["shuffle_window"]:
+    out = [b"".join(out)]  # one object is cheaper to send back than many
   return unit, out, {"corpus": stats.as_dict(), **counts}
 
 
@@ -336,6 +338,7 @@ def build(args, progress=True):
               max_seq_length=args.max_seq_length, seed=args.seed,
               text_field=args.text_field, blanks_separate_docs=args.blanks_separate_docs,
               original_sentence_order=args.original_sentence_order,
+              shuffle_window=args.shuffle_window,
               # A document longer than this past a unit boundary is cut there
               # (bounded memory and balance on files without blank lines).
               max_overrun=int(args.unit_mb * (1 << 20)))
@@ -348,7 +351,6 @@ def build(args, progress=True):
                  for s in range(num_out)]
   config = {k: v for k, v in opts.items() if k not in ("tokenizer", "vocab_file")}
   config.update(vocab_sha1=_sha1(args.vocab_file), num_out_files=num_out,
-                shuffle_window=args.shuffle_window,
                 num_units=num_units, files=[[f, s] for f, s in zip(files, sizes)])
   out_dir = str(args.output_dir)
   done = _prepare_output(out_dir, config, args.overwrite)
@@ -478,8 +480,11 @@ def inspect(path, vocab_file, num_examples, out=None):
 
   n = 0
   for n, record in enumerate(read_tfrecords(path, num_examples), 1):
-    ex = example_builder.parse_example(record)
-    ids, mask, seg = ex["input_ids"], ex["input_mask"], ex["segment_ids"]
+    try:
+      ex = example_builder.parse_example(record)
+      ids, mask, seg = ex["input_ids"], ex["input_mask"], ex["segment_ids"]
+    except (ValueError, KeyError, IndexError) as e:
+      raise BuildError(f"{path}: record {n} is not a pretraining example ({e})") from None
     length = sum(mask)
     a = [i for i, s, m in zip(ids, seg, mask) if m and s == 0]
     b = [i for i, s, m in zip(ids, seg, mask) if m and s == 1]
