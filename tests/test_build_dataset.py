@@ -344,3 +344,13 @@ def test_shuffle_window_mixes_records_deterministically(small_corpus, tmp_path, 
   assert outs["mixed"] == outs["again"]
   for plain, mixed in zip(outs["plain"], outs["mixed"]):
     assert sorted(plain) == sorted(mixed) and plain != mixed  # same records, each shard
+
+
+def test_no_blanks_separate_docs_makes_one_document_per_file(small_corpus, tmp_path,
+                                                             vocab_v3, one_file_build):
+  out = tmp_path / "out"
+  summary = bpd.build(_args(small_corpus, out, vocab_v3, "--no-blanks-separate-docs",
+                            "--num-out-files", 1, "--unit-mb", 100))
+  assert summary["documents"] == 2  # two files, blank lines ignored
+  assert summary["lines"] == one_file_build[1]["lines"]
+  assert summary["examples"] < one_file_build[1]["examples"]  # fewer short documents
