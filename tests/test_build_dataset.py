@@ -279,6 +279,10 @@ def test_bad_input_messages(small_corpus, tmp_path, capsys, vocab_v3):
                   "--output-dir", tmp_path / "o4")
   assert code == 2 and "[CLS]" in cap.err and str(bad_vocab) in cap.err
   assert not (tmp_path / "o4").exists() or not list((tmp_path / "o4").glob("pretrain*"))
+  # Lower-casing would break the cased Korean vocab: refused before any work.
+  code, cap = run("--corpus-dir", small_corpus, "--vocab-file", vocab_v3, "--output-dir",
+                  tmp_path / "o6", "--do-lower-case")
+  assert code == 2 and "do_lower_case" in cap.err
   # Undecodable bytes: the line is skipped and counted, the rest is built.
   mixed = tmp_path / "mixed"
   mixed.mkdir()
