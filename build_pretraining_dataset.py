@@ -328,6 +328,10 @@ def build(args, progress=True):
     raise BuildError(f"--shuffle-window must be 0 or more, got {args.shuffle_window}")
   if args.num_processes < 1:
     raise BuildError(f"--num-processes must be at least 1, got {args.num_processes}")
+  if args.num_out_files < 0:
+    raise BuildError(f"--num-out-files must be 0 (automatic) or more, got {args.num_out_files}")
+  if args.unit_mb <= 0:
+    raise BuildError(f"--unit-mb must be positive, got {args.unit_mb}")
   files = corpus.list_corpus_files(args.corpus_dir)
   sizes = [corpus.file_size(f) for f in files]
   total = sum(sizes)
@@ -557,6 +561,9 @@ def main(argv=None):
     summary = build(args, progress=not args.no_progress)
   except (BuildError, corpus.CorpusError, tokenization.VocabError,
           tokenization.TokenizerConfigError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except OSError as e:  # e.g. an output path that is a file, no permission, disk full
     print(f"error: {e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
