@@ -409,7 +409,17 @@ class FastTokenizer(FullTokenizer):
     self.cache_size = cache_size
     self._removed_re = _removed_chars_re()
     self._special_keys = {t: _WORD_SEP + t for t in SPECIAL_TOKENS}  # no real word has NUL
+    self._lock = threading.Lock()  # the cache table is updated in several steps
     self._reset_cache()
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    del state["_lock"]  # locks cannot be pickled (e.g. for multiprocessing)
+    return state
+
+  def __setstate__(self, state):
+    self.__dict__.update(state)
+    self._lock = threading.Lock()
 
   def _reset_cache(self):
     # The cache is a table: word -> row; row -> (start, length) in one flat id array.
@@ -526,6 +536,10 @@ class FastTokenizer(FullTokenizer):
     return out
 
   def _encode_cached(self, texts):
+    with self._lock:
+      return self._encode_cached_locked(texts)
+
+  def _encode_cached_locked(self, texts):
     words = self._words
     # The plain-text test is inlined here (it is _words' first branch): per-line
     # call overhead is a visible share of the cached path.

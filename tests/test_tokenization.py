@@ -286,3 +286,23 @@ def test_unknown_token_and_id_conversion_errors(v3_full):
     v3_full.convert_tokens_to_ids(["no-such-token"])
   with pytest.raises(KeyError):
     v3_full.convert_ids_to_tokens([10 ** 6])
+
+
+def test_fast_tokenizer_threads_and_pickle(vocab_v3, real_lines, v3_reference_ids):
+  import pickle
+  import threading
+  fast = FastTokenizer(vocab_v3)
+  got = {}
+
+  def work(k):
+    got[k] = [fast.encode(line) for line in real_lines[k:1600:4]]
+
+  threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  for k in range(4):
+    assert got[k] == v3_reference_ids[k:1600:4]
+  clone = pickle.loads(pickle.dumps(fast))  # e.g. handed to multiprocessing workers
+  assert clone.encode_batch(real_lines[1600:1800]) == v3_reference_ids[1600:1800]
