@@ -572,13 +572,9 @@ class FastTokenizer(FullTokenizer):
     pos = np.arange(int(tok_end[-1]) if len(tok_end) else 0) + np.repeat(
         self._starts[rows] - (tok_end - lens), lens)
     flat = self._table[pos].tolist()
-    line_end = np.concatenate([[0], tok_end])[np.cumsum(n_words)].tolist()
-    out = []
-    start = 0
-    for end in line_end:
-      out.append(flat[start:end])
-      start = end
-    return out
+    bounds = np.concatenate([[0], tok_end])[np.concatenate([[0], np.cumsum(n_words)])]
+    bounds = bounds.tolist()
+    return list(map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:])))
 
   def encode(self, text):
     return self._encode_cached([text])[0]
