@@ -1,0 +1,284 @@
+"""Pretraining speed on CPU: KoELECTRA-Small (length 128, batch 32, use_tpu off).
+
+  PYTHONPATH=. python benchmarks/bench_pretraining.py [--warmup 5 --steps 15]
+                                                       [--variants fp32,bf16,...]
+  PYTHONPATH=. python benchmarks/bench_pretraining.py --loss-curve [--curve-steps 300]
+
+Each variant runs in its own process (so peak memory is its own): the real
+run_pretraining model_fn under TPUEstimator, `warmup` steps, then `steps` timed steps.
+Printed side by side: steady-state examples/s, ratio to the float32 baseline (our default
+graph) and to the original ELECTRA code's figure quoted for this machine kind (14.3 ex/s,
+5.2 GB; it cannot run here), peak RSS, and model FLOPs utilisation (FLOPs per step from
+configure_pretraining.estimate_train_flops x steps/s / this machine's measured 2048^3
+matmul rate, float32 or bfloat16 to match the variant).
+
+--loss-curve trains a small config for a few hundred steps in float32 and in bfloat16
+with the same seeds and data order and prints both loss curves' moving averages.
+
+Needs ../shared/data (or KOELECTRA_DATA): TFRecords are built from petitions text with
+the v3 vocab.
+"""
+import argparse
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+ORIGINAL_SMALL_EX_S = 14.3   # original ELECTRA on TF 2.15, this machine kind (issue figure)
+ORIGINAL_SMALL_PEAK_GB = 5.2
+HF_SMALL_EX_S = 6.3
+
+# name -> settings. threads "intra/inter"; grappler_amp: grappler's oneDNN bfloat16 rewrite.
+VARIANTS = {
+    "fp32": {},
+    "bf16": {"use_bf16": True},
+    "fp32+xla": {"xla": True},
+    "bf16+xla": {"use_bf16": True, "xla": True},
+    "fp32+grappler-amp": {"grappler_amp": True},
+    "bf16+threads2/1": {"use_bf16": True, "threads": "2/1"},
+    "bf16+threads1/2": {"use_bf16": True, "threads": "1/2"},
+}
+DEFAULT_VARIANTS = "fp32,bf16,fp32+xla,bf16+xla,bf16+threads2/1"
+
+
+def data_root():
+  env = os.environ.get("KOELECTRA_DATA")
+  return pathlib.Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+def build_data(work, max_seq_length, docs=400):
+  """TFRecords of `max_seq_length` from the first `docs` petitions (JSON lines)."""
+  out = work / f"data{max_seq_length}"
+  if (out / "pretrain_tfrecords" / "summary.json").exists():
+    return out
+  src = data_root() / "corpus" / "petitions" / "petitions_2019-04"
+  corpus = work / "corpus"
+  corpus.mkdir(parents=True, exist_ok=True)
+  with open(src, encoding="utf-8") as f, open(corpus / "petitions.jsonl", "w",
+                                              encoding="utf-8") as g:
+    for i, line in enumerate(f):
+      if i >= docs:
+        break
+      g.write(line)
+  import build_pretraining_dataset
+  rc = build_pretraining_dataset.main([
+      "--corpus-dir", str(corpus), "--vocab-file", str(data_root() / "vocab/v3/vocab.txt"),
+      "--output-dir", str(out / "pretrain_tfrecords"), "--max-seq-length",
+      str(max_seq_length), "--text-field", "content", "--num-out-files", "2",
+      "--no-progress"])
+  if rc:
+    sys.exit(f"building benchmark TFRecords failed ({rc})")
+  return out
+
+
+def matmul_rates(n=2048, reps=10):
+  """GFLOP/s of an n^3 matmul through TF in float32 and bfloat16 (best of reps)."""
+  import tensorflow as tf
+  rates = {}
+  for dtype in (tf.float32, tf.bfloat16):
+    a = tf.random.normal([n, n], dtype=tf.float32)
+    a = tf.cast(a, dtype)
+    f = tf.function(lambda x: tf.linalg.matmul(x, x))
+    f(a).numpy()
+    best = float("inf")
+    for _ in range(reps):
+      t = time.perf_counter()
+      f(a).numpy()
+      best = min(best, time.perf_counter() - t)
+    rates[dtype.name] = 2 * n ** 3 / best / 1e9
+  return rates
+
+
+# --- child: one variant ---------------------------------------------------------------------
+
+def small_config(data_dir, model_name, use_bf16, **kw):
+  import configure_pretraining
+  hp = dict(preset="koelectra-small-v3", max_seq_length=128, train_batch_size=32,
+            vocab_file=str(data_root() / "vocab/v3/vocab.txt"), use_bf16=use_bf16,
+            save_checkpoints_steps=100000, log_every_steps=100000, keep_checkpoint_max=1)
+  hp.update(kw)
+  return configure_pretraining.PretrainingConfig(model_name, str(data_dir), **hp)
+
+
+def session_proto(settings):
+  from util import estimator as estimator_lib
+  intra, inter = (settings.get("threads") or "0/0").split("/")
+  cfg = estimator_lib.session_config(int(intra), int(inter), settings.get("xla", False))
+  if settings.get("grappler_amp"):
+    from tensorflow.core.protobuf import rewriter_config_pb2
+    cfg.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
+        rewriter_config_pb2.RewriterConfig.ON
+  return cfg
+
+
+def run_child(args):
+  import tensorflow.compat.v1 as tf
+  import run_pretraining
+  from util import estimator as estimator_lib
+  from util import tfrecord_input
+  tf.get_logger().setLevel("ERROR")
+  settings = json.loads(args.settings)
+  data_dir = pathlib.Path(args.data_dir)
+  total = args.warmup + args.steps
+  config = small_config(data_dir, args.child, settings.get("use_bf16", False),
+                        num_train_steps=total, **settings.get("hparams", {}))
+  times, losses = [], []
+
+  class Timer(tf.estimator.SessionRunHook):
+    def begin(self):
+      self._total = tf.get_default_graph().get_tensor_by_name("total_loss_for_timer:0")
+
+    def before_run(self, run_context):
+      return tf.train.SessionRunArgs(self._total)
+
+    def after_run(self, run_context, run_values):
+      times.append(time.perf_counter())
+      losses.append(float(run_values.results))
+
+  base_fn = run_pretraining.model_fn_builder(config)
+
+  def model_fn(features, labels, mode, params):
+    spec = base_fn(features, labels, mode, params)
+    tf.identity(spec.loss, name="total_loss_for_timer")
+    return spec
+
+  est = estimator_lib.from_config(config, model_fn, session_config_proto=session_proto(settings),
+                                  tf_random_seed=args.seed)
+  files = tfrecord_input.expand_patterns(config.pretrain_tfrecords)
+  input_fn = tfrecord_input.get_input_fn(
+      files, tfrecord_input.pretraining_features(config.max_seq_length), is_training=True,
+      seed=args.seed)
+  t0 = time.perf_counter()
+  est.train(input_fn, max_steps=total, hooks=[Timer()])
+  wall = time.perf_counter() - t0
+  timed = times[args.warmup - 1:]
+  steps_per_sec = (len(timed) - 1) / (timed[-1] - timed[0])
+  out = {"steps_per_sec": steps_per_sec,
+         "examples_per_sec": steps_per_sec * config.train_batch_size,
+         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
+         "wall_s": wall, "losses": losses,
+         "flops_per_step": run_pretraining.configure_pretraining.estimate_train_flops(
+             config)["train_per_step"]}
+  print("RESULT " + json.dumps(out), flush=True)
+
+
+def spawn(name, settings, data_dir, work, warmup, steps, seed=1):
+  model_name = f"bench-{name.replace('/', '_')}-{int(time.time())}"
+  cmd = [sys.executable, __file__, "--child", model_name, "--settings", json.dumps(settings),
+         "--data-dir", str(data_dir), "--warmup", str(warmup), "--steps", str(steps),
+         "--seed", str(seed)]
+  env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+  p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+  for line in p.stdout.splitlines():
+    if line.startswith("RESULT "):
+      return json.loads(line[7:])
+  sys.stderr.write(p.stdout[-2000:] + p.stderr[-4000:])
+  return None
+
+
+# --- parent -----------------------------------------------------------------------------
+
+def speed(args, work):
+  data_dir = build_data(work, 128)
+  print("measuring the 2048^3 matmul rate ...", flush=True)
+  rates = matmul_rates()
+  print(f"matmul 2048^3: float32 {rates['float32']:.0f} GFLOP/s, "
+        f"bfloat16 {rates['bfloat16']:.0f} GFLOP/s")
+  names = [v for v in args.variants.split(",") if v]
+  rows = {}
+  for name in names:
+    print(f"running {name} ({args.warmup} warm-up + {args.steps} timed steps) ...",
+          flush=True)
+    rows[name] = spawn(name, VARIANTS[name], data_dir, work, args.warmup, args.steps)
+  base = rows.get("fp32")
+  print(f"\nKoELECTRA-Small (v3 vocab 35000, full-size generator), length 128, batch 32, "
+        f"CPU ({os.cpu_count()} cores); {args.steps} steps after {args.warmup} warm-up")
+  print(f"{'variant':20s} {'ex/s':>7s} {'vs fp32':>8s} {'vs orig':>8s} {'peak GB':>8s} "
+        f"{'MFU':>6s} {'GFLOP/s':>8s}")
+  for name, r in rows.items():
+    if r is None:
+      print(f"{name:20s} failed (see stderr)")
+      continue
+    achieved = r["flops_per_step"] * r["steps_per_sec"] / 1e9
+    peak = rates["bfloat16" if "bf16" in name or "amp" in name else "float32"]
+    print(f"{name:20s} {r['examples_per_sec']:7.2f} "
+          f"{(r['examples_per_sec'] / base['examples_per_sec']) if base else float('nan'):7.2f}x "
+          f"{r['examples_per_sec'] / ORIGINAL_SMALL_EX_S:7.2f}x {r['peak_rss_gb']:8.2f} "
+          f"{100 * achieved / peak:5.1f}% {achieved:8.1f}")
+  print(f"{'original (quoted)':20s} {ORIGINAL_SMALL_EX_S:7.2f} {'':8s} {1.0:7.2f}x "
+        f"{ORIGINAL_SMALL_PEAK_GB:8.2f}")
+  print(f"{'HF+PyTorch (quoted)':20s} {HF_SMALL_EX_S:7.2f} {'':8s} "
+        f"{HF_SMALL_EX_S / ORIGINAL_SMALL_EX_S:7.2f}x")
+  some = next((r for r in rows.values() if r), None)
+  if some:
+    print(f"FLOPs per step (estimate_train_flops): {some['flops_per_step'] / 1e12:.3f} TFLOP; "
+          "MFU is against the matching dtype's measured matmul rate")
+  return rows
+
+
+def loss_curve(args, work):
+  """Small config, fp32 vs bf16, identical seeds and data order."""
+  data_dir = build_data(work, 64)
+  small = {"max_seq_length": 64, "train_batch_size": 16, "embedding_size": 128,
+           "model_hparam_overrides": {"hidden_size": 128, "num_hidden_layers": 2,
+                                      "num_attention_heads": 2, "intermediate_size": 512},
+           "num_warmup_steps": 30, "learning_rate": 5e-4}
+  curves = {}
+  for name, bf16 in (("fp32", False), ("bf16", True)):
+    print(f"training {name} for {args.curve_steps} steps ...", flush=True)
+    r = spawn("curve-" + name, {"use_bf16": bf16, "hparams": small}, data_dir, work,
+              1, args.curve_steps - 1, seed=3)
+    if r is None:
+      sys.exit(f"{name} run failed")
+    curves[name] = r["losses"]
+  w = args.window
+  print(f"\ntotal loss, moving average over {w} steps (same seeds and data order)")
+  print(f"{'step':>6s} {'fp32':>9s} {'bf16':>9s} {'diff':>7s}")
+  a, b = curves["fp32"], curves["bf16"]
+  n = min(len(a), len(b))
+  worst = 0.0
+  for end in range(w, n + 1, w):
+    ma, mb = sum(a[end - w:end]) / w, sum(b[end - w:end]) / w
+    worst = max(worst, abs(mb - ma) / ma)
+    print(f"{end:6d} {ma:9.3f} {mb:9.3f} {100 * (mb - ma) / ma:6.1f}%")
+  print(f"largest relative gap of the moving averages: {100 * worst:.1f}%")
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--variants", default=DEFAULT_VARIANTS,
+                 help=f"comma list of: {', '.join(VARIANTS)}")
+  p.add_argument("--warmup", type=int, default=5)
+  p.add_argument("--steps", type=int, default=15)
+  p.add_argument("--loss-curve", action="store_true")
+  p.add_argument("--curve-steps", type=int, default=300)
+  p.add_argument("--window", type=int, default=25)
+  p.add_argument("--work-dir", help="keep TFRecords here between runs (default: temporary)")
+  # internal: one variant in a child process
+  p.add_argument("--child", help=argparse.SUPPRESS)
+  p.add_argument("--settings", help=argparse.SUPPRESS)
+  p.add_argument("--data-dir", help=argparse.SUPPRESS)
+  p.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
+  args = p.parse_args()
+  if args.child:
+    return run_child(args)
+  if not (data_root() / "vocab/v3/vocab.txt").exists():
+    sys.exit(f"shared data not found at {data_root()}; set KOELECTRA_DATA")
+  with tempfile.TemporaryDirectory() as tmp:
+    work = pathlib.Path(args.work_dir or tmp)
+    work.mkdir(parents=True, exist_ok=True)
+    if args.loss_curve:
+      loss_curve(args, work)
+    else:
+      speed(args, work)
+
+
+if __name__ == "__main__":
+  main()
