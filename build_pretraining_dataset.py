@@ -177,7 +177,7 @@ def build_unit(task):
 
   for path, start, end in pieces:
     batch = []
-    for item in corpus.iter_file(path, opts["text_field"], stats,
+    for item in corpus.iter_file(path, opts["text_fields"][path], stats,
                                  opts["blanks_separate_docs"], start, end,
                                  align_docs=True, max_overrun=opts["max_overrun"]):
       batch.append(item)
@@ -332,7 +332,8 @@ def build(args, progress=True):
     raise BuildError(f"--num-out-files must be 0 (automatic) or more, got {args.num_out_files}")
   if args.unit_mb <= 0:
     raise BuildError(f"--unit-mb must be positive, got {args.unit_mb}")
-  files = corpus.list_corpus_files(args.corpus_dir)
+  plan, skipped_files = corpus.plan_corpus(args.corpus_dir, args.text_field)
+  files = [f for f, _ in plan]
   sizes = [corpus.file_size(f) for f in files]
   total = sum(sizes)
   if not total:
@@ -340,7 +341,7 @@ def build(args, progress=True):
   opts = dict(vocab_file=str(args.vocab_file), do_lower_case=args.do_lower_case,
               strip_accents=args.strip_accents, tokenizer=args.tokenizer,
               max_seq_length=args.max_seq_length, seed=args.seed,
-              text_field=args.text_field, blanks_separate_docs=args.blanks_separate_docs,
+              text_fields=dict(plan), blanks_separate_docs=args.blanks_separate_docs,
               original_sentence_order=args.original_sentence_order,
               shuffle_window=args.shuffle_window,
               # A document longer than this past a unit boundary is cut there
@@ -417,6 +418,7 @@ def build(args, progress=True):
       "resumed_shards": len(done),
       "files": len(files),
       "empty_files": [f for f, s in zip(files, sizes) if s == 0],
+      "skipped_files": skipped_files,
       "documents": c.documents,
       "lines": c.lines,
       "bytes_read": c.bytes_read,
@@ -437,7 +439,8 @@ def build(args, progress=True):
       "build_cpu_s": round(cpu, 3),
       "examples_per_s": round(new_examples / elapsed, 1) if elapsed > 0 else 0.0,
       "num_processes": args.num_processes,
-      "options": {k2: v for k2, v in config.items() if k2 != "files"},
+      "options": {k2: v for k2, v in config.items() if k2 not in ("files", "text_fields")},
+      "text_field": args.text_field,
   }
   with fileio.atomic_write(fileio.join(out_dir, SUMMARY)) as f:
     json.dump(summary, f, indent=1, ensure_ascii=False)

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from model.tokenization import FastTokenizer  # noqa: E402
 from tests.conftest import shared_data_dir  # noqa: E402
+from util import corpus as corpus_lib  # noqa: E402
 from vocab import build_vocab  # noqa: E402
 from vocab import report as report_lib  # noqa: E402
 from vocab import sentencepiece_vocab  # noqa: E402
@@ -52,7 +53,7 @@ def run(corpus, out, extra):
 
 
 def heldout_lines(corpus):
-  plan, _ = build_vocab.plan_files([corpus], "content")
+  plan, _ = corpus_lib.plan_corpus([corpus], "content")
   reader = build_vocab.CorpusReader(plan, 100, 20000, progress=False)
   for _ in reader:
     pass

@@ -72,6 +72,45 @@ def list_corpus_files(paths):
   return files
 
 
+# Archives are not read (extract them first); both builders skip them the same way.
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+
+def _first_line(path):
+  with _open_binary(path) as f:
+    for line in f:
+      if line.strip():
+        return line.lstrip()
+  return b""
+
+
+def plan_corpus(paths, text_field=None):
+  """([(file, text_field or None)], [skipped archive messages]) for a corpus.
+
+  With a text field, a file whose first non-empty line starts with '{' is read as JSON
+  lines and any other file as plain text, so one run can mix the petitions (JSON) with
+  plain text. Without one, a JSON-lines file is an error (it would train on JSON syntax).
+  """
+  plan, skipped = [], []
+  for path in list_corpus_files(paths):
+    if path.endswith(ARCHIVE_SUFFIXES):
+      skipped.append(f"{path}: archive (extract it first)")
+      continue
+    try:
+      first = _first_line(path)
+    except (OSError, EOFError) as e:
+      raise CorpusError(f"cannot read corpus file {path}: {e}") from e
+    is_json = first.startswith(b"{")
+    if is_json and not text_field:
+      raise CorpusError(
+          f"{path}: looks like JSON lines; pass --text-field (e.g. --text-field content)")
+    plan.append((path, text_field if is_json else None))
+  if not plan:
+    raise CorpusError(f"no readable corpus files under: {', '.join(map(str, paths))} "
+                      f"(skipped: {'; '.join(skipped)})")
+  return plan, skipped
+
+
 def _open_binary(path):
   if fileio.is_gcs(path):
     f = fileio.open_file(path, "rb")

@@ -12,7 +12,6 @@ Every `--holdout-every`-th corpus line is held out of training and used to measu
 the [UNK] ratio and tokens per word; the report is printed and saved as JSON.
 """
 import argparse
-import gzip
 import os
 import sys
 import time
@@ -27,49 +26,6 @@ from vocab import wordpiece
 
 SPECIALS = wordpiece.SPECIALS
 VocabError = wordpiece.VocabError
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
-
-
-# ---------------------------------------------------------------------------
-# Reading the corpus
-
-
-def _first_line(path):
-  with fileio.open_file(path, "rb") as raw:
-    f = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
-    for line in f:
-      if line.strip():
-        return line.lstrip()
-  return b""
-
-
-def plan_files(paths, text_field):
-  """(files with the text field to read each with, skipped archives).
-
-  With --text-field, a file whose first non-empty line starts with '{' is read as JSON
-  lines and any other as plain text, so one run can mix the petitions (JSON) with plain
-  text. Without it, a JSON-lines file is an error (it would train on JSON syntax).
-  """
-  plan, skipped = [], []
-  for path in corpus.list_corpus_files(paths):
-    if path.endswith(ARCHIVE_SUFFIXES):
-      skipped.append(f"{path}: archive (extract it first)")
-      continue
-    try:
-      first = _first_line(path)
-    except (OSError, EOFError) as e:
-      raise corpus.CorpusError(f"cannot read corpus file {path}: {e}") from e
-    is_json = first.startswith(b"{")
-    if is_json and not text_field:
-      raise corpus.CorpusError(
-          f"{path}: looks like JSON lines; pass --text-field (e.g. --text-field content)")
-    plan.append((path, text_field if is_json else None))
-  if not plan:
-    raise corpus.CorpusError(f"no readable corpus files under: {', '.join(map(str, paths))} "
-                             f"(skipped: {'; '.join(skipped)})")
-  return plan, skipped
-
-
 class CorpusReader:
   """Streams training lines; every `holdout_every`-th line goes to `heldout` instead."""
 
@@ -149,7 +105,7 @@ def train_wordpiece(lines, args):
 
 def read_eval_file(path, text_field, max_lines):
   try:
-    plan, _ = plan_files([path], text_field)
+    plan, _ = corpus.plan_corpus([path], text_field)
   except corpus.CorpusError as e:
     raise corpus.CorpusError(f"--eval-file: {e}") from e
   stats = corpus.CorpusStats()
@@ -176,7 +132,7 @@ def build(args):
     raise VocabError("--holdout-every must be >= 0 and --max-eval-lines >= 1")
   if args.limit_alphabet is not None and args.limit_alphabet < 1:
     raise VocabError(f"--limit-alphabet must be >= 1, got {args.limit_alphabet}")
-  plan, skipped_files = plan_files(args.corpus, args.text_field)
+  plan, skipped_files = corpus.plan_corpus(args.corpus, args.text_field)
   for s in skipped_files:
     print(f"skipping {s}", file=sys.stderr)
   eval_sets = [(p, read_eval_file(p, args.text_field, args.max_eval_lines))
