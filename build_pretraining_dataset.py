@@ -533,9 +533,9 @@ def parse_args(argv=None):
   p.add_argument("--no-strip-accents", dest="strip_accents", action="store_false")
   p.add_argument("--tokenizer", choices=("fast", "reference"), default="fast",
                  help="reference = the pure-Python FullTokenizer (same ids, slower)")
-  p.add_argument("--shuffle-window", type=int, default=0, metavar="N",
-                 help="mix each shard's records within a window of N (default 0: corpus "
-                      "order; see docs/corpus.md)")
+  p.add_argument("--shuffle-window", type=int, default=10000, metavar="N",
+                 help="mix each shard's records within a window of N records (default "
+                      "10000; 0 keeps corpus order; see docs/corpus.md)")
   p.add_argument("--original-sentence-order", action="store_true",
                  help="reproduce the original's reordering of sentences (docs/corpus.md)")
   p.add_argument("--overwrite", action="store_true",

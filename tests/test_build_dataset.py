@@ -48,7 +48,7 @@ def ref_tok(vocab_v3):
 def one_file_build(small_corpus, tmp_path_factory, vocab_v3):
   out = tmp_path_factory.mktemp("one")
   summary = bpd.build(_args(small_corpus, out, vocab_v3, "--num-processes", 1, "--num-out-files", 1,
-                            "--max-seq-length", L))
+                            "--max-seq-length", L, "--shuffle-window", 0))
   shards = sorted(out.glob("pretrain_data.tfrecord*"))
   return out, summary, shards
 
@@ -308,7 +308,8 @@ def test_json_lines_and_inspection(data_dir, tmp_path, capsys, vocab_v3):
   (d / "p.jsonl").write_text("".join(rows) + '{"title": "no content"}\n', encoding="utf-8")
   out = tmp_path / "out"
   assert bpd.main(["--corpus-dir", str(d), "--vocab-file", vocab_v3, "--output-dir", str(out),
-                   "--text-field", "content", "--max-seq-length", "64", "--no-progress"]) == 0
+                   "--text-field", "content", "--max-seq-length", "64", "--shuffle-window", "0",
+                   "--no-progress"]) == 0
   capsys.readouterr()
   summary = json.loads((out / "summary.json").read_text())
   assert summary["documents"] == 30 and summary["skipped_bad_json"] == 1
