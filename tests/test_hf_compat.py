@@ -18,7 +18,6 @@ from model import optimization
 from model.tokenization import FullTokenizer
 from tests.conftest import head_lines
 
-tf.disable_eager_execution()
 
 SEQ = 20
 DISC = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)

@@ -11,7 +11,6 @@ from model import checkpoint
 from model.tokenization import FullTokenizer
 from tests.conftest import head_lines
 
-tf.disable_eager_execution()
 
 TINY = dict(vocab_size=None, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
             intermediate_size=128, embedding_size=32, max_position_embeddings=64)

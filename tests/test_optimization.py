@@ -8,7 +8,6 @@ import tensorflow.compat.v1 as tf
 from model import modeling
 from model import optimization
 
-tf.disable_eager_execution()
 
 
 def _values(sess, names):
