@@ -175,6 +175,10 @@ def spawn(name, settings, data_dir, work, warmup, steps, seed=1):
          "--data-dir", str(data_dir), "--warmup", str(warmup), "--steps", str(steps),
          "--seed", str(seed)]
   env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+  if settings.get("xla"):
+    # global_jit_level alone does not cluster CPU ops; this flag lets auto-clustering
+    # (XLA) take the CPU graph too.
+    env["TF_XLA_FLAGS"] = (env.get("TF_XLA_FLAGS", "") + " --tf_xla_cpu_global_jit").strip()
   p = subprocess.run(cmd, capture_output=True, text=True, env=env)
   for line in p.stdout.splitlines():
     if line.startswith("RESULT "):
