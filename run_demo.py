@@ -11,7 +11,7 @@
    then on the held-out lines: masked-LM accuracy, discriminator AUC / accuracy /
    precision / recall.
 Every stage is skipped when its output exists, so a rerun (or a run after Ctrl-C) goes on
-where it stopped. Takes about 5 minutes on 2 CPU cores.
+where it stopped. Takes 4-7 minutes on 2 CPU cores.
 """
 import argparse
 import json
@@ -208,8 +208,8 @@ def main(argv=None):
           f"precision {r['disc_precision']:.3f}  recall {r['disc_recall']:.3f}  "
           f"(generator masked-LM accuracy {r['masked_lm_accuracy']:.3f})")
   for k, v in summary["paths"].items():
-    print(f"  {k:10s} {v}")
-  print(f"  summary    {out / 'demo_summary.json'}")
+    print(f"  {k:16s} {v}")
+  print(f"  {'summary':16s} {out / 'demo_summary.json'}")
   print(f"TensorBoard: tensorboard --logdir {config.model_dir}")
   return 0
 
