@@ -14,10 +14,7 @@ import functools
 import itertools
 import re
 import threading
-import time
 import unicodedata
-
-import numpy as np
 
 from util import fileio
 
@@ -361,8 +358,28 @@ def _removed_chars_re():
   return re.compile(_regex_class(_char_ranges()["removed"]))
 
 
-_MIN_PARALLEL_BATCH = 2000  # below this a second thread is not worth starting
+@functools.lru_cache(maxsize=None)
+def _isolated_chars_re():
+  return re.compile("(" + _regex_class(_char_ranges()["isolated"]) + ")")
+
+
 _WORD_SEP = "\x00"  # joins words for one backend call; cleaning removes NUL from words
+
+
+class _WordCache(dict):
+  """word -> its ids as a str (one char per id: chr(id)); records misses.
+
+  Looking words up with the C-level dict.__getitem__ through map() costs no Python
+  bytecode per word; __missing__ (Python) runs only for words not cached yet.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self.missed = []
+
+  def __missing__(self, word):
+    self.missed.append(word)
+    return ""
 
 
 class FastTokenizer(FullTokenizer):
@@ -370,46 +387,42 @@ class FastTokenizer(FullTokenizer):
 
   How: a text is split on whitespace in Python (after the reference's cleaning, done
   by one regex and only when the text needs it). Each distinct word is tokenized once
-  and its ids are cached in a numpy table: case/accents in Python, punctuation/CJK
-  split and WordPiece by `tokenizers` (Rust), many words per call. Tokenizing a text
-  word by word gives the same ids as tokenizing it whole, so the cache cannot change
-  results. Large batches also use a whole-line `tokenizers` pipeline on a second
-  thread for plain lines (see encode_batch). docs/tokenization.md has the details.
+  and cached as a str holding one char per id, so a line's ids are a join of cached
+  strs and a map(ord): C loops, no Python bytecode per word. Missed words of a batch
+  are tokenized together: case/accents and punctuation/CJK isolation by Python
+  regexes, WordPiece by `tokenizers` (Rust, several inputs per call). Tokenizing a
+  text word by word gives the same ids as tokenizing it whole, so the cache cannot
+  change results. docs/tokenization.md has the details and figures.
 
-  cache_size: words kept before the cache is cleared; parallel: allow the second thread.
+  cache_size: words kept before the cache is cleared (one batch's words are always
+  kept, so memory is bounded by max(cache_size, words in a batch)).
+  parallel: let `tokenizers` spread a batch's missed words over its Rust threads.
   """
 
   def __init__(self, vocab_file, do_lower_case=False, strip_accents=None,
                allow_korean_lowercase=False, cache_size=2_000_000, parallel=True):
     super().__init__(vocab_file, do_lower_case, strip_accents, allow_korean_lowercase)
-    from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+    if len(self.vocab) >= 0x110000:
+      raise VocabError(f"{vocab_file}: {len(self.vocab)} tokens, too many for a char per id")
     backend = Tokenizer(models.WordPiece(
         dict(self.vocab), unk_token=UNK, continuing_subword_prefix="##",
         max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
-    # Words arrive cleaned, whitespace-free and case-normalized; Rust isolates
-    # punctuation and CJK chars (classes from Python's unicodedata) and runs WordPiece.
-    backend.pre_tokenizer = pre_tokenizers.Split(
-        Regex(_regex_class(_char_ranges()["isolated"], onig=True)), behavior="isolated")
+    # Words arrive cleaned, case-normalized, with punctuation/CJK chars space-padded
+    # (by _isolate_re, from Python's unicodedata): Rust only splits on spaces (cheap,
+    # unlike a huge regex class there) and runs WordPiece.
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     # NUL separates the words of one call; it gets the id len(vocab), outside the vocab.
     backend.add_special_tokens([AddedToken(_WORD_SEP, normalized=False)])
     self._sep_id = backend.token_to_id(_WORD_SEP)
     assert self._sep_id == len(self.vocab), self._sep_id
     self.backend = backend
-    # Whole-line backend for "plain" lines (printable, no '[' or U+FFFD: nothing to
-    # clean, no special token, only ASCII spaces): splits on spaces and isolates
-    # punctuation/CJK in one regex. It runs on a second thread (Rust releases the GIL)
-    # while this thread serves the rest of a large batch from the word cache.
-    iso = _regex_class(_char_ranges()["isolated"], onig=True)
-    line_backend = Tokenizer(backend.model)
-    line_backend.pre_tokenizer = pre_tokenizers.Split(
-        Regex(f"[^ {iso[1:-1]}]+|{iso}"), behavior="removed", invert=True)
-    self.line_backend = line_backend
     self.parallel = parallel
-    self._line_share = 0.5  # share of a batch for the line backend; adapts to speeds
     self.cache_size = cache_size
     self._removed_re = _removed_chars_re()
+    self._isolate_re = _isolated_chars_re()
     self._special_keys = {t: _WORD_SEP + t for t in SPECIAL_TOKENS}  # no real word has NUL
-    self._lock = threading.Lock()  # the cache table is updated in several steps
+    self._lock = threading.Lock()  # misses are recorded in the shared cache
     self._reset_cache()
 
   def __getstate__(self):
@@ -422,33 +435,9 @@ class FastTokenizer(FullTokenizer):
     self._lock = threading.Lock()
 
   def _reset_cache(self):
-    # The cache is a table: word -> row; row -> (start, length) in one flat id array.
-    # Building a batch's output is then a few numpy gathers instead of per-word Python.
-    self._rows = {}
-    self._starts = np.zeros(1024, np.int64)
-    self._lens = np.zeros(1024, np.int64)
-    self._table = np.zeros(4096, np.int32)
-    self._n_rows = 0
-    self._n_ids = 0
-    keys = list(self._special_keys.values())
-    self._add_rows(keys, np.array([self.vocab[t] for t in self._special_keys], np.int32),
-                   np.ones(len(keys), np.int64))
-
-  def _add_rows(self, words, ids, lens):
-    """Append words whose ids are `ids` (concatenated, `lens` ids per word)."""
-    n, m = self._n_rows, self._n_ids
-    need_rows, need_ids = n + len(words), m + len(ids)
-    if need_rows > len(self._starts):
-      size = max(need_rows, 2 * len(self._starts))
-      self._starts = np.resize(self._starts, size)
-      self._lens = np.resize(self._lens, size)
-    if need_ids > len(self._table):
-      self._table = np.resize(self._table, max(need_ids, 2 * len(self._table)))
-    self._table[m:need_ids] = ids
-    self._lens[n:need_rows] = lens
-    self._starts[n:need_rows] = m + np.cumsum(lens) - lens
-    self._rows.update(zip(words, range(n, need_rows)))
-    self._n_rows, self._n_ids = need_rows, need_ids
+    self._prefetch = True  # see _encode_words
+    self._cache = _WordCache()
+    self._cache.update((k, chr(self.vocab[t])) for t, k in self._special_keys.items())
 
   def _words(self, text):
     """Cache keys of one text: its whitespace-split words and special-token keys."""
@@ -471,113 +460,69 @@ class FastTokenizer(FullTokenizer):
     return words
 
   def _tokenize_words(self, words, chunk=2000):
-    """Tokenize and cache `words`: a few backend calls over NUL-joined words."""
+    """Tokenize and cache `words` (distinct, not special): a few backend calls."""
     if self.do_lower_case or self.strip_accents:
-      normed = [_normalize_word(w, self.do_lower_case, self.strip_accents) for w in words]
+      words_in = [_normalize_word(w, self.do_lower_case, self.strip_accents) for w in words]
     else:
-      normed = words
-    texts = [_WORD_SEP.join(normed[i:i + chunk]) for i in range(0, len(normed), chunk)]
-    encode = getattr(self.backend, "encode_batch_fast", self.backend.encode_batch)
-    encs = encode(texts, add_special_tokens=False)
-    id_lists = [e.ids for e in encs]
-    ids = np.fromiter(itertools.chain.from_iterable(id_lists), np.int64)
-    is_sep = ids == self._sep_id
-    keep = ~is_sep
-    # Word number of each id: separators before it, plus one per earlier text (a
-    # text's last word has no separator after it).
-    text_of = np.repeat(np.arange(len(id_lists)), [len(x) for x in id_lists])
-    word_of = (np.cumsum(is_sep) + text_of)[keep]
-    assert int(is_sep.sum()) + len(id_lists) == len(words)
-    lens = np.bincount(word_of, minlength=len(words))
-    self._add_rows(words, ids[keep], lens)
+      words_in = words
+    # Space-pad punctuation/CJK chars: split (C) and join, as a re.sub template
+    # would run Python code per match. Several inputs per call let `tokenizers`
+    # spread them over its threads.
+    split = self._isolate_re.split
+    texts = [" ".join(split(_WORD_SEP.join(words_in[i:i + chunk])))
+             for i in range(0, len(words_in), chunk)]
+    if self.parallel:
+      encs = self.backend.encode_batch_fast(texts, add_special_tokens=False)
+    else:  # no Rust thread pool (e.g. inside worker processes)
+      encs = [self.backend.encode(t, add_special_tokens=False) for t in texts]
+    sep = chr(self._sep_id)
+    values = sep.join(["".join(map(chr, e.ids)) for e in encs]).split(sep)
+    assert len(values) == len(words), (len(values), len(words))
+    self._cache.update(zip(words, values))
 
   def encode_batch(self, texts):
-    texts = list(texts)
-    if (not self.parallel or len(texts) < _MIN_PARALLEL_BATCH or self.do_lower_case
-        or self.strip_accents):
-      return self._encode_cached(texts)
-    # Large batch: plain lines from the first part go to the whole-line backend on
-    # a second thread; everything else is served by the cache on this thread.
-    cut = int(len(texts) * self._line_share)
-    plain = [i for i, t in enumerate(texts[:cut])
-             if type(t) is str and t.isprintable() and "[" not in t and "\ufffd" not in t]
-    rest = sorted(set(range(len(texts))).difference(plain))
-    result = {}
-
-    def run_lines():
-      t0 = time.perf_counter()
-      try:
-        encs = self.line_backend.encode_batch_fast([texts[i] for i in plain],
-                                                   add_special_tokens=False)
-        result["ids"] = [e.ids for e in encs]
-      except BaseException as e:  # re-raised on the calling thread
-        result["error"] = e
-      result["time"] = time.perf_counter() - t0
-
-    thread = threading.Thread(target=run_lines, daemon=True)
-    thread.start()
-    t0 = time.perf_counter()
-    rest_ids = self._encode_cached([texts[i] for i in rest])
-    t_rest = time.perf_counter() - t0
-    thread.join()
-    if "error" in result:
-      raise result["error"]
-    # Balance the next batch so both threads finish together.
-    if plain and rest:
-      speed_lines = len(plain) / max(result["time"], 1e-6)
-      speed_rest = len(rest) / max(t_rest, 1e-6)
-      share = speed_lines / (speed_lines + speed_rest)
-      self._line_share = min(0.9, max(0.1, 0.5 * self._line_share + 0.5 * share))
-    out = [None] * len(texts)
-    for i, ids in zip(plain, result["ids"]):
-      out[i] = ids
-    for i, ids in zip(rest, rest_ids):
-      out[i] = ids
-    return out
-
-  def _encode_cached(self, texts):
-    with self._lock:
-      return self._encode_cached_locked(texts)
-
-  def _encode_cached_locked(self, texts):
     words = self._words
     # The plain-text test is inlined here (it is _words' first branch): per-line
-    # call overhead is a visible share of the cached path.
-    all_words = [t.split() if type(t) is str and t.isprintable() and "[" not in t
-                 and "\ufffd" not in t else words(t) for t in texts]
-    chain = itertools.chain.from_iterable
-    n_words = np.fromiter(map(len, all_words), np.int64, len(all_words))
-    total = int(n_words.sum())
-    # Row of every word, -1 for words not cached yet (one dictionary lookup per word).
-    rows = np.fromiter(map(self._rows.get, chain(all_words), itertools.repeat(-1)),
-                       np.int64, total)
-    miss_at = np.flatnonzero(rows < 0)
-    if len(miss_at):
-      flat_words = list(chain(all_words))
-      missed = list(map(flat_words.__getitem__, miss_at.tolist()))
-      missing = list(set(missed))
-      if self._n_rows + len(missing) > self.cache_size:
-        # Bounded memory: start afresh rather than track recency per word.
-        self._reset_cache()
-        rows = np.fromiter(map(self._rows.get, flat_words, itertools.repeat(-1)),
-                           np.int64, total)
-        miss_at = np.flatnonzero(rows < 0)
-        missed = list(map(flat_words.__getitem__, miss_at.tolist()))
-        missing = list(set(missed))
-      self._tokenize_words(missing)
-      rows[miss_at] = np.fromiter(map(self._rows.__getitem__, missed), np.int64, len(missed))
-    lens = self._lens[rows]
-    tok_end = np.cumsum(lens)
-    # Position of every output id in the table: its word's start plus its offset.
-    pos = np.arange(int(tok_end[-1]) if len(tok_end) else 0) + np.repeat(
-        self._starts[rows] - (tok_end - lens), lens)
-    flat = self._table[pos].tolist()
-    bounds = np.concatenate([[0], tok_end])[np.concatenate([[0], np.cumsum(n_words)])]
-    bounds = bounds.tolist()
-    return list(map(flat.__getitem__, map(slice, bounds[:-1], bounds[1:])))
+    # call overhead is a visible share of the whole.
+    splits = [t.split() if type(t) is str and t.isprintable() and "[" not in t
+              and "\ufffd" not in t else words(t) for t in texts]
+    with self._lock:
+      return self._encode_words(splits)
+
+  def _encode_words(self, splits):
+    if self._prefetch:
+      # Most lines of the last batch had a new word (young cache): find this batch's
+      # misses first, in C, rather than join most lines twice.
+      words = set(itertools.chain.from_iterable(splits))
+      self._add_words(words.difference(self._cache), words)
+    cache, join = self._cache, "".join
+    get = cache.__getitem__
+    out = [join(map(get, ws)) for ws in splits]
+    redo = []
+    if cache.missed:
+      # Lines with a miss got "" for it: tokenize the batch's missed words, redo them.
+      has = cache.__contains__
+      redo = [i for i, ws in enumerate(splits) if not all(map(has, ws))]
+      self._add_words(set(cache.missed),
+                      itertools.chain.from_iterable(map(splits.__getitem__, redo)))
+      get = self._cache.__getitem__
+      for i in redo:
+        out[i] = join(map(get, splits[i]))
+    self._prefetch = len(redo) > len(splits) // 2
+    return [list(map(ord, s)) for s in out]
+
+  def _add_words(self, missing, needed):
+    """Tokenize and cache `missing`; if the cache would overflow, restart it with `needed`."""
+    if len(self._cache) + len(missing) > self.cache_size:
+      # Bounded memory: start afresh rather than track recency per word.
+      self._reset_cache()
+      missing = set(needed).difference(self._cache)
+    self._cache.missed.clear()
+    if missing:
+      self._tokenize_words(list(missing))
 
   def encode(self, text):
-    return self._encode_cached([text])[0]
+    return self.encode_batch([text])[0]
 
   def tokenize(self, text):
     inv = self.inv_vocab

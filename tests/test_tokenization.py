@@ -106,7 +106,8 @@ def test_build_tokenizer(vocab_v3):
 def test_fast_equals_reference_v3(vocab_v3, real_lines, v3_reference_ids):
   fast = FastTokenizer(vocab_v3)
   got = fast.encode_batch(real_lines[:3000]) + fast.encode_batch(real_lines[3000:])
-  assert fast._line_share != 0.5  # the whole-line thread took part and was re-balanced
+  assert real_lines[0].split()[0] in fast._cache  # words are cached across batches
+  assert not fast._cache.missed  # misses were all tokenized
   bad = [i for i, (a, b) in enumerate(zip(got, v3_reference_ids)) if a != b]
   assert not bad, f"{len(bad)} lines differ, first: {real_lines[bad[0]][:100]!r}"
   assert len(got) == len(real_lines)
@@ -117,8 +118,6 @@ def test_fast_equals_reference_v3(vocab_v3, real_lines, v3_reference_ids):
 
 
 def test_fast_equals_reference_v1(vocab_v1, real_lines):
-  # One thread: the cache path alone (the v3 test's 3,000-line batches also use the
-  # whole-line backend on a second thread).
   full, fast = FullTokenizer(vocab_v1), FastTokenizer(vocab_v1, parallel=False)
   lines = real_lines[::2]  # half the lines keeps the suite inside its time budget
   want = [full.encode(l) for l in lines]
@@ -131,8 +130,16 @@ def test_small_cache_gives_same_ids(vocab_v3, real_lines, v3_reference_ids):
   fast = FastTokenizer(vocab_v3, cache_size=300)  # forces many cache resets
   got = []
   for i in range(0, 600, 50):
-    got += fast.encode_batch(real_lines[i:i + 50])
+    batch = real_lines[i:i + 50]
+    got += fast.encode_batch(batch)
+    # Bounded: the cache holds at most one batch's words beyond cache_size.
+    distinct = {w for line in batch for w in fast._words(line)}
+    assert len(fast._cache) <= max(300, len(distinct) + len(tokenization.SPECIAL_TOKENS))
   assert got == v3_reference_ids[:600]
+  # Lines cached before a reset are kept; a reset inside a batch redoes only the rest.
+  fast = FastTokenizer(vocab_v3, cache_size=1000)
+  assert fast.encode_batch(real_lines[:20]) == v3_reference_ids[:20]
+  assert fast.encode_batch(real_lines[:400]) == v3_reference_ids[:400]
 
 
 @pytest.mark.parametrize("lower,strip", [(True, None), (True, False), (False, True)])
@@ -142,6 +149,7 @@ def test_fast_equals_reference_with_case_settings(vocab_v3, real_lines, lower, s
   lines = real_lines[::12] + [
       "Ünïcödé ÇAFÉ naïve ΟΔΥΣΣΕΥΣ Σ. İstanbul ǅemal ŉ ẞ ﬁ",
       "한국어 ELECTRA를 [CLS] 공유합니다 [CLŚ] x[MASK]y",
+      "é \u0301 \u0301\u0301 x\u0301 ́",  # words that strip to nothing: no ids
   ]
   assert fast.encode_batch(lines) == [full.encode(l) for l in lines]
 
@@ -158,8 +166,8 @@ def test_edge_cases_agree(vocab_v3, v3_full):
     assert fast.tokenize(text) == v3_full.tokenize(text), repr(text)
   assert fast.encode_batch(cases) == [v3_full.encode(t) for t in cases]
   assert fast.encode_batch([]) == []
-  # A large batch sends the plain cases through the whole-line backend as well.
-  big = cases * (tokenization._MIN_PARALLEL_BATCH // len(cases) + 1)
+  # A fresh tokenizer on a batch repeating them: misses and hits in one batch.
+  big = cases * 3
   assert FastTokenizer(vocab_v3).encode_batch(big) == [v3_full.encode(t) for t in big]
   assert fast.encode("공유".encode("utf-8")) == v3_full.encode("공유")
 
