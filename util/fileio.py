@@ -77,20 +77,6 @@ def rename(src, dst):
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="w"):
-  """Yield a file object; it appears at `path` only if the block finishes."""
-  tmp = tmp_name(path)
-  try:
-    with open_file(tmp, mode) as f:
-      yield f
-    rename(tmp, path)
-  except BaseException:
-    with contextlib.suppress(Exception):
-      remove(tmp)
-    raise
-
-
-@contextlib.contextmanager
 def atomic_path(path):
   """Yield a temporary path for a writer that wants a filename (e.g. TFRecordWriter)."""
   tmp = tmp_name(path)
@@ -101,3 +87,11 @@ def atomic_path(path):
     with contextlib.suppress(Exception):
       remove(tmp)
     raise
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w"):
+  """Yield a file object; it appears at `path` only if the block finishes."""
+  # The file is closed (inner context) before atomic_path renames or removes it.
+  with atomic_path(path) as tmp, open_file(tmp, mode) as f:
+    yield f
