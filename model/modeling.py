@@ -14,11 +14,16 @@ All shapes are static when the inputs have static shapes (TPU requirement).
 use_bf16: embeddings are looked up and normalised in float32, then the projection and every
 transformer matmul run in bfloat16 (variables stay float32 and are cast on use). Softmax,
 LayerNorm statistics and the residual sums are float32; outputs are returned as float32.
+
+FUSED_ELEMENTWISE (default on): GELU, residual add + LayerNorm and attention scale + mask +
+softmax + dropout run as XLA-compiled functions with hand-written gradients, the same math
+as the plain ops (docs/running.md, "Speed on CPU", has the measurements).
 """
 import copy
 import json
 import math
 
+import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 
 LAYER_NORM_EPSILON = 1e-12
@@ -211,9 +216,55 @@ class BertModel(object):
 
 
 def gelu(x):
-  """Exact GELU, x * Phi(x) with erf (as the original checkpoints were trained)."""
-  cdf = 0.5 * (1.0 + tf.math.erf(x / tf.cast(math.sqrt(2.0), x.dtype)))
-  return x * cdf
+  """Exact GELU, x * Phi(x) with erf (as the original checkpoints were trained).
+
+  Forward and backward each run as one fused XLA kernel (see _fused): on CPU the unfused
+  graph is ~10 memory-bound element-wise passes over [tokens, intermediate] and took ~20%
+  of a training step; fused it is ~2.7x faster. Same formula, so results agree with
+  `gelu_reference` to float rounding.
+  """
+  if not FUSED_ELEMENTWISE:
+    return gelu_reference(x)
+  return _gelu_fused(x)
+
+
+def gelu_reference(x):
+  """The unfused exact-erf GELU (TF ops only)."""
+  return x * (0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF)))
+
+
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+# Fuse GELU and LayerNorm into XLA-compiled functions (forward and hand-written backward).
+# Off: the plain TF ops, e.g. to compare against or on a platform without an XLA JIT.
+FUSED_ELEMENTWISE = True
+
+
+def _fused(fn):
+  # jit_compile: XLA compiles the function (on CPU too, no global JIT flags needed) and
+  # fuses its element-wise ops into one loop. One trace per input signature, so all layers
+  # of one width share one compiled kernel. Inside a TPU computation it is simply inlined.
+  return tf2.function(fn, jit_compile=True, autograph=False)
+
+
+@_fused
+def _gelu_fwd(x):
+  return gelu_reference(x)
+
+
+@_fused
+def _gelu_bwd(x, dy):
+  # d/dx x*Phi(x) = Phi(x) + x*phi(x); recomputing Phi here is cheaper than storing it.
+  cdf = 0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF))
+  pdf = tf.exp(-0.5 * tf.square(x)) * _INV_SQRT_2PI
+  return dy * (cdf + x * pdf)
+
+
+@tf.custom_gradient
+def _gelu_fused(x):
+  def grad(dy):
+    return _gelu_bwd(x, dy)
+  return _gelu_fwd(x), grad
 
 
 def get_activation(activation_string):
@@ -236,20 +287,89 @@ def dropout(input_tensor, dropout_prob):
   return tf.nn.dropout(input_tensor, rate=dropout_prob)
 
 
-def layer_norm(input_tensor, name=None):
-  """LayerNorm over the last axis, variables `<name>/gamma` and `<name>/beta`.
+def layer_norm(input_tensor, name=None, residual=None):
+  """LayerNorm over the last axis of `input_tensor` (+ `residual`), variables
+  `<name>/gamma` and `<name>/beta`.
 
-  Statistics are computed in float32 (as on TPU); the result has the input's dtype.
+  The sum and the statistics are computed in float32 (as on TPU); the result has the
+  input's dtype. With FUSED_ELEMENTWISE, forward and backward each run as one XLA kernel.
   """
   dtype = input_tensor.dtype
-  x = tf.cast(input_tensor, tf.float32)
-  width = x.shape[-1]
+  width = input_tensor.shape[-1]
   with tf.variable_scope(name, default_name="LayerNorm"):
     beta = tf.get_variable("beta", [width], tf.float32, initializer=tf.zeros_initializer())
     gamma = tf.get_variable("gamma", [width], tf.float32, initializer=tf.ones_initializer())
-    mean, variance = tf.nn.moments(x, [-1], keepdims=True)
-    y = (x - mean) * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+    gamma_t, beta_t = tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
+    if FUSED_ELEMENTWISE:
+      if residual is None:
+        return _layer_norm_fused(input_tensor, gamma_t, beta_t)
+      return _add_layer_norm_fused(input_tensor, residual, gamma_t, beta_t)
+    x = tf.cast(input_tensor, tf.float32)
+    if residual is not None:
+      x += tf.cast(residual, tf.float32)
+    y = _layer_norm_math(x, gamma_t, beta_t)
   return tf.cast(y, dtype)
+
+
+def _layer_norm_math(x, gamma, beta):
+  """float32 LayerNorm of x over its last axis (two-pass statistics, as tf.nn.moments)."""
+  mean = tf.reduce_mean(x, -1, keepdims=True)
+  centered = x - mean
+  variance = tf.reduce_mean(tf.square(centered), -1, keepdims=True)
+  return centered * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+
+
+def _layer_norm_grad(x, gamma, dy):
+  """Gradients of _layer_norm_math w.r.t. (x, gamma, beta), statistics recomputed."""
+  mean = tf.reduce_mean(x, -1, keepdims=True)
+  centered = x - mean
+  rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), -1, keepdims=True) +
+                       LAYER_NORM_EPSILON)
+  normed = centered * rstd
+  dy = tf.cast(dy, tf.float32)
+  g = dy * gamma
+  dx = rstd * (g - tf.reduce_mean(g, -1, keepdims=True) -
+               normed * tf.reduce_mean(g * normed, -1, keepdims=True))
+  outer = list(range(x.shape.ndims - 1))
+  return dx, tf.reduce_sum(dy * normed, outer), tf.reduce_sum(dy, outer)
+
+
+@_fused
+def _ln_fwd(x, gamma, beta):
+  return tf.cast(_layer_norm_math(tf.cast(x, tf.float32), gamma, beta), x.dtype)
+
+
+@_fused
+def _ln_bwd(x, gamma, dy):
+  dx, dgamma, dbeta = _layer_norm_grad(tf.cast(x, tf.float32), gamma, dy)
+  return tf.cast(dx, x.dtype), dgamma, dbeta
+
+
+@_fused
+def _add_ln_fwd(x, residual, gamma, beta):
+  h = tf.cast(x, tf.float32) + tf.cast(residual, tf.float32)
+  return tf.cast(_layer_norm_math(h, gamma, beta), x.dtype)
+
+
+@_fused
+def _add_ln_bwd(x, residual, gamma, dy):
+  h = tf.cast(x, tf.float32) + tf.cast(residual, tf.float32)
+  dh, dgamma, dbeta = _layer_norm_grad(h, gamma, dy)
+  return tf.cast(dh, x.dtype), tf.cast(dh, residual.dtype), dgamma, dbeta
+
+
+@tf.custom_gradient
+def _layer_norm_fused(x, gamma, beta):
+  def grad(dy):
+    return _ln_bwd(x, gamma, dy)
+  return _ln_fwd(x, gamma, beta), grad
+
+
+@tf.custom_gradient
+def _add_layer_norm_fused(x, residual, gamma, beta):
+  def grad(dy):
+    return _add_ln_bwd(x, residual, gamma, dy)
+  return _add_ln_fwd(x, residual, gamma, beta), grad
 
 
 def layer_norm_and_dropout(input_tensor, dropout_prob, name=None):
@@ -375,16 +495,75 @@ def attention_layer(from_tensor, to_tensor, attention_mask=None, num_attention_h
   key = split_heads(key, to_seq_length)
   value = split_heads(value, to_seq_length)
   scores = tf.matmul(query, key, transpose_b=True)
-  scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(float(size_per_head)))
+  scale = 1.0 / math.sqrt(float(size_per_head))
+  adder = None
   if attention_mask is not None:
     mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=1)
-    scores += (1.0 - mask) * ATTENTION_MASK_ADDER
-  probs = tf.nn.softmax(scores)
-  probs = dropout(tf.cast(probs, dtype), attention_probs_dropout_prob)
-  context = tf.matmul(probs, value)
+    adder = (1.0 - mask) * ATTENTION_MASK_ADDER
+  # The probabilities returned (attention maps) are only computed if fetched.
+  probs = _masked_softmax(scores, adder, scale)
+  if FUSED_ELEMENTWISE:
+    dropped = _softmax_dropout_fused(scores, adder, scale, attention_probs_dropout_prob,
+                                     dtype)
+  else:
+    dropped = dropout(tf.cast(probs, dtype), attention_probs_dropout_prob)
+  context = tf.matmul(dropped, value)
   context = tf.transpose(context, [0, 2, 1, 3])
   context = tf.reshape(context, [batch_size * from_seq_length, width])
-  return context, probs
+  return context, tf.cast(probs, dtype)
+
+
+def _masked_softmax(scores, adder, scale):
+  """float32 softmax(scores * scale + adder) over the last axis."""
+  scores = tf.cast(scores, tf.float32) * scale
+  if adder is not None:
+    scores += adder
+  return tf.nn.softmax(scores)
+
+
+@_fused
+def _softmax_dropout_fwd(scores, adder, uniform, scale, rate):
+  probs = _masked_softmax(scores, adder, scale)
+  if uniform is not None:
+    probs = tf.where(uniform >= rate, probs * (1.0 / (1.0 - rate)), tf.zeros_like(probs))
+  return tf.cast(probs, scores.dtype)
+
+
+@_fused
+def _softmax_dropout_bwd(scores, adder, uniform, dy, scale, rate):
+  probs = _masked_softmax(scores, adder, scale)
+  dy = tf.cast(dy, tf.float32)
+  if uniform is not None:
+    dy = tf.where(uniform >= rate, dy * (1.0 / (1.0 - rate)), tf.zeros_like(dy))
+  dscores = probs * (dy - tf.reduce_sum(dy * probs, -1, keepdims=True)) * scale
+  return tf.cast(dscores, scores.dtype)
+
+
+def _softmax_dropout_fused(scores, adder, scale, rate, dtype):
+  """dropout(softmax(scores * scale + adder)) as one XLA kernel each way (float32 inside).
+
+  The keep mask comes from the same float32 uniform draw `tf.nn.dropout` makes (keep where
+  u >= rate, scale kept values by 1/(1-rate)); the backward recomputes the softmax rather
+  than keeping a float32 copy of it.
+  """
+  scores = tf.cast(scores, dtype)
+  rate = float(rate or 0.0)
+  uniform = (tf.random.uniform(get_shape_list(scores), dtype=tf.float32) if rate > 0.0
+             else None)
+  inputs = [t for t in (scores, adder, uniform) if t is not None]
+
+  @tf.custom_gradient
+  def fused(*args):
+    it = iter(args)
+    s = next(it)
+    a = next(it) if adder is not None else None
+    u = next(it) if uniform is not None else None
+
+    def grad(dy):
+      return [_softmax_dropout_bwd(s, a, u, dy, scale, rate)] + [None] * (len(args) - 1)
+    return _softmax_dropout_fwd(s, a, u, scale, rate), grad
+
+  return fused(*inputs)
 
 
 def transformer_model(input_tensor, attention_mask=None, hidden_size=768,
@@ -441,9 +620,7 @@ def transformer_model(input_tensor, attention_mask=None, hidden_size=768,
 
 def _residual_layer_norm(x, residual):
   # The residual sum is formed in float32 so bfloat16 rounding is not compounded.
-  dtype = x.dtype
-  y = layer_norm(tf.cast(x, tf.float32) + tf.cast(residual, tf.float32), name="LayerNorm")
-  return tf.cast(y, dtype)
+  return layer_norm(x, name="LayerNorm", residual=residual)
 
 
 def get_shape_list(tensor, expected_rank=None, name=None):
