@@ -102,6 +102,11 @@ def model_fn_builder(config):
   from pretrain import electra
   from util import training_hooks
 
+  from model import modeling
+  # The fused CPU/GPU kernels (modeling.FUSED_ELEMENTWISE) are not used on TPU: XLA fuses
+  # the whole TPU program anyway, and there the plain ops are the tested path.
+  modeling.FUSED_ELEMENTWISE = not config.use_tpu
+
   def model_fn(features, labels, mode, params):
     del labels, params
     is_training = mode == tf.estimator.ModeKeys.TRAIN

@@ -17,7 +17,8 @@ LayerNorm statistics and the residual sums are float32; outputs are returned as 
 
 FUSED_ELEMENTWISE (default on): GELU, residual add + LayerNorm and attention scale + mask +
 softmax + dropout run as XLA-compiled functions with hand-written gradients, the same math
-as the plain ops (docs/running.md, "Speed on CPU", has the measurements).
+as the plain ops (docs/running.md, "Speed on CPU", has the measurements). run_pretraining
+turns it off with use_tpu: the TPU program is XLA-compiled whole, so the plain ops are used.
 """
 import copy
 import json
