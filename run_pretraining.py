@@ -26,15 +26,12 @@ class RunError(ValueError):
 # --- checks made before any graph is built ------------------------------------------------
 
 def count_vocab(vocab_file):
-  """Number of tokens in a vocab file (one a line; a missing final newline is fine)."""
-  if not fileio.exists(vocab_file):
-    raise RunError(f"vocab file not found: {vocab_file} (set vocab_file in --hparams)")
-  n = 0
-  with fileio.open_file(vocab_file) as f:
-    for line in f:
-      if line.rstrip("\n"):
-        n += 1
-  return n
+  """Number of tokens in a vocab file, read (and checked) as the tokenizer reads it."""
+  from model import tokenization
+  try:
+    return len(tokenization.load_vocab(vocab_file))
+  except tokenization.VocabError as e:
+    raise RunError(f"{e} (vocab_file; set it in --hparams)") from e
 
 
 def expected_variables(config):

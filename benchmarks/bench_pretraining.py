@@ -236,8 +236,8 @@ def speed(args, work):
       continue
     achieved = r["flops_per_step"] * r["steps_per_sec"] / 1e9
     peak = rates["bfloat16" if "bf16" in name or "amp" in name else "float32"]
-    print(f"{name:20s} {r['examples_per_sec']:7.2f} "
-          f"{(r['examples_per_sec'] / base['examples_per_sec']) if base else float('nan'):7.2f}x "
+    vs_fp32 = f"{r['examples_per_sec'] / base['examples_per_sec']:7.2f}x" if base else f"{'-':>8s}"
+    print(f"{name:20s} {r['examples_per_sec']:7.2f} {vs_fp32} "
           f"{r['examples_per_sec'] / ORIGINAL_SMALL_EX_S:7.2f}x {r['peak_rss_gb']:8.2f} "
           f"{100 * achieved / peak:5.1f}% {achieved:8.1f}")
   print(f"{'original (quoted)':20s} {ORIGINAL_SMALL_EX_S:7.2f} {'':8s} {1.0:7.2f}x "

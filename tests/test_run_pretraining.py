@@ -188,20 +188,23 @@ def test_recovery_skips_a_half_written_checkpoint(trained, tmp_path):
   assert "model.ckpt-10.index" in left
 
 
-@pytest.mark.parametrize("case", ["no_data", "seq_length", "vocab_size"])
+@pytest.mark.parametrize("case", ["no_data", "seq_length", "vocab_size", "vocab_missing"])
 def test_bad_input_stops_before_any_graph(case, data_root, vocab_v3, capsys):
   hp = hparams(vocab_v3)
   expect = {
       "no_data": "no TFRecord files match",
       "seq_length": f"has length {SEQ} but max_seq_length is 64",
       "vocab_size": "vocab_size is 32200 but",
+      "vocab_missing": "vocab file not found: ",
   }[case]
   if case == "no_data":
     hp["pretrain_tfrecords"] = str(data_root / "nowhere" / "pretrain_data.tfrecord*")
   elif case == "seq_length":
     hp["max_seq_length"] = 64
-  else:
+  elif case == "vocab_size":
     hp["vocab_size"] = 32200
+  else:
+    hp["vocab_file"] = str(data_root / "no-vocab.txt")
   name = f"bad-{case}"
   rc = run_pretraining.main(["--data-dir", str(data_root), "--model-name", name,
                              "--hparams", json.dumps(hp)])

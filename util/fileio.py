@@ -37,10 +37,6 @@ def glob(pattern):
   return sorted(_glob.glob(pattern))
 
 
-def listdir(path):
-  return sorted(_gfile().listdir(path) if is_gcs(path) else os.listdir(path))
-
-
 def join(*parts):
   if is_gcs(parts[0]):
     return "/".join(p.rstrip("/") for p in parts[:-1]) + "/" + parts[-1]
