@@ -17,8 +17,9 @@ import argparse
 import copy
 import difflib
 import json
-import os
 import sys
+
+from util import fileio
 
 
 class ConfigError(ValueError):
@@ -99,6 +100,9 @@ class PretrainingConfig(object):
     self.vocab_size = 30522
     self.do_lower_case = True
     self.use_bf16 = False  # ours: bfloat16 activations in the encoder (TPU)
+    # ours: off TPU, XLA-fused element-wise kernels (GELU, dropout + residual + LayerNorm,
+    # attention softmax + dropout) and AdamW update; always off with use_tpu.
+    self.fused_kernels = True
 
     # generator settings
     self.uniform_generator = False
@@ -164,8 +168,7 @@ class PretrainingConfig(object):
   def _derive(self):
     explicit = self._explicit
     d = self.data_dir
-    join = (lambda *p: "/".join(x.rstrip("/") for x in p)) if str(d).startswith("gs://") \
-        else os.path.join
+    join = fileio.join
     if "pretrain_tfrecords" not in explicit:
       self.pretrain_tfrecords = join(d, "pretrain_tfrecords", "pretrain_data.tfrecord*")
     if "vocab_file" not in explicit:
@@ -319,10 +322,10 @@ def parse_hparams(hparams):
   text = str(hparams)
   where = "--hparams"
   if not text.lstrip().startswith("{"):
-    if not os.path.exists(text):
+    if not fileio.exists(text):
       raise ConfigError(f"--hparams {text!r} is neither a JSON object nor an existing file")
     where = text
-    with open(text, encoding="utf-8") as f:
+    with fileio.open_file(text) as f:
       text = f.read()
   try:
     value = json.loads(text)

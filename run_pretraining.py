@@ -100,9 +100,11 @@ def model_fn_builder(config):
   from util import training_hooks
 
   from model import modeling
-  # The fused CPU/GPU kernels (modeling.FUSED_ELEMENTWISE) are not used on TPU: XLA fuses
-  # the whole TPU program anyway, and there the plain ops are the tested path.
-  modeling.FUSED_ELEMENTWISE = not config.use_tpu
+  # The fused CPU/GPU kernels are not used on TPU: XLA fuses the whole TPU program anyway,
+  # and there the plain ops are the tested path.
+  fused = config.fused_kernels and not config.use_tpu
+  modeling.FUSED_ELEMENTWISE = fused
+  optimization.FUSED_UPDATE = fused
 
   def model_fn(features, labels, mode, params):
     del labels, params

@@ -9,15 +9,19 @@ Each variant runs in its own process (so peak memory is its own): the real
 run_pretraining model_fn under TPUEstimator, `warmup` steps, then `steps` timed steps.
 Printed side by side: steady-state examples/s, ratio to the float32 baseline (our default
 graph) and to the original ELECTRA code's figure quoted for this machine kind (14.3 ex/s,
-5.2 GB; it cannot run here), peak RSS, and model FLOPs utilisation (FLOPs per step from
-configure_pretraining.estimate_train_flops x steps/s / this machine's measured 2048^3
-matmul rate, float32 or bfloat16 to match the variant).
+5.2 GB; it cannot run here), both as quoted and scaled by this machine's float32 matmul
+rate measured in the same run against the 430 GFLOP/s quoted with it ("scaled"), peak RSS,
+CPU seconds per step (all threads; steadier than wall time on a shared machine), and model
+FLOPs utilisation (FLOPs per step from configure_pretraining.estimate_train_flops x
+steps/s / this machine's measured 2048^3 matmul rate, float32 or bfloat16 to match the
+variant).
 
 --loss-curve trains a small config for a few hundred steps in float32 and in bfloat16
 with the same seeds and data order and prints both loss curves' moving averages.
 
-Variants "fp32-unfused" / "bf16-unfused" turn model.modeling.FUSED_ELEMENTWISE off (the
-graph before the fused GELU / LayerNorm / softmax+dropout kernels), for before/after.
+Variants "fp32-unfused" / "bf16-unfused" set the hparam fused_kernels off
+(modeling.FUSED_ELEMENTWISE and optimization.FUSED_UPDATE): plain TF ops throughout, the
+original's graph (and the one used on TPU), for before/after.
 --rounds N runs the variant list N times in turn and keeps each variant's fastest round,
 so load from other jobs on a shared machine hits all variants alike.
 
@@ -39,10 +43,11 @@ sys.path.insert(0, str(ROOT))
 
 ORIGINAL_SMALL_EX_S = 14.3   # original ELECTRA on TF 2.15, this machine kind (issue figure)
 ORIGINAL_SMALL_PEAK_GB = 5.2
+QUOTED_FP32_GFLOPS = 430.0   # the 2048^3 float32 matmul rate quoted with that figure
 HF_SMALL_EX_S = 6.3
 
 # name -> settings. threads "intra/inter"; grappler_amp: grappler's oneDNN bfloat16 rewrite;
-# unfused: modeling.FUSED_ELEMENTWISE off (GELU / LayerNorm as plain TF ops, the old graph).
+# unfused: hparam fused_kernels off (plain TF ops throughout: the original graph, as on TPU).
 VARIANTS = {
     "fp32": {},
     "bf16": {"use_bf16": True},
@@ -134,14 +139,12 @@ def run_child(args):
   from util import tfrecord_input
   tf.get_logger().setLevel("ERROR")
   settings = json.loads(args.settings)
-  if settings.get("unfused"):
-    from model import modeling
-    modeling.FUSED_ELEMENTWISE = False
   data_dir = pathlib.Path(args.data_dir)
   total = args.warmup + args.steps
   config = small_config(data_dir, args.child, settings.get("use_bf16", False),
-                        num_train_steps=total, **settings.get("hparams", {}))
-  times, losses = [], []
+                        num_train_steps=total, fused_kernels=not settings.get("unfused"),
+                        **settings.get("hparams", {}))
+  times, cpu, losses = [], [], []
 
   class Timer(tf.estimator.SessionRunHook):
     def begin(self):
@@ -152,6 +155,7 @@ def run_child(args):
 
     def after_run(self, run_context, run_values):
       times.append(time.perf_counter())
+      cpu.append(time.process_time())
       losses.append(float(run_values.results))
 
   base_fn = run_pretraining.model_fn_builder(config)
@@ -172,7 +176,11 @@ def run_child(args):
   wall = time.perf_counter() - t0
   timed = times[args.warmup - 1:]
   steps_per_sec = (len(timed) - 1) / (timed[-1] - timed[0])
+  cpu_timed = cpu[args.warmup - 1:]
   out = {"steps_per_sec": steps_per_sec,
+         # CPU seconds (all threads) per step: steadier than wall time when other jobs
+         # share the machine.
+         "cpu_s_per_step": (cpu_timed[-1] - cpu_timed[0]) / (len(cpu_timed) - 1),
          "examples_per_sec": steps_per_sec * config.train_batch_size,
          "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
          "wall_s": wall, "losses": losses,
@@ -225,11 +233,14 @@ def speed(args, work):
       else:
         rows.setdefault(name, None)
   base = rows.get("fp32")
+  # The quoted original figure comes from a machine whose float32 matmul ran at 430 GFLOP/s;
+  # scaled by this machine's rate measured above, it estimates the original here.
+  scaled = ORIGINAL_SMALL_EX_S * rates["float32"] / QUOTED_FP32_GFLOPS
   print(f"\nKoELECTRA-Small (v3 vocab 35000, full-size generator), length 128, batch 32, "
         f"CPU ({os.cpu_count()} cores); {args.steps} steps after {args.warmup} warm-up, "
         f"best of {args.rounds} interleaved round(s)")
-  print(f"{'variant':20s} {'ex/s':>7s} {'vs fp32':>8s} {'vs orig':>8s} {'peak GB':>8s} "
-        f"{'MFU':>6s} {'GFLOP/s':>8s}")
+  print(f"{'variant':20s} {'ex/s':>7s} {'vs fp32':>8s} {'vs orig':>8s} {'scaled':>7s} "
+        f"{'peak GB':>8s} {'MFU':>6s} {'GFLOP/s':>8s} {'cpu s/step':>10s}")
   for name, r in rows.items():
     if r is None:
       print(f"{name:20s} failed (see stderr)")
@@ -238,10 +249,13 @@ def speed(args, work):
     peak = rates["bfloat16" if "bf16" in name or "amp" in name else "float32"]
     vs_fp32 = f"{r['examples_per_sec'] / base['examples_per_sec']:7.2f}x" if base else f"{'-':>8s}"
     print(f"{name:20s} {r['examples_per_sec']:7.2f} {vs_fp32} "
-          f"{r['examples_per_sec'] / ORIGINAL_SMALL_EX_S:7.2f}x {r['peak_rss_gb']:8.2f} "
-          f"{100 * achieved / peak:5.1f}% {achieved:8.1f}")
+          f"{r['examples_per_sec'] / ORIGINAL_SMALL_EX_S:7.2f}x "
+          f"{r['examples_per_sec'] / scaled:6.2f}x {r['peak_rss_gb']:8.2f} "
+          f"{100 * achieved / peak:5.1f}% {achieved:8.1f} {r['cpu_s_per_step']:10.2f}")
   print(f"{'original (quoted)':20s} {ORIGINAL_SMALL_EX_S:7.2f} {'':8s} {1.0:7.2f}x "
-        f"{ORIGINAL_SMALL_PEAK_GB:8.2f}")
+        f"{'':7s} {ORIGINAL_SMALL_PEAK_GB:8.2f}")
+  print(f"{'original (scaled)':20s} {scaled:7.2f} {'':8s} {'':8s} {1.0:6.2f}x   "
+        f"(quoted x {rates['float32']:.0f} / {QUOTED_FP32_GFLOPS:.0f} GFLOP/s float32 matmul)")
   print(f"{'HF+PyTorch (quoted)':20s} {HF_SMALL_EX_S:7.2f} {'':8s} "
         f"{HF_SMALL_EX_S / ORIGINAL_SMALL_EX_S:7.2f}x")
   some = next((r for r in rows.values() if r), None)

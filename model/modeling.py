@@ -15,9 +15,11 @@ use_bf16: embeddings are looked up and normalised in float32, then the projectio
 transformer matmul run in bfloat16 (variables stay float32 and are cast on use). Softmax,
 LayerNorm statistics and the residual sums are float32; outputs are returned as float32.
 
-FUSED_ELEMENTWISE (default on): GELU, residual add + LayerNorm and attention scale + mask +
-softmax + dropout run as XLA-compiled functions with hand-written gradients, the same math
-as the plain ops (docs/running.md, "Speed on CPU", has the measurements). run_pretraining
+FUSED_ELEMENTWISE (default on): GELU, dropout + residual add + LayerNorm and attention
+scale + mask + softmax + dropout run as XLA-compiled functions with hand-written gradients,
+the same math as the plain ops (docs/running.md, "Speed on CPU", has the measurements).
+Their dropout masks come from 16-bit random draws (_dropout_bits), which round the rate to a
+multiple of 2^-16 (0.1 -> 0.1000061) and rescale kept values by the exact keep probability. run_pretraining
 turns it off with use_tpu: the TPU program is XLA-compiled whole, so the plain ops are used.
 """
 import copy
@@ -248,17 +250,30 @@ def _fused(fn):
   return tf2.function(fn, jit_compile=True, autograph=False)
 
 
-@_fused
-def _gelu_fwd(x):
-  return gelu_reference(x)
+def _outer_axes(x):
+  return list(range(x.shape.ndims - 1))
 
 
 @_fused
-def _gelu_bwd(x, dy):
-  # d/dx x*Phi(x) = Phi(x) + x*phi(x); recomputing Phi here is cheaper than storing it.
-  cdf = 0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF))
-  pdf = tf.exp(-0.5 * tf.square(x)) * _INV_SQRT_2PI
-  return dy * (cdf + x * pdf)
+def _gelu_fwd(x, bias=None):
+  if bias is None:
+    return gelu_reference(x)
+  return tf.cast(gelu_reference(tf.cast(x, tf.float32) + bias), x.dtype)
+
+
+@_fused
+def _gelu_bwd(x, dy, bias=None):
+  """dx (and, with a bias, the float32 bias gradient: dx summed over the outer axes)."""
+  h, dy_h = x, dy
+  if bias is not None:
+    h, dy_h = tf.cast(x, tf.float32) + bias, tf.cast(dy, tf.float32)
+  # d/dh h*Phi(h) = Phi(h) + h*phi(h); recomputing Phi here is cheaper than storing it.
+  cdf = 0.5 * (1.0 + tf.math.erf(h * _SQRT_HALF))
+  pdf = tf.exp(-0.5 * tf.square(h)) * _INV_SQRT_2PI
+  dh = dy_h * (cdf + h * pdf)
+  if bias is None:
+    return dh
+  return tf.cast(dh, x.dtype), tf.reduce_sum(dh, _outer_axes(x))
 
 
 @tf.custom_gradient
@@ -266,6 +281,15 @@ def _gelu_fused(x):
   def grad(dy):
     return _gelu_bwd(x, dy)
   return _gelu_fwd(x), grad
+
+
+@tf.custom_gradient
+def _bias_gelu_fused(x, bias):
+  """gelu(x + bias), the sum in float32: the bias add and its gradient (a reduction that
+  BiasAddGrad does slowly in bfloat16 on CPU) ride along in the GELU kernels."""
+  def grad(dy):
+    return _gelu_bwd(x, dy, bias)
+  return _gelu_fwd(x, bias), grad
 
 
 def get_activation(activation_string):
@@ -285,15 +309,77 @@ def get_activation(activation_string):
 def dropout(input_tensor, dropout_prob):
   if dropout_prob is None or dropout_prob == 0.0:
     return input_tensor
+  if FUSED_ELEMENTWISE:
+    return _dropout_fused(input_tensor, dropout_prob)
   return tf.nn.dropout(input_tensor, rate=dropout_prob)
 
 
-def layer_norm(input_tensor, name=None, residual=None):
+_BITS_RANGE = 1 << 16
+
+
+def _dropout_threshold(rate):
+  """(threshold, scale) for a dropout rate: keep where bits >= threshold, kept values times
+  scale. The drop probability is threshold / 2^16, the rate rounded to a multiple of 2^-16
+  (0.1 -> 0.1000061; tf.nn.dropout's float draw rounds it too, to 2^-23); scale is one over
+  the resulting keep probability, so the expected value is unchanged exactly."""
+  rate = float(rate)
+  threshold = int(round(rate * _BITS_RANGE))
+  if not 0.0 <= rate < 1.0 or threshold >= _BITS_RANGE:
+    raise ConfigError("dropout rate %r is outside [0, 1)" % rate)
+  return threshold, _BITS_RANGE / float(_BITS_RANGE - threshold)
+
+
+def _dropout_bits(shape):
+  """uint16 random bits of `shape`, one per dropout decision.
+
+  Drawn as full-range uint32 (stateless Philox, seeded per run by a stateful op, so every
+  step draws afresh and tf.set_random_seed makes a run repeatable) and split in halves:
+  half the generator work and memory of the float32 uniform tf.nn.dropout draws, which was
+  the largest element-wise cost of a CPU training step.
+  """
+  if all(isinstance(d, int) for d in shape):
+    size = 1
+    for d in shape:
+      size *= d
+  else:
+    size = tf.reduce_prod(tf.stack(shape))
+  seed = tf.random.uniform([2], minval=-2 ** 31, maxval=2 ** 31 - 1, dtype=tf.int32)
+  words = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None,
+                                      dtype=tf.uint32)
+  bits = tf.reshape(tf.bitcast(words, tf.uint16), [-1])
+  if not isinstance(size, int) or size % 2:
+    bits = bits[:size]
+  return tf.reshape(bits, shape)
+
+
+@_fused
+def _dropout_fwd(x, bits, threshold, scale):
+  # Scaled in float32: a bfloat16 scale 1/0.9 would round to 1.109.
+  return tf.cast(tf2.where(bits >= threshold, tf.cast(x, tf.float32) * scale, 0.0), x.dtype)
+
+
+def _dropout_fused(x, rate):
+  threshold, scale = _dropout_threshold(rate)
+  bits = _dropout_bits(get_shape_list(x))
+
+  @tf.custom_gradient
+  def fused(x, bits):
+    def grad(dy):
+      return _dropout_fwd(dy, bits, threshold, scale), None
+    return _dropout_fwd(x, bits, threshold, scale), grad
+
+  return fused(x, bits)
+
+
+def layer_norm(input_tensor, name=None, residual=None, dropout_prob=0.0, bias=None):
   """LayerNorm over the last axis of `input_tensor` (+ `residual`), variables
-  `<name>/gamma` and `<name>/beta`.
+  `<name>/gamma` and `<name>/beta`; with dropout_prob, `input_tensor` is dropped out first
+  (the transformer's dropout(x) + residual); `bias` (float32, from dense(return_bias=True))
+  is added to `input_tensor` before all that.
 
   The sum and the statistics are computed in float32 (as on TPU); the result has the
-  input's dtype. With FUSED_ELEMENTWISE, forward and backward each run as one XLA kernel.
+  input's dtype. With FUSED_ELEMENTWISE, forward and backward each run as one XLA kernel
+  (dropout included).
   """
   dtype = input_tensor.dtype
   width = input_tensor.shape[-1]
@@ -301,10 +387,14 @@ def layer_norm(input_tensor, name=None, residual=None):
     beta = tf.get_variable("beta", [width], tf.float32, initializer=tf.zeros_initializer())
     gamma = tf.get_variable("gamma", [width], tf.float32, initializer=tf.ones_initializer())
     gamma_t, beta_t = tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
+    if FUSED_ELEMENTWISE and residual is not None:
+      return _add_layer_norm_fused(input_tensor, residual, gamma_t, beta_t, dropout_prob,
+                                   bias)
+    if bias is not None:
+      input_tensor = tf.nn.bias_add(input_tensor, tf.cast(bias, dtype))
     if FUSED_ELEMENTWISE:
-      if residual is None:
-        return _layer_norm_fused(input_tensor, gamma_t, beta_t)
-      return _add_layer_norm_fused(input_tensor, residual, gamma_t, beta_t)
+      return _layer_norm_fused(dropout(input_tensor, dropout_prob), gamma_t, beta_t)
+    input_tensor = dropout(input_tensor, dropout_prob)
     x = tf.cast(input_tensor, tf.float32)
     if residual is not None:
       x += tf.cast(residual, tf.float32)
@@ -346,17 +436,31 @@ def _ln_bwd(x, gamma, dy):
   return tf.cast(dx, x.dtype), dgamma, dbeta
 
 
+def _dropped_sum(x, residual, bits, threshold, scale, bias):
+  x = tf.cast(x, tf.float32)
+  if bias is not None:
+    x += bias
+  if bits is not None:
+    x = tf2.where(bits >= threshold, x * scale, 0.0)
+  return x + tf.cast(residual, tf.float32)
+
+
 @_fused
-def _add_ln_fwd(x, residual, gamma, beta):
-  h = tf.cast(x, tf.float32) + tf.cast(residual, tf.float32)
+def _add_ln_fwd(x, residual, gamma, beta, bits, threshold, scale, bias=None):
+  h = _dropped_sum(x, residual, bits, threshold, scale, bias)
   return tf.cast(_layer_norm_math(h, gamma, beta), x.dtype)
 
 
 @_fused
-def _add_ln_bwd(x, residual, gamma, dy):
-  h = tf.cast(x, tf.float32) + tf.cast(residual, tf.float32)
+def _add_ln_bwd(x, residual, gamma, dy, bits, threshold, scale, bias=None):
+  """(dx, dresidual, dgamma, dbeta), then dbias (float32) when there is a bias."""
+  h = _dropped_sum(x, residual, bits, threshold, scale, bias)
   dh, dgamma, dbeta = _layer_norm_grad(h, gamma, dy)
-  return tf.cast(dh, x.dtype), tf.cast(dh, residual.dtype), dgamma, dbeta
+  dx = dh if bits is None else tf2.where(bits >= threshold, dh * scale, 0.0)
+  grads = (tf.cast(dx, x.dtype), tf.cast(dh, residual.dtype), dgamma, dbeta)
+  if bias is not None:
+    grads += (tf.reduce_sum(dx, _outer_axes(x)),)
+  return grads
 
 
 @tf.custom_gradient
@@ -366,11 +470,23 @@ def _layer_norm_fused(x, gamma, beta):
   return _ln_fwd(x, gamma, beta), grad
 
 
-@tf.custom_gradient
-def _add_layer_norm_fused(x, residual, gamma, beta):
-  def grad(dy):
-    return _add_ln_bwd(x, residual, gamma, dy)
-  return _add_ln_fwd(x, residual, gamma, beta), grad
+def _add_layer_norm_fused(x, residual, gamma, beta, dropout_prob=0.0, bias=None):
+  bits, threshold, scale = None, 0, 1.0
+  if dropout_prob:
+    threshold, scale = _dropout_threshold(dropout_prob)
+    bits = _dropout_bits(get_shape_list(x))
+
+  @tf.custom_gradient
+  def fused(x, residual, gamma, beta, *extra):
+    b = extra[0] if bias is not None else None
+
+    def grad(dy):
+      grads = list(_add_ln_bwd(x, residual, gamma, dy, bits, threshold, scale, b))
+      return grads + [None] * (4 + len(extra) - len(grads))  # None for the bits
+    return _add_ln_fwd(x, residual, gamma, beta, bits, threshold, scale, b), grad
+
+  extra = [t for t in (bias, bits) if t is not None]
+  return fused(x, residual, gamma, beta, *extra)
 
 
 def layer_norm_and_dropout(input_tensor, dropout_prob, name=None):
@@ -382,11 +498,16 @@ def create_initializer(initializer_range=0.02):
 
 
 def dense(input_tensor, units, name, activation=None, kernel_initializer=None,
-          use_bias=True):
+          use_bias=True, return_bias=False):
   """A dense layer with variables `<name>/kernel` and `<name>/bias` (float32).
 
   Weights are cast to the input's dtype, so a bfloat16 input gives a bfloat16 matmul.
   Works on inputs of any rank >= 2 (applied to the last axis).
+  return_bias: return (output, bias); with FUSED_ELEMENTWISE and a bfloat16 input the bias
+  is then NOT added, for the caller's next fused kernel to add (layer_norm(bias=...));
+  otherwise it is added and None returned. Likewise a GELU activation then takes the bias
+  add into its kernel: oneDNN's bfloat16 matmul + bias costs up to twice the plain matmul
+  on CPU (float32 biases it fuses cheaply, so they stay in the matmul).
   """
   dtype = input_tensor.dtype
   shape = get_shape_list(input_tensor)
@@ -396,14 +517,22 @@ def dense(input_tensor, units, name, activation=None, kernel_initializer=None,
                              initializer=kernel_initializer or create_initializer())
     x = tf.reshape(input_tensor, [-1, width]) if len(shape) != 2 else input_tensor
     y = tf.matmul(x, tf.cast(kernel, dtype))
+    deferred = None
+    # oneDNN fuses a float32 bias into the matmul cheaply; a bfloat16 one it does not.
+    defer = FUSED_ELEMENTWISE and dtype == tf.bfloat16
     if use_bias:
       bias = tf.get_variable("bias", [units], tf.float32, initializer=tf.zeros_initializer())
-      y = tf.nn.bias_add(y, tf.cast(bias, dtype))
+      if defer and return_bias:
+        deferred = tf.convert_to_tensor(bias)
+      elif defer and activation is gelu:
+        y, activation = _bias_gelu_fused(y, tf.convert_to_tensor(bias)), None
+      else:
+        y = tf.nn.bias_add(y, tf.cast(bias, dtype))
     if activation is not None:
       y = activation(y)
   if len(shape) != 2:
     y = tf.reshape(y, shape[:-1] + [units])
-  return y
+  return (y, deferred) if return_bias else y
 
 
 def embedding_lookup(input_ids, vocab_size, embedding_size=128, initializer_range=0.02,
@@ -523,19 +652,19 @@ def _masked_softmax(scores, adder, scale):
 
 
 @_fused
-def _softmax_dropout_fwd(scores, adder, uniform, scale, rate):
+def _softmax_dropout_fwd(scores, adder, bits, scale, threshold, keep_scale):
   probs = _masked_softmax(scores, adder, scale)
-  if uniform is not None:
-    probs = tf.where(uniform >= rate, probs * (1.0 / (1.0 - rate)), tf.zeros_like(probs))
+  if bits is not None:
+    probs = tf2.where(bits >= threshold, probs * keep_scale, 0.0)
   return tf.cast(probs, scores.dtype)
 
 
 @_fused
-def _softmax_dropout_bwd(scores, adder, uniform, dy, scale, rate):
+def _softmax_dropout_bwd(scores, adder, bits, dy, scale, threshold, keep_scale):
   probs = _masked_softmax(scores, adder, scale)
   dy = tf.cast(dy, tf.float32)
-  if uniform is not None:
-    dy = tf.where(uniform >= rate, dy * (1.0 / (1.0 - rate)), tf.zeros_like(dy))
+  if bits is not None:
+    dy = tf2.where(bits >= threshold, dy * keep_scale, 0.0)
   dscores = probs * (dy - tf.reduce_sum(dy * probs, -1, keepdims=True)) * scale
   return tf.cast(dscores, scores.dtype)
 
@@ -543,26 +672,27 @@ def _softmax_dropout_bwd(scores, adder, uniform, dy, scale, rate):
 def _softmax_dropout_fused(scores, adder, scale, rate, dtype):
   """dropout(softmax(scores * scale + adder)) as one XLA kernel each way (float32 inside).
 
-  The keep mask comes from the same float32 uniform draw `tf.nn.dropout` makes (keep where
-  u >= rate, scale kept values by 1/(1-rate)); the backward recomputes the softmax rather
-  than keeping a float32 copy of it.
+  The keep mask comes from 16-bit draws (_dropout_bits); the backward recomputes the
+  softmax rather than keeping a float32 copy of it.
   """
   scores = tf.cast(scores, dtype)
-  rate = float(rate or 0.0)
-  uniform = (tf.random.uniform(get_shape_list(scores), dtype=tf.float32) if rate > 0.0
-             else None)
-  inputs = [t for t in (scores, adder, uniform) if t is not None]
+  bits, threshold, keep_scale = None, 0, 1.0
+  if rate:
+    threshold, keep_scale = _dropout_threshold(rate)
+    bits = _dropout_bits(get_shape_list(scores))
+  inputs = [t for t in (scores, adder, bits) if t is not None]
 
   @tf.custom_gradient
   def fused(*args):
     it = iter(args)
     s = next(it)
     a = next(it) if adder is not None else None
-    u = next(it) if uniform is not None else None
+    b = next(it) if bits is not None else None
 
     def grad(dy):
-      return [_softmax_dropout_bwd(s, a, u, dy, scale, rate)] + [None] * (len(args) - 1)
-    return _softmax_dropout_fwd(s, a, u, scale, rate), grad
+      dscores = _softmax_dropout_bwd(s, a, b, dy, scale, threshold, keep_scale)
+      return [dscores] + [None] * (len(args) - 1)
+    return _softmax_dropout_fwd(s, a, b, scale, threshold, keep_scale), grad
 
   return fused(*inputs)
 
@@ -602,26 +732,28 @@ def transformer_model(input_tensor, attention_mask=None, hidden_size=768,
               from_seq_length=seq_length, to_seq_length=seq_length)
           attn_maps.append(probs)
         with tf.variable_scope("output"):
-          attention_output = dense(attention_output, hidden_size, name="dense",
-                                   kernel_initializer=init)
-          attention_output = dropout(attention_output, hidden_dropout_prob)
-          attention_output = _residual_layer_norm(attention_output, layer_input)
+          attention_output, bias = dense(attention_output, hidden_size, name="dense",
+                                         kernel_initializer=init, return_bias=True)
+          attention_output = _residual_layer_norm(attention_output, layer_input,
+                                                  hidden_dropout_prob, bias)
       with tf.variable_scope("intermediate"):
         intermediate_output = dense(attention_output, intermediate_size, name="dense",
                                     activation=intermediate_act_fn, kernel_initializer=init)
       with tf.variable_scope("output"):
-        layer_output = dense(intermediate_output, hidden_size, name="dense",
-                             kernel_initializer=init)
-        layer_output = dropout(layer_output, hidden_dropout_prob)
-        layer_output = _residual_layer_norm(layer_output, attention_output)
+        layer_output, bias = dense(intermediate_output, hidden_size, name="dense",
+                                   kernel_initializer=init, return_bias=True)
+        layer_output = _residual_layer_norm(layer_output, attention_output,
+                                            hidden_dropout_prob, bias)
       prev_output = layer_output
       all_layer_outputs.append(reshape_from_matrix(layer_output, input_shape))
   return all_layer_outputs, attn_maps
 
 
-def _residual_layer_norm(x, residual):
-  # The residual sum is formed in float32 so bfloat16 rounding is not compounded.
-  return layer_norm(x, name="LayerNorm", residual=residual)
+def _residual_layer_norm(x, residual, dropout_prob, bias=None):
+  # LayerNorm(dropout(x + bias) + residual). The residual sum is formed in float32 so
+  # bfloat16 rounding is not compounded.
+  return layer_norm(x, name="LayerNorm", residual=residual, dropout_prob=dropout_prob,
+                    bias=bias)
 
 
 def get_shape_list(tensor, expected_rank=None, name=None):

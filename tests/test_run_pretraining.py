@@ -230,3 +230,37 @@ def test_checkpoint_of_another_architecture_is_refused(trained, data_root, vocab
   assert "different architecture" in err
   assert "electra/encoder/layer_0/attention/self/query/kernel (32, 32) vs (64, 64)" in err, err
   assert sorted(os.listdir(model_dir)) == before
+
+
+def test_remote_paths_end_to_end(data_root, vocab_v3, tmp_path, monkeypatch):
+  """DIR, the hparams file and the model_dir as URLs: TF's in-memory ram:// filesystem takes
+  the code path gs:// takes (util/fileio + gfile), so no local-only call may touch them."""
+  import tensorflow as tf
+  monkeypatch.chdir(tmp_path)  # anything written to a local "ram:" path would land here
+  remote = "ram://koelectra-test/data"
+  tf.io.gfile.makedirs(remote + "/pretrain_tfrecords")
+  for name in os.listdir(data_root / "pretrain_tfrecords"):
+    if (data_root / "pretrain_tfrecords" / name).is_dir():  # the builder's state dir
+      continue
+    tf.io.gfile.copy(str(data_root / "pretrain_tfrecords" / name),
+                     f"{remote}/pretrain_tfrecords/{name}", overwrite=True)
+  tf.io.gfile.copy(vocab_v3, remote + "/vocab.txt", overwrite=True)
+  hp = dict(TINY, num_train_steps=10, do_eval=True)
+  with tf.io.gfile.GFile(remote + "/hparams.json", "w") as f:
+    f.write(json.dumps(hp))
+  args = ["--data-dir", remote, "--model-name", "remote", "--hparams", remote + "/hparams.json"]
+  assert run_pretraining.main(args) in (0, None)
+  model_dir = remote + "/models/remote"
+  assert tf.io.gfile.exists(model_dir + "/model.ckpt-10.index")
+  with tf.io.gfile.GFile(model_dir + "/results/unsup_results.json") as f:
+    assert set(METRICS) <= set(json.load(f)["10"])
+  assert os.listdir(tmp_path) == []
+  # A rerun with more steps resumes from the remote checkpoint.
+  hp["num_train_steps"] = 15
+  # A new name: ram:// appends when a file is opened for writing again (gs:// replaces).
+  with tf.io.gfile.GFile(remote + "/hparams15.json", "w") as f:
+    f.write(json.dumps(hp))
+  assert run_pretraining.main(args[:-1] + [remote + "/hparams15.json"]) in (0, None)
+  assert tf.io.gfile.exists(model_dir + "/model.ckpt-15.index")
+  with tf.io.gfile.GFile(model_dir + "/results/unsup_results.json") as f:
+    assert {"10", "15"} <= set(json.load(f))

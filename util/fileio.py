@@ -1,17 +1,22 @@
 """Paths that may be local or gs://: one place for opening, listing and atomic writes.
 
 TensorFlow's gfile understands gs:// (and local paths), so graph-side code and these
-helpers agree on what a path means. Atomic writes go to a temporary name in the same
+helpers agree on what a path means. Any `scheme://` path goes through gfile, not only
+gs://: the tests run the remote code path on TF's in-memory ram:// filesystem. Atomic writes go to a temporary name in the same
 directory and are renamed when complete, so an interrupted job never leaves a
 half-written file under its final name.
 """
 import contextlib
 import os
+import re
 import uuid
+
+_URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 def is_gcs(path):
-  return str(path).startswith("gs://")
+  """True for gs:// and every other `scheme://` path (handled by TF's gfile)."""
+  return bool(_URL_RE.match(str(path)))
 
 
 def _gfile():
