@@ -421,7 +421,7 @@ def _layer_norm_grad(x, gamma, dy):
   g = dy * gamma
   dx = rstd * (g - tf.reduce_mean(g, -1, keepdims=True) -
                normed * tf.reduce_mean(g * normed, -1, keepdims=True))
-  outer = list(range(x.shape.ndims - 1))
+  outer = _outer_axes(x)
   return dx, tf.reduce_sum(dy * normed, outer), tf.reduce_sum(dy, outer)
 
 
