@@ -264,3 +264,20 @@ def test_remote_paths_end_to_end(data_root, vocab_v3, tmp_path, monkeypatch):
   assert tf.io.gfile.exists(model_dir + "/model.ckpt-15.index")
   with tf.io.gfile.GFile(model_dir + "/results/unsup_results.json") as f:
     assert {"10", "15"} <= set(json.load(f))
+
+
+@pytest.mark.parametrize("fused_kernels,use_tpu,expected", [
+    (True, False, True), (False, False, False), (True, True, False)])
+def test_fused_kernels_hparam_sets_both_flags(vocab_v3, data_root, monkeypatch,
+                                              fused_kernels, use_tpu, expected):
+  """The hparam decides (the benchmark's plain-ops variants once ran fused because the
+  runner reset the flag); use_tpu always means plain ops."""
+  from model import modeling, optimization
+  monkeypatch.setattr(modeling, "FUSED_ELEMENTWISE", not expected)
+  monkeypatch.setattr(optimization, "FUSED_UPDATE", not expected)
+  config = run_pretraining.configure_pretraining.PretrainingConfig(
+      "flags", str(data_root), **hparams(vocab_v3, fused_kernels=fused_kernels,
+                                         use_tpu=use_tpu))
+  run_pretraining.model_fn_builder(config)
+  assert modeling.FUSED_ELEMENTWISE is expected
+  assert optimization.FUSED_UPDATE is expected
