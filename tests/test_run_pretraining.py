@@ -237,7 +237,7 @@ def test_remote_paths_end_to_end(data_root, vocab_v3, tmp_path, monkeypatch):
   the code path gs:// takes (util/fileio + gfile), so no local-only call may touch them."""
   import tensorflow as tf
   monkeypatch.chdir(tmp_path)  # anything written to a local "ram:" path would land here
-  remote = "ram://koelectra-test/data"
+  remote = f"ram://koelectra-test-{os.getpid()}-{time.time_ns()}/data"  # fresh each run
   tf.io.gfile.makedirs(remote + "/pretrain_tfrecords")
   for name in os.listdir(data_root / "pretrain_tfrecords"):
     if (data_root / "pretrain_tfrecords" / name).is_dir():  # the builder's state dir
