@@ -402,21 +402,23 @@ def layer_norm(input_tensor, name=None, residual=None, dropout_prob=0.0, bias=No
   return tf.cast(y, dtype)
 
 
+def _layer_norm_stats(x):
+  """Mean and 1/std of x over its last axis (two-pass, as tf.nn.moments), keepdims."""
+  mean = tf.reduce_mean(x, -1, keepdims=True)
+  variance = tf.reduce_mean(tf.square(x - mean), -1, keepdims=True)
+  return mean, tf.math.rsqrt(variance + LAYER_NORM_EPSILON)
+
+
 def _layer_norm_math(x, gamma, beta):
-  """float32 LayerNorm of x over its last axis (two-pass statistics, as tf.nn.moments)."""
-  mean = tf.reduce_mean(x, -1, keepdims=True)
-  centered = x - mean
-  variance = tf.reduce_mean(tf.square(centered), -1, keepdims=True)
-  return centered * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
+  """float32 LayerNorm of x over its last axis."""
+  mean, rstd = _layer_norm_stats(x)
+  return (x - mean) * rstd * gamma + beta
 
 
-def _layer_norm_grad(x, gamma, dy):
-  """Gradients of _layer_norm_math w.r.t. (x, gamma, beta), statistics recomputed."""
-  mean = tf.reduce_mean(x, -1, keepdims=True)
-  centered = x - mean
-  rstd = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), -1, keepdims=True) +
-                       LAYER_NORM_EPSILON)
-  normed = centered * rstd
+def _layer_norm_grad(x, gamma, dy, mean, rstd):
+  """Gradients of _layer_norm_math w.r.t. (x, gamma, beta), given the forward's statistics
+  (kept from the forward kernel: recomputing them took a third of the backward)."""
+  normed = (x - mean) * rstd
   dy = tf.cast(dy, tf.float32)
   g = dy * gamma
   dx = rstd * (g - tf.reduce_mean(g, -1, keepdims=True) -
@@ -425,14 +427,20 @@ def _layer_norm_grad(x, gamma, dy):
   return dx, tf.reduce_sum(dy * normed, outer), tf.reduce_sum(dy, outer)
 
 
+def _ln_with_stats(h, gamma, beta, dtype):
+  mean, rstd = _layer_norm_stats(h)
+  return tf.cast((h - mean) * rstd * gamma + beta, dtype), mean, rstd
+
+
 @_fused
 def _ln_fwd(x, gamma, beta):
-  return tf.cast(_layer_norm_math(tf.cast(x, tf.float32), gamma, beta), x.dtype)
+  """(LayerNorm(x), mean, 1/std): the statistics go to the backward kernel."""
+  return _ln_with_stats(tf.cast(x, tf.float32), gamma, beta, x.dtype)
 
 
 @_fused
-def _ln_bwd(x, gamma, dy):
-  dx, dgamma, dbeta = _layer_norm_grad(tf.cast(x, tf.float32), gamma, dy)
+def _ln_bwd(x, gamma, dy, mean, rstd):
+  dx, dgamma, dbeta = _layer_norm_grad(tf.cast(x, tf.float32), gamma, dy, mean, rstd)
   return tf.cast(dx, x.dtype), dgamma, dbeta
 
 
@@ -447,15 +455,16 @@ def _dropped_sum(x, residual, bits, threshold, scale, bias):
 
 @_fused
 def _add_ln_fwd(x, residual, gamma, beta, bits, threshold, scale, bias=None):
+  """(LayerNorm(dropout(x + bias) + residual), mean, 1/std)."""
   h = _dropped_sum(x, residual, bits, threshold, scale, bias)
-  return tf.cast(_layer_norm_math(h, gamma, beta), x.dtype)
+  return _ln_with_stats(h, gamma, beta, x.dtype)
 
 
 @_fused
-def _add_ln_bwd(x, residual, gamma, dy, bits, threshold, scale, bias=None):
+def _add_ln_bwd(x, residual, gamma, dy, mean, rstd, bits, threshold, scale, bias=None):
   """(dx, dresidual, dgamma, dbeta), then dbias (float32) when there is a bias."""
   h = _dropped_sum(x, residual, bits, threshold, scale, bias)
-  dh, dgamma, dbeta = _layer_norm_grad(h, gamma, dy)
+  dh, dgamma, dbeta = _layer_norm_grad(h, gamma, dy, mean, rstd)
   dx = dh if bits is None else tf2.where(bits >= threshold, dh * scale, 0.0)
   grads = (tf.cast(dx, x.dtype), tf.cast(dh, residual.dtype), dgamma, dbeta)
   if bias is not None:
@@ -466,8 +475,9 @@ def _add_ln_bwd(x, residual, gamma, dy, bits, threshold, scale, bias=None):
 @tf.custom_gradient
 def _layer_norm_fused(x, gamma, beta):
   def grad(dy):
-    return _ln_bwd(x, gamma, dy)
-  return _ln_fwd(x, gamma, beta), grad
+    return _ln_bwd(x, gamma, dy, mean, rstd)
+  y, mean, rstd = _ln_fwd(x, gamma, beta)
+  return y, grad
 
 
 def _add_layer_norm_fused(x, residual, gamma, beta, dropout_prob=0.0, bias=None):
@@ -481,9 +491,11 @@ def _add_layer_norm_fused(x, residual, gamma, beta, dropout_prob=0.0, bias=None)
     b = extra[0] if bias is not None else None
 
     def grad(dy):
-      grads = list(_add_ln_bwd(x, residual, gamma, dy, bits, threshold, scale, b))
+      grads = list(_add_ln_bwd(x, residual, gamma, dy, mean, rstd, bits, threshold, scale,
+                               b))
       return grads + [None] * (4 + len(extra) - len(grads))  # None for the bits
-    return _add_ln_fwd(x, residual, gamma, beta, bits, threshold, scale, b), grad
+    y, mean, rstd = _add_ln_fwd(x, residual, gamma, beta, bits, threshold, scale, b)
+    return y, grad
 
   extra = [t for t in (bias, bits) if t is not None]
   return fused(x, residual, gamma, beta, *extra)
@@ -643,25 +655,35 @@ def attention_layer(from_tensor, to_tensor, attention_mask=None, num_attention_h
   return context, tf.cast(probs, dtype)
 
 
-def _masked_softmax(scores, adder, scale):
-  """float32 softmax(scores * scale + adder) over the last axis."""
+def _scaled_scores(scores, adder, scale):
   scores = tf.cast(scores, tf.float32) * scale
   if adder is not None:
     scores += adder
-  return tf.nn.softmax(scores)
+  return scores
+
+
+def _masked_softmax(scores, adder, scale):
+  """float32 softmax(scores * scale + adder) over the last axis."""
+  return tf.nn.softmax(_scaled_scores(scores, adder, scale))
 
 
 @_fused
 def _softmax_dropout_fwd(scores, adder, bits, scale, threshold, keep_scale):
-  probs = _masked_softmax(scores, adder, scale)
+  """(dropout(softmax(z)), logsumexp(z)) for z = scores * scale + adder; the row
+  log-sum-exp lets the backward recompute the softmax without its two row reductions."""
+  z = _scaled_scores(scores, adder, scale)
+  row_max = tf.reduce_max(z, -1, keepdims=True)
+  e = tf.exp(z - row_max)
+  total = tf.reduce_sum(e, -1, keepdims=True)
+  probs = e / total
   if bits is not None:
     probs = tf2.where(bits >= threshold, probs * keep_scale, 0.0)
-  return tf.cast(probs, scores.dtype)
+  return tf.cast(probs, scores.dtype), row_max + tf.math.log(total)
 
 
 @_fused
-def _softmax_dropout_bwd(scores, adder, bits, dy, scale, threshold, keep_scale):
-  probs = _masked_softmax(scores, adder, scale)
+def _softmax_dropout_bwd(scores, adder, bits, dy, lse, scale, threshold, keep_scale):
+  probs = tf.exp(_scaled_scores(scores, adder, scale) - lse)
   dy = tf.cast(dy, tf.float32)
   if bits is not None:
     dy = tf2.where(bits >= threshold, dy * keep_scale, 0.0)
@@ -673,7 +695,7 @@ def _softmax_dropout_fused(scores, adder, scale, rate, dtype):
   """dropout(softmax(scores * scale + adder)) as one XLA kernel each way (float32 inside).
 
   The keep mask comes from 16-bit draws (_dropout_bits); the backward recomputes the
-  softmax rather than keeping a float32 copy of it.
+  softmax from the forward's row log-sum-exp rather than keeping a float32 copy of it.
   """
   scores = tf.cast(scores, dtype)
   bits, threshold, keep_scale = None, 0, 1.0
@@ -690,9 +712,10 @@ def _softmax_dropout_fused(scores, adder, scale, rate, dtype):
     b = next(it) if bits is not None else None
 
     def grad(dy):
-      dscores = _softmax_dropout_bwd(s, a, b, dy, scale, threshold, keep_scale)
+      dscores = _softmax_dropout_bwd(s, a, b, dy, lse, scale, threshold, keep_scale)
       return [dscores] + [None] * (len(args) - 1)
-    return _softmax_dropout_fwd(s, a, b, scale, threshold, keep_scale), grad
+    dropped, lse = _softmax_dropout_fwd(s, a, b, scale, threshold, keep_scale)
+    return dropped, grad
 
   return fused(*inputs)
 

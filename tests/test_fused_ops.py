@@ -140,8 +140,9 @@ def test_fused_dropout_residual_layer_norm_matches_plain_math():
     @tf.custom_gradient
     def fused(x, r, g, b):
       def grad(dy):
-        return modeling._add_ln_bwd(x, r, g, dy, bits, threshold, scale)
-      return modeling._add_ln_fwd(x, r, g, b, bits, threshold, scale), grad
+        return modeling._add_ln_bwd(x, r, g, dy, mean, rstd, bits, threshold, scale)
+      y, mean, rstd = modeling._add_ln_fwd(x, r, g, b, bits, threshold, scale)
+      return y, grad
 
     keep = tf.cast(bits >= threshold, tf.float32)
     plain = modeling._layer_norm_math(xs * keep * scale + rs, gs, bs)
