@@ -18,9 +18,10 @@ LayerNorm statistics and the residual sums are float32; outputs are returned as 
 FUSED_ELEMENTWISE (default on): GELU, dropout + residual add + LayerNorm and attention
 scale + mask + softmax + dropout run as XLA-compiled functions with hand-written gradients,
 the same math as the plain ops (docs/running.md, "Speed on CPU", has the measurements).
-Their dropout masks come from 16-bit random draws (_dropout_bits), which round the rate to a
-multiple of 2^-16 (0.1 -> 0.1000061) and rescale kept values by the exact keep probability. run_pretraining
-turns it off with use_tpu: the TPU program is XLA-compiled whole, so the plain ops are used.
+Their dropout masks come from 16-bit random draws (_dropout_bits), which round the rate to
+a multiple of 2^-16 (0.1 -> 0.1000061) and rescale kept values by the exact keep
+probability. run_pretraining turns it off with use_tpu (the TPU program is XLA-compiled
+whole, so the plain ops are used) or the hparam fused_kernels off.
 """
 import copy
 import json
@@ -338,9 +339,7 @@ def _dropout_bits(shape):
   the largest element-wise cost of a CPU training step.
   """
   if all(isinstance(d, int) for d in shape):
-    size = 1
-    for d in shape:
-      size *= d
+    size = math.prod(shape)
   else:
     size = tf.reduce_prod(tf.stack(shape))
   seed = tf.random.uniform([2], minval=-2 ** 31, maxval=2 ** 31 - 1, dtype=tf.int32)
@@ -352,15 +351,27 @@ def _dropout_bits(shape):
   return tf.reshape(bits, shape)
 
 
+def _dropout_mask(shape, rate):
+  """(bits, threshold, scale) for the fused kernels; (None, 0, 1.0) without dropout."""
+  if not rate:
+    return None, 0, 1.0
+  threshold, scale = _dropout_threshold(rate)
+  return _dropout_bits(shape), threshold, scale
+
+
+def _apply_mask(x, bits, threshold, scale):
+  """Inside a kernel: x (float32) where kept, times scale; 0 where dropped."""
+  return x if bits is None else tf2.where(bits >= threshold, x * scale, 0.0)
+
+
 @_fused
 def _dropout_fwd(x, bits, threshold, scale):
   # Scaled in float32: a bfloat16 scale 1/0.9 would round to 1.109.
-  return tf.cast(tf2.where(bits >= threshold, tf.cast(x, tf.float32) * scale, 0.0), x.dtype)
+  return tf.cast(_apply_mask(tf.cast(x, tf.float32), bits, threshold, scale), x.dtype)
 
 
 def _dropout_fused(x, rate):
-  threshold, scale = _dropout_threshold(rate)
-  bits = _dropout_bits(get_shape_list(x))
+  bits, threshold, scale = _dropout_mask(get_shape_list(x), rate)
 
   @tf.custom_gradient
   def fused(x, bits):
@@ -411,8 +422,7 @@ def _layer_norm_stats(x):
 
 def _layer_norm_math(x, gamma, beta):
   """float32 LayerNorm of x over its last axis."""
-  mean, rstd = _layer_norm_stats(x)
-  return (x - mean) * rstd * gamma + beta
+  return _ln_with_stats(x, gamma, beta, tf.float32)[0]
 
 
 def _layer_norm_grad(x, gamma, dy, mean, rstd):
@@ -428,6 +438,7 @@ def _layer_norm_grad(x, gamma, dy, mean, rstd):
 
 
 def _ln_with_stats(h, gamma, beta, dtype):
+  """(LayerNorm(h) in dtype, mean, 1/std) for float32 h."""
   mean, rstd = _layer_norm_stats(h)
   return tf.cast((h - mean) * rstd * gamma + beta, dtype), mean, rstd
 
@@ -448,9 +459,7 @@ def _dropped_sum(x, residual, bits, threshold, scale, bias):
   x = tf.cast(x, tf.float32)
   if bias is not None:
     x += bias
-  if bits is not None:
-    x = tf2.where(bits >= threshold, x * scale, 0.0)
-  return x + tf.cast(residual, tf.float32)
+  return _apply_mask(x, bits, threshold, scale) + tf.cast(residual, tf.float32)
 
 
 @_fused
@@ -465,7 +474,7 @@ def _add_ln_bwd(x, residual, gamma, dy, mean, rstd, bits, threshold, scale, bias
   """(dx, dresidual, dgamma, dbeta), then dbias (float32) when there is a bias."""
   h = _dropped_sum(x, residual, bits, threshold, scale, bias)
   dh, dgamma, dbeta = _layer_norm_grad(h, gamma, dy, mean, rstd)
-  dx = dh if bits is None else tf2.where(bits >= threshold, dh * scale, 0.0)
+  dx = _apply_mask(dh, bits, threshold, scale)
   grads = (tf.cast(dx, x.dtype), tf.cast(dh, residual.dtype), dgamma, dbeta)
   if bias is not None:
     grads += (tf.reduce_sum(dx, _outer_axes(x)),)
@@ -481,10 +490,7 @@ def _layer_norm_fused(x, gamma, beta):
 
 
 def _add_layer_norm_fused(x, residual, gamma, beta, dropout_prob=0.0, bias=None):
-  bits, threshold, scale = None, 0, 1.0
-  if dropout_prob:
-    threshold, scale = _dropout_threshold(dropout_prob)
-    bits = _dropout_bits(get_shape_list(x))
+  bits, threshold, scale = _dropout_mask(get_shape_list(x), dropout_prob)
 
   @tf.custom_gradient
   def fused(x, residual, gamma, beta, *extra):
@@ -675,18 +681,14 @@ def _softmax_dropout_fwd(scores, adder, bits, scale, threshold, keep_scale):
   row_max = tf.reduce_max(z, -1, keepdims=True)
   e = tf.exp(z - row_max)
   total = tf.reduce_sum(e, -1, keepdims=True)
-  probs = e / total
-  if bits is not None:
-    probs = tf2.where(bits >= threshold, probs * keep_scale, 0.0)
+  probs = _apply_mask(e / total, bits, threshold, keep_scale)
   return tf.cast(probs, scores.dtype), row_max + tf.math.log(total)
 
 
 @_fused
 def _softmax_dropout_bwd(scores, adder, bits, dy, lse, scale, threshold, keep_scale):
   probs = tf.exp(_scaled_scores(scores, adder, scale) - lse)
-  dy = tf.cast(dy, tf.float32)
-  if bits is not None:
-    dy = tf2.where(bits >= threshold, dy * keep_scale, 0.0)
+  dy = _apply_mask(tf.cast(dy, tf.float32), bits, threshold, keep_scale)
   dscores = probs * (dy - tf.reduce_sum(dy * probs, -1, keepdims=True)) * scale
   return tf.cast(dscores, scores.dtype)
 
@@ -698,10 +700,7 @@ def _softmax_dropout_fused(scores, adder, scale, rate, dtype):
   softmax from the forward's row log-sum-exp rather than keeping a float32 copy of it.
   """
   scores = tf.cast(scores, dtype)
-  bits, threshold, keep_scale = None, 0, 1.0
-  if rate:
-    threshold, keep_scale = _dropout_threshold(rate)
-    bits = _dropout_bits(get_shape_list(scores))
+  bits, threshold, keep_scale = _dropout_mask(get_shape_list(scores), rate)
   inputs = [t for t in (scores, adder, bits) if t is not None]
 
   @tf.custom_gradient

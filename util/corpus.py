@@ -56,7 +56,7 @@ def list_corpus_files(paths):
   files = []
   for p in paths:
     p = str(p)
-    if fileio.is_gcs(p):
+    if fileio.is_remote(p):
       matches = fileio.glob(p.rstrip("/") + "/*") if not fileio.glob(p) else fileio.glob(p)
       files.extend(m for m in matches if not os.path.basename(m).startswith("."))
     elif os.path.isdir(p):
@@ -112,7 +112,7 @@ def plan_corpus(paths, text_field=None):
 
 
 def _open_binary(path):
-  if fileio.is_gcs(path):
+  if fileio.is_remote(path):
     f = fileio.open_file(path, "rb")
     return gzip.GzipFile(fileobj=f) if path.endswith(".gz") else f
   return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
@@ -120,14 +120,14 @@ def _open_binary(path):
 
 def file_size(path):
   """Size in bytes (compressed size for .gz)."""
-  if fileio.is_gcs(path):
+  if fileio.is_remote(path):
     return fileio._gfile().stat(path).length
   return os.path.getsize(path)
 
 
 def splittable(path):
   """Whether byte ranges of `path` can be read independently (local, uncompressed)."""
-  return not fileio.is_gcs(path) and not str(path).endswith(".gz")
+  return not fileio.is_remote(path) and not str(path).endswith(".gz")
 
 
 def split_ranges(files, num_parts):

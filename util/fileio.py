@@ -2,7 +2,8 @@
 
 TensorFlow's gfile understands gs:// (and local paths), so graph-side code and these
 helpers agree on what a path means. Any `scheme://` path goes through gfile, not only
-gs://: the tests run the remote code path on TF's in-memory ram:// filesystem. Atomic writes go to a temporary name in the same
+gs://: the tests run the remote code path on TF's in-memory ram:// filesystem. Atomic
+writes go to a temporary name in the same
 directory and are renamed when complete, so an interrupted job never leaves a
 half-written file under its final name.
 """
@@ -14,7 +15,7 @@ import uuid
 _URL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-def is_gcs(path):
+def is_remote(path):
   """True for gs:// and every other `scheme://` path (handled by TF's gfile)."""
   return bool(_URL_RE.match(str(path)))
 
@@ -25,31 +26,31 @@ def _gfile():
 
 
 def exists(path):
-  return _gfile().exists(path) if is_gcs(path) else os.path.exists(path)
+  return _gfile().exists(path) if is_remote(path) else os.path.exists(path)
 
 
 def makedirs(path):
-  if is_gcs(path):
+  if is_remote(path):
     _gfile().makedirs(path)
   else:
     os.makedirs(path, exist_ok=True)
 
 
 def glob(pattern):
-  if is_gcs(pattern):
+  if is_remote(pattern):
     return sorted(_gfile().glob(pattern))
   import glob as _glob
   return sorted(_glob.glob(pattern))
 
 
 def join(*parts):
-  if is_gcs(parts[0]):
+  if is_remote(parts[0]):
     return "/".join(p.rstrip("/") for p in parts[:-1]) + "/" + parts[-1]
   return os.path.join(*parts)
 
 
 def open_file(path, mode="r"):
-  if is_gcs(path):
+  if is_remote(path):
     return _gfile().GFile(path, mode)
   if "b" in mode:
     return open(path, mode)
@@ -57,7 +58,7 @@ def open_file(path, mode="r"):
 
 
 def remove(path):
-  if is_gcs(path):
+  if is_remote(path):
     _gfile().remove(path)
   else:
     os.remove(path)
@@ -71,7 +72,7 @@ def tmp_name(path):
 
 
 def rename(src, dst):
-  if is_gcs(src) or is_gcs(dst):
+  if is_remote(src) or is_remote(dst):
     _gfile().rename(src, dst, overwrite=True)
   else:
     os.replace(src, dst)

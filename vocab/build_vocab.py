@@ -40,7 +40,7 @@ class CorpusReader:
     self.heldout_lines = 0
 
   def _total_bytes(self):
-    if any(p.endswith(".gz") or fileio.is_gcs(p) for p, _ in self.plan):
+    if any(p.endswith(".gz") or fileio.is_remote(p) for p, _ in self.plan):
       return None  # decompressed size unknown
     return sum(os.path.getsize(p) for p, _ in self.plan)
 
