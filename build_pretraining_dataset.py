@@ -40,9 +40,6 @@ UNIT_BYTES = 1 << 20
 AUTO_SHARD_BYTES = 64 << 20             # default: one shard per 64 MB of input
 MAX_AUTO_SHARDS = 1000                  # the original's fixed shard count
 LINES_PER_BATCH = 1024
-# Words cached per tokenizer. Korean has ~400k distinct words per 17 MB; a 200k cache
-# was as fast as 1M here and keeps each worker ~70 MB smaller.
-TOKENIZER_CACHE_WORDS = 200_000
 # Units in flight per process: results are written in order, so a slow unit at the
 # head must not idle the other workers; each finished unit waits as ~1 MB of records.
 WINDOW_PER_PROCESS = 8
@@ -131,10 +128,11 @@ COUNTS = ("examples", "single_segment", "tokens", "tokens_written", "tokens_trim
 _WORKER = {}
 
 
-def _make_tokenizer(opts):
+def _make_tokenizer(opts, parallel=False):
   kw = dict(do_lower_case=opts["do_lower_case"], strip_accents=opts["strip_accents"])
   if opts["tokenizer"] == "fast":
-    return tokenization.FastTokenizer(opts["vocab_file"], cache_size=TOKENIZER_CACHE_WORDS, **kw)
+    # Threads only when this is the one process: workers already fill every core.
+    return tokenization.FastTokenizer(opts["vocab_file"], parallel=parallel, **kw)
   return tokenization.FullTokenizer(opts["vocab_file"], **kw)
 
 
@@ -347,7 +345,8 @@ def build(args, progress=True):
               # A document longer than this past a unit boundary is cut there
               # (bounded memory and balance on files without blank lines).
               max_overrun=int(args.unit_mb * (1 << 20)))
-  tokenizer = _make_tokenizer(opts)  # checks the vocab and case settings up front
+  # Checks the vocab and case settings up front; workers inherit it.
+  tokenizer = _make_tokenizer(opts, parallel=args.num_processes == 1)
 
   num_out = args.num_out_files or min(MAX_AUTO_SHARDS, max(1, math.ceil(total / AUTO_SHARD_BYTES)))
   num_units = max(num_out, math.ceil(total / (args.unit_mb * (1 << 20))))

@@ -3,19 +3,22 @@
 `FullTokenizer` reproduces the original BERT/ELECTRA `FullTokenizer` behaviour
 (text cleaning, CJK and punctuation splitting, optional lower-casing and accent
 stripping, greedy longest-match-first WordPiece). `FastTokenizer` gives the same ids,
-using the `tokenizers` library for WordPiece plus a per-word cache.
+tokenizing whole batches at once with numpy (model/batch_wordpiece.py).
 
 One deliberate difference from the original: the special tokens [PAD] [UNK] [CLS]
 [SEP] [MASK] written literally in the text are kept whole (as Hugging Face does),
 instead of being split into `[`, `CLS`, `]`. See docs/tokenization.md.
 """
+import bisect
 import collections
+import concurrent.futures
 import functools
 import itertools
+import os
 import re
-import threading
 import unicodedata
 
+from model import batch_wordpiece
 from util import fileio
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -322,17 +325,23 @@ class FullTokenizer:
 def _char_ranges():
   """Code point ranges of the reference's character classes, from Python's unicodedata.
 
-  Both paths then share one Unicode version. Returns {"removed": ..., "isolated": ...}
-  as lists of (first, last): chars cleaning deletes, and chars split off on their own
-  (punctuation and CJK ideographs).
+  Both paths then share one Unicode version. Returns {"removed", "space", "isolated",
+  "mark"}, each a list of (first, last): chars cleaning deletes; chars a text splits on
+  (the reference's whitespace, plus what its str.split() also splits on, e.g. U+2028);
+  chars split off on their own (punctuation and CJK ideographs); and `Mn` marks,
+  which accent stripping deletes.
   """
   cats = list(map(unicodedata.category, map(chr, range(0x110000))))
-  removed = [cp for cp, c in enumerate(cats) if c in ("Cc", "Cf")]
-  removed = sorted(set(removed) - {9, 10, 13} | {0, 0xFFFD})
+  removed = {cp for cp, c in enumerate(cats) if c in ("Cc", "Cf")}
+  removed = sorted(removed - {9, 10, 13} | {0, 0xFFFD})
+  space = sorted({cp for cp, c in enumerate(cats) if c == "Zs" or chr(cp).isspace()}
+                 | {9, 10, 13, 32} - set(removed))
   isolated = [cp for cp, c in enumerate(cats) if c[0] == "P"]
   isolated = sorted(set(isolated) | {cp for lo, hi in _CJK_RANGES for cp in range(lo, hi + 1)}
                     | {cp for cp in range(128) if _is_punctuation(chr(cp))})
-  return {"removed": _to_ranges(removed), "isolated": _to_ranges(isolated)}
+  mark = [cp for cp, c in enumerate(cats) if c == "Mn"]
+  return {"removed": _to_ranges(removed), "space": _to_ranges(space),
+          "isolated": _to_ranges(isolated), "mark": _to_ranges(mark)}
 
 
 def _to_ranges(cps):
@@ -345,12 +354,24 @@ def _to_ranges(cps):
   return [tuple(r) for r in ranges]
 
 
-def _regex_class(ranges, onig=False):
-  """A character class for Python `re`, or for Oniguruma (`tokenizers`) if onig."""
-  esc = (lambda cp: f"\\x{{{cp:X}}}") if onig else (lambda cp: f"\\U{cp:08x}")
-  parts = [esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in ranges
+def _regex_class(ranges):
+  parts = [f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges
            if not 0xD800 <= a <= 0xDFFF]
   return "[" + "".join(parts) + "]"
+
+
+@functools.lru_cache(maxsize=None)
+def _char_class_table():
+  """batch_wordpiece's class of every code point (uint8 array of 0x110000)."""
+  import numpy as np
+  table = np.full(0x110000, batch_wordpiece.NORMAL, np.uint8)
+  ranges = _char_ranges()
+  for name, value in (("space", batch_wordpiece.SPACE), ("removed", batch_wordpiece.REMOVED),
+                      ("isolated", batch_wordpiece.ISOLATED)):
+    for lo, hi in ranges[name]:
+      table[lo:hi + 1] = value
+  table.setflags(write=False)
+  return table
 
 
 @functools.lru_cache(maxsize=None)
@@ -359,167 +380,67 @@ def _removed_chars_re():
 
 
 @functools.lru_cache(maxsize=None)
-def _isolated_chars_re():
-  return re.compile("(" + _regex_class(_char_ranges()["isolated"]) + ")")
+def _marks_re():
+  return re.compile(_regex_class(_char_ranges()["mark"]))
 
 
-_WORD_SEP = "\x00"  # joins words for one backend call; cleaning removes NUL from words
+# Hash bases for BatchWordPiece: the first pair under which no two vocab pieces collide.
+_HASH_BASES = ((batch_wordpiece.BASE1, batch_wordpiece.BASE2),
+               (0xBF58476D1CE4E5B9, 0x94D049BB133111EB),
+               (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53))
+
+_POOL = {}
 
 
-class _WordCache(dict):
-  """word -> its ids as a str (one char per id: chr(id)); records misses.
+def _thread_pool():
+  """One pool per process, made again after a fork (a forked child has no threads)."""
+  pid = os.getpid()
+  if _POOL.get("pid") != pid:
+    _POOL.update(pid=pid, pool=concurrent.futures.ThreadPoolExecutor(
+        max_workers=_cores(), thread_name_prefix="tokenizer"))
+  return _POOL["pool"]
 
-  Looking words up with the C-level dict.__getitem__ through map() costs no Python
-  bytecode per word; __missing__ (Python) runs only for words not cached yet.
-  """
 
-  def __init__(self):
-    super().__init__()
-    self.missed = []
-
-  def __missing__(self, word):
-    self.missed.append(word)
-    return ""
+def _cores():
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not Linux
+    return os.cpu_count() or 1
 
 
 class FastTokenizer(FullTokenizer):
-  """Same arguments, methods and ids as FullTokenizer, much faster.
+  """Same arguments, methods and ids as FullTokenizer, many times faster on batches.
 
-  How: a text is split on whitespace in Python (after the reference's cleaning, done
-  by one regex and only when the text needs it). Each distinct word is tokenized once
-  and cached as a str holding one char per id, so a line's ids are a join of cached
-  strs and a map(ord): C loops, no Python bytecode per word. Missed words of a batch
-  are tokenized together: case/accents and punctuation/CJK isolation by Python
-  regexes, WordPiece by `tokenizers` (Rust, several inputs per call). Tokenizing a
-  text word by word gives the same ids as tokenizing it whole, so the cache cannot
-  change results. docs/tokenization.md has the details and figures.
+  encode_batch tokenizes a whole batch at once with numpy (model/batch_wordpiece.py):
+  no Python code runs per word. Literal special tokens are cut out first and, only
+  when lower-casing or accent stripping is on, each remaining piece of text is
+  normalized by Python's str.lower / NFD (the same functions the reference calls per
+  word; docs/tokenization.md says why per piece is the same). docs/tokenization.md
+  has the details and figures.
 
-  cache_size: words kept before the cache is cleared (one batch's words are always
-  kept, so memory is bounded by max(cache_size, words in a batch)).
-  parallel: let `tokenizers` spread a batch's missed words over its Rust threads.
+  parallel: spread a batch over one thread per core (numpy releases the GIL in its
+  loops). Turn it off in worker processes that already use every core.
+  chunk_chars: the most characters tokenized in one numpy pass (memory peaks at
+  about 90 bytes per character of a pass); a text longer than this goes to the reference.
   """
 
   def __init__(self, vocab_file, do_lower_case=False, strip_accents=None,
-               allow_korean_lowercase=False, cache_size=2_000_000, parallel=True):
+               allow_korean_lowercase=False, parallel=True, chunk_chars=1 << 20):
     super().__init__(vocab_file, do_lower_case, strip_accents, allow_korean_lowercase)
-    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
-    if len(self.vocab) >= 0x110000:
-      raise VocabError(f"{vocab_file}: {len(self.vocab)} tokens, too many for a char per id")
-    backend = Tokenizer(models.WordPiece(
-        dict(self.vocab), unk_token=UNK, continuing_subword_prefix="##",
-        max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD))
-    # Words arrive cleaned, case-normalized, with punctuation/CJK chars space-padded
-    # (by _isolate_re, from Python's unicodedata): Rust only splits on spaces (cheap,
-    # unlike a huge regex class there) and runs WordPiece.
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    # NUL separates the words of one call; it gets the id len(vocab), outside the vocab.
-    backend.add_special_tokens([AddedToken(_WORD_SEP, normalized=False)])
-    self._sep_id = backend.token_to_id(_WORD_SEP)
-    assert self._sep_id == len(self.vocab), self._sep_id
-    self.backend = backend
     self.parallel = parallel
-    self.cache_size = cache_size
-    self._removed_re = _removed_chars_re()
-    self._isolate_re = _isolated_chars_re()
-    self._special_keys = {t: _WORD_SEP + t for t in SPECIAL_TOKENS}  # no real word has NUL
-    self._lock = threading.Lock()  # misses are recorded in the shared cache
-    self._reset_cache()
-
-  def __getstate__(self):
-    state = dict(self.__dict__)
-    del state["_lock"]  # locks cannot be pickled (e.g. for multiprocessing)
-    return state
-
-  def __setstate__(self, state):
-    self.__dict__.update(state)
-    self._lock = threading.Lock()
-
-  def _reset_cache(self):
-    self._prefetch = True  # see _encode_words
-    self._cache = _WordCache()
-    self._cache.update((k, chr(self.vocab[t])) for t, k in self._special_keys.items())
-
-  def _words(self, text):
-    """Cache keys of one text: its whitespace-split words and special-token keys."""
-    if isinstance(text, bytes):
-      text = text.decode("utf-8", "ignore")
-    elif not isinstance(text, str):
-      raise TypeError(f"expected text (str or UTF-8 bytes), got {type(text).__name__}")
-    # Printable text without '[' or U+FFFD needs no cleaning and has no special token
-    # (control chars are never printable), so a plain split is exact.
-    if text.isprintable() and "[" not in text and "\ufffd" not in text:
-      return text.split()
-    words = []
-    for i, chunk in enumerate(_SPECIAL_SPLIT_RE.split(text)):
-      if i % 2:
-        words.append(self._special_keys[chunk])
-      else:
-        # Deleting control chars may join two pieces into one word, as in the
-        # reference; what remains splits on whitespace exactly like its cleaning.
-        words.extend(self._removed_re.sub("", chunk).split())
-    return words
-
-  def _tokenize_words(self, words, chunk=2000):
-    """Tokenize and cache `words` (distinct, not special): a few backend calls."""
-    if self.do_lower_case or self.strip_accents:
-      words_in = [_normalize_word(w, self.do_lower_case, self.strip_accents) for w in words]
+    self.chunk_chars = int(chunk_chars)
+    self.fallbacks = 0  # chunks handed to the reference after a hash collision
+    for base1, base2 in _HASH_BASES:
+      try:
+        self._engine = batch_wordpiece.BatchWordPiece(
+            self.vocab, _char_class_table(), self.vocab[UNK], MAX_INPUT_CHARS_PER_WORD,
+            base1, base2)
+        break
+      except batch_wordpiece.HashCollision:
+        continue
     else:
-      words_in = words
-    # Space-pad punctuation/CJK chars: split (C) and join, as a re.sub template
-    # would run Python code per match. Several inputs per call let `tokenizers`
-    # spread them over its threads.
-    split = self._isolate_re.split
-    texts = [" ".join(split(_WORD_SEP.join(words_in[i:i + chunk])))
-             for i in range(0, len(words_in), chunk)]
-    if self.parallel:
-      encs = self.backend.encode_batch_fast(texts, add_special_tokens=False)
-    else:  # no Rust thread pool (e.g. inside worker processes)
-      encs = [self.backend.encode(t, add_special_tokens=False) for t in texts]
-    sep = chr(self._sep_id)
-    values = sep.join(["".join(map(chr, e.ids)) for e in encs]).split(sep)
-    assert len(values) == len(words), (len(values), len(words))
-    self._cache.update(zip(words, values))
-
-  def encode_batch(self, texts):
-    words = self._words
-    # The plain-text test is inlined here (it is _words' first branch): per-line
-    # call overhead is a visible share of the whole.
-    splits = [t.split() if type(t) is str and t.isprintable() and "[" not in t
-              and "\ufffd" not in t else words(t) for t in texts]
-    with self._lock:
-      return self._encode_words(splits)
-
-  def _encode_words(self, splits):
-    if self._prefetch:
-      # Most lines of the last batch had a new word (young cache): find this batch's
-      # misses first, in C, rather than join most lines twice.
-      words = set(itertools.chain.from_iterable(splits))
-      self._add_words(words.difference(self._cache), words)
-    cache, join = self._cache, "".join
-    get = cache.__getitem__
-    out = [join(map(get, ws)) for ws in splits]
-    redo = []
-    if cache.missed:
-      # Lines with a miss got "" for it: tokenize the batch's missed words, redo them.
-      has = cache.__contains__
-      redo = [i for i, ws in enumerate(splits) if not all(map(has, ws))]
-      self._add_words(set(cache.missed),
-                      itertools.chain.from_iterable(map(splits.__getitem__, redo)))
-      get = self._cache.__getitem__
-      for i in redo:
-        out[i] = join(map(get, splits[i]))
-    self._prefetch = len(redo) > len(splits) // 2
-    return [list(map(ord, s)) for s in out]
-
-  def _add_words(self, missing, needed):
-    """Tokenize and cache `missing`; if the cache would overflow, restart it with `needed`."""
-    if len(self._cache) + len(missing) > self.cache_size:
-      # Bounded memory: start afresh rather than track recency per word.
-      self._reset_cache()
-      missing = set(needed).difference(self._cache)
-    self._cache.missed.clear()
-    if missing:
-      self._tokenize_words(list(missing))
+      raise VocabError(f"{vocab_file}: vocab pieces collide under every hash base")
+    self._special_ids = {t: [self.vocab[t]] for t in SPECIAL_TOKENS}
 
   def encode(self, text):
     return self.encode_batch([text])[0]
@@ -527,6 +448,80 @@ class FastTokenizer(FullTokenizer):
   def tokenize(self, text):
     inv = self.inv_vocab
     return [inv[i] for i in self.encode(text)]
+
+  def encode_batch(self, texts):
+    texts = [t if type(t) is str else _to_text(t) for t in texts]
+    # Lines with a literal special token: their pieces between specials are encoded
+    # as extra texts appended to the batch, then joined with the specials' ids.
+    recipes = {}
+    pieces = texts
+    for i, t in enumerate(texts):
+      if "[" in t and _SPECIAL_SPLIT_RE.search(t):
+        if pieces is texts:
+          pieces = list(texts)
+        parts = _SPECIAL_SPLIT_RE.split(t)
+        recipe = []
+        for j, part in enumerate(parts):
+          if j % 2:
+            recipe.append(self._special_ids[part])
+          elif part:
+            recipe.append(len(pieces))
+            pieces.append(part)
+        pieces[i] = ""
+        recipes[i] = recipe
+    ids = self._encode_pieces(pieces)
+    for i, recipe in recipes.items():
+      ids[i] = [x for r in recipe for x in (r if type(r) is list else ids[r])]
+    return ids[:len(texts)]
+
+  def _encode_pieces(self, pieces):
+    """Ids of texts without special tokens, split into chunks of about chunk_chars."""
+    if not pieces:
+      return []
+    lengths = list(itertools.accumulate(map(len, pieces)))
+    total = lengths[-1]
+    threads = _cores() if self.parallel else 1
+    size = max(1, min(self.chunk_chars, -(-total // threads)))
+    cuts = [0] + [bisect.bisect_left(lengths, k * size) + 1 for k in range(1, -(-total // size))]
+    cuts = sorted(set(c for c in cuts if c < len(pieces))) + [len(pieces)]
+    chunks = [pieces[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    if threads > 1 and len(chunks) > 1:
+      results = list(_thread_pool().map(self._encode_chunk, chunks))
+    else:
+      results = list(map(self._encode_chunk, chunks))
+    return [ids for r in results for ids in r]
+
+  def _encode_chunk(self, texts):
+    long = [i for i, t in enumerate(texts) if len(t) > self.chunk_chars]
+    if long:  # one huge text: the reference, rather than numpy arrays that large
+      out = self._encode_chunk([("" if len(t) > self.chunk_chars else t) for t in texts])
+      for i in long:
+        out[i] = self._reference_ids(texts[i])
+      return out
+    try:
+      return self._engine.encode(list(map(self._normalize, texts)) if self._case else texts)
+    except batch_wordpiece.HashCollision:
+      self.fallbacks += 1
+      return list(map(self._reference_ids, texts))
+
+  @property
+  def _case(self):
+    return self.do_lower_case or self.strip_accents
+
+  def _normalize(self, text):
+    # Cleaning deletes these chars before the reference lower-cases, so here too.
+    text = _removed_chars_re().sub("", text)
+    if self.do_lower_case:
+      text = text.lower()
+    if self.strip_accents:
+      text = _marks_re().sub("", unicodedata.normalize("NFD", text))
+    return text
+
+  def _reference_ids(self, text):
+    tokens = []
+    for word in self.basic_tokenizer.tokenize(text):
+      tokens.extend(self.wordpiece_tokenizer.tokenize_word(word))
+    return self.convert_tokens_to_ids(tokens)
 
 
 def build_tokenizer(vocab_file, fast=True, **kw):

@@ -3,6 +3,7 @@ import csv
 import json
 import unicodedata
 
+import numpy as np
 import pytest
 
 from model import tokenization
@@ -106,12 +107,11 @@ def test_build_tokenizer(vocab_v3):
 def test_fast_equals_reference_v3(vocab_v3, real_lines, v3_reference_ids):
   fast = FastTokenizer(vocab_v3)
   got = fast.encode_batch(real_lines[:3000]) + fast.encode_batch(real_lines[3000:])
-  assert real_lines[0].split()[0] in fast._cache  # words are cached across batches
-  assert not fast._cache.missed  # misses were all tokenized
   bad = [i for i, (a, b) in enumerate(zip(got, v3_reference_ids)) if a != b]
   assert not bad, f"{len(bad)} lines differ, first: {real_lines[bad[0]][:100]!r}"
   assert len(got) == len(real_lines)
-  # Single-text calls go through the same cache and agree too.
+  assert fast.fallbacks == 0  # no hash collision sent a chunk to the reference
+  # Single-text calls agree too.
   for line, ids in zip(real_lines[:200], v3_reference_ids):
     assert fast.encode(line) == ids
     assert fast.tokenize(line) == fast.convert_ids_to_tokens(ids)
@@ -126,20 +126,65 @@ def test_fast_equals_reference_v1(vocab_v1, real_lines):
   assert not bad, f"{len(bad)} lines differ, first: {lines[bad[0]][:100]!r}"
 
 
-def test_small_cache_gives_same_ids(vocab_v3, real_lines, v3_reference_ids):
-  fast = FastTokenizer(vocab_v3, cache_size=300)  # forces many cache resets
-  got = []
-  for i in range(0, 600, 50):
-    batch = real_lines[i:i + 50]
-    got += fast.encode_batch(batch)
-    # Bounded: the cache holds at most one batch's words beyond cache_size.
-    distinct = {w for line in batch for w in fast._words(line)}
-    assert len(fast._cache) <= max(300, len(distinct) + len(tokenization.SPECIAL_TOKENS))
-  assert got == v3_reference_ids[:600]
-  # Lines cached before a reset are kept; a reset inside a batch redoes only the rest.
-  fast = FastTokenizer(vocab_v3, cache_size=1000)
-  assert fast.encode_batch(real_lines[:20]) == v3_reference_ids[:20]
-  assert fast.encode_batch(real_lines[:400]) == v3_reference_ids[:400]
+@pytest.mark.parametrize("parallel", [True, False])
+def test_small_chunks_give_same_ids(vocab_v3, real_lines, v3_reference_ids, parallel):
+  # 1,500-char passes: hundreds of chunks, and texts longer than a pass go to the
+  # reference; ids must not depend on where a batch is cut.
+  lines = real_lines[:600]
+  assert sum(len(l) > 1500 for l in lines) >= 3
+  fast = FastTokenizer(vocab_v3, chunk_chars=1500, parallel=parallel)
+  assert fast.encode_batch(lines) == v3_reference_ids[:600]
+  assert fast.encode_batch(lines[::-1]) == v3_reference_ids[:600][::-1]
+
+
+def test_hash_collisions_are_caught(vocab_v3, real_lines, v3_reference_ids, monkeypatch):
+  """A hash equality that is not a string equality must never reach the output."""
+  from model import batch_wordpiece
+  lines, want = real_lines[:300], v3_reference_ids[:300]
+  fast = FastTokenizer(vocab_v3, parallel=False)
+  engine = fast._engine
+  # Two different words reported as one (as if their hashes collided).
+  distinct = engine._distinct
+
+  def merge_two(key):
+    first, inverse = distinct(key)
+    inverse = inverse.copy()
+    inverse[inverse == 1] = 0
+    return first, inverse
+
+  monkeypatch.setattr(engine, "_distinct", merge_two)
+  with pytest.raises(batch_wordpiece.HashCollision):
+    engine.encode(lines)
+  assert fast.encode_batch(lines) == want and fast.fallbacks == 1
+  monkeypatch.setattr(engine, "_distinct", distinct)
+  # A candidate piece reported found as another vocab entry.
+  lookup = engine._lookup
+
+  def wrong_entry(q):
+    e = lookup(q)
+    hits = np.flatnonzero(e >= 0)
+    e[hits[:1]] = (e[hits[:1]] + 1) % len(engine._id)
+    return e
+
+  monkeypatch.setattr(engine, "_lookup", wrong_entry)
+  with pytest.raises(batch_wordpiece.HashCollision):
+    engine.encode(lines)
+  assert fast.encode_batch(lines) == want and fast.fallbacks == 2
+
+
+def test_vocab_hash_collision_picks_other_bases(tmp_path, monkeypatch):
+  from model import batch_wordpiece
+  vocab = tmp_path / "vocab.txt"
+  vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "ab", "ba", "##ab"]),
+                   encoding="utf-8")
+  # Base 1 hashes a string to the sum of its code points: "ab" and "ba" collide.
+  monkeypatch.setattr(tokenization, "_HASH_BASES", ((1, 3),) + tokenization._HASH_BASES)
+  with pytest.raises(batch_wordpiece.HashCollision):
+    batch_wordpiece.BatchWordPiece(tokenization.load_vocab(vocab),
+                                   tokenization._char_class_table(), 1, 100, 1, 3)
+  fast = FastTokenizer(vocab)
+  assert fast._engine.base1 != 1
+  assert fast.tokenize("ab ba abab baab") == ["ab", "ba", "ab", "##ab", "ba", "##ab"]
 
 
 @pytest.mark.parametrize("lower,strip", [(True, None), (True, False), (False, True)])
@@ -314,3 +359,13 @@ def test_fast_tokenizer_threads_and_pickle(vocab_v3, real_lines, v3_reference_id
     assert got[k] == v3_reference_ids[k:1600:4]
   clone = pickle.loads(pickle.dumps(fast))  # e.g. handed to multiprocessing workers
   assert clone.encode_batch(real_lines[1600:1800]) == v3_reference_ids[1600:1800]
+
+
+def test_fast_tokenizer_in_forked_workers(vocab_v3, real_lines, v3_reference_ids):
+  """The thread pool of a parent that tokenized is not inherited dead by a fork."""
+  import multiprocessing
+  fast = FastTokenizer(vocab_v3, chunk_chars=20000)  # several chunks: the pool is used
+  assert fast.encode_batch(real_lines[:200]) == v3_reference_ids[:200]
+  with multiprocessing.get_context("fork").Pool(2) as pool:
+    got = pool.map(fast.encode_batch, [real_lines[200:300], real_lines[300:400]])
+  assert got == [v3_reference_ids[200:300], v3_reference_ids[300:400]]
