@@ -93,26 +93,32 @@ class BatchWordPiece:
     self._build_table(np.array(key1, np.uint64))
 
   def _build_table(self, keys):
-    """Open table indexed by a key's top bits; keys sharing a slot go to a sorted list."""
-    bits = max(10, int(len(keys) * 4 - 1).bit_length())  # load factor <= 1/4
+    """Slot (a key's top bits) -> entry; keys sharing a slot go to a sorted list.
+
+    Two extra entries stand for "empty slot" and "shared slot". Their keys may equal a
+    query by chance, so they get a length of 0 and a second hash of 1, which no
+    piece can match: such a hit ends in HashCollision, never in a wrong id.
+    """
+    num = len(keys)
+    bits = max(10, int(num * 4 - 1).bit_length())  # load factor <= 1/4
     self._shift = _U64(64 - bits)
     slots = self._slot(keys)
     counts = np.bincount(slots, minlength=1 << bits)
-    sentinel = _U64(0)
-    while (keys == sentinel).any():
-      sentinel += _U64(1)
-    self._slot_key = np.full(1 << bits, sentinel, np.uint64)
-    self._slot_entry = np.zeros(1 << bits, np.int64)
+    self._empty, self._shared = num, num + 1
+    self._slot_entry = np.where(counts > 1, self._shared, self._empty)
     alone = counts[slots] == 1
-    self._slot_key[slots[alone]] = keys[alone]
     self._slot_entry[slots[alone]] = np.flatnonzero(alone)
-    self._shared_slot = counts > 1
     shared = np.flatnonzero(~alone)
     order = np.argsort(keys[shared])
     self._over_key = keys[shared][order]
     self._over_entry = shared[order]
     if len(np.unique(keys)) != len(keys):
       raise HashCollision("two vocab pieces share a hash")
+    self._key1 = np.concatenate([keys, np.zeros(2, np.uint64)])
+    self._key2 = np.concatenate([self._key2, np.ones(2, np.uint64)])
+    self._cont = np.concatenate([self._cont, np.zeros(2, bool)])
+    self._len = np.concatenate([self._len, np.zeros(2, np.int64)])
+    self._id = np.concatenate([self._id, np.full(2, self.unk_id, np.int64)])
 
   def _powers(self, n):
     """(base1^i, base1^-i, base2^i for i < at least n), kept for later batches.
@@ -140,19 +146,20 @@ class BatchWordPiece:
     return state
 
   def _slot(self, keys):
-    return (keys >> self._shift).astype(np.int64)
+    return (keys >> self._shift).view(np.int64)  # < 2^63: the view is exact
 
   def _lookup(self, q):
-    """Entry index of each query key in the vocab table, -1 where absent."""
-    slot = self._slot(q)
-    found = np.where(self._slot_key[slot] == q, self._slot_entry[slot], -1)
-    shared = np.flatnonzero(self._shared_slot[slot])
-    if len(shared) and len(self._over_key):
+    """(entry of each query key in the vocab table, whether it is there)."""
+    entry = self._slot_entry[self._slot(q)]
+    hit = self._key1[entry] == q
+    shared = np.flatnonzero(entry == self._shared)
+    if len(shared):
       k = np.searchsorted(self._over_key, q[shared])
       k[k == len(self._over_key)] = 0
-      hit = self._over_key[k] == q[shared]
-      found[shared[hit]] = self._over_entry[k[hit]]
-    return found
+      found = self._over_key[k] == q[shared]
+      entry[shared[found]] = self._over_entry[k[found]]
+      hit[shared[found]] = True
+    return entry, hit
 
   @staticmethod
   def _distinct(key):
@@ -167,16 +174,16 @@ class BatchWordPiece:
     owner = np.full(size, -1, np.int32 if m < 2 ** 31 else np.int64)
     slot = (key >> _U64(64 - bits)).astype(np.int64)
     rep = np.empty(m, np.int64)
-    todo = np.arange(m)
+    todo, t_key = np.arange(m), key
     while len(todo):
-      s = slot[todo]
-      free = owner[s] < 0
-      owner[s[free]] = todo[free]  # one of the claimants of each slot wins
-      o = owner[s]
-      same = key[o] == key[todo]
-      rep[todo[same]] = o[same]
-      todo = todo[~same]
-      slot[todo] = (slot[todo] + 1) & (size - 1)
+      free = np.flatnonzero(owner[slot] < 0)
+      owner[slot[free]] = todo[free]  # one of the claimants of each slot wins
+      o = owner[slot]
+      same = key[o] == t_key
+      found = np.flatnonzero(same)
+      rep[todo[found]] = o[found]
+      rest = np.flatnonzero(~same)
+      todo, t_key, slot = todo[rest], t_key[rest], (slot[rest] + 1) & (size - 1)
     is_rep = rep == np.arange(m)
     distinct = np.cumsum(is_rep) - 1
     return np.flatnonzero(is_rep), distinct[rep]
@@ -254,19 +261,21 @@ class BatchWordPiece:
       # piece starting with this char.
       length = np.minimum(ends[active] - p, np.where(cont, self.cont_len[c0], self.first_len[c0]))
       entry = np.full(len(active), -1, np.int64)
-      # The words still searching, as compact arrays that shrink together.
+      # The words still searching, as compact arrays that shrink together; t_end is
+      # the end of each one's current candidate.
       todo = np.flatnonzero(length > 0)
-      t_p, t_len = p[todo], length[todo]
+      t_p = p[todo]
+      t_end = t_p + length[todo]
       t_base = prefix1[t_p]
       t_scale = ipow1[t_p] * np.where(cont[todo], cont_mix, first_mix)
       while len(todo):
-        e = self._lookup((prefix1[t_p + t_len] - t_base) * t_scale)
-        hit = e >= 0
-        entry[todo[hit]] = e[hit]
-        t_len -= 1
-        more = ~hit & (t_len > 0)
-        todo, t_p, t_len, t_base, t_scale = (
-            todo[more], t_p[more], t_len[more], t_base[more], t_scale[more])
+        e, hit = self._lookup((prefix1[t_end] - t_base) * t_scale)
+        found = np.flatnonzero(hit)
+        entry[todo[found]] = e[found]
+        t_end -= 1
+        more = np.flatnonzero(~hit & (t_end > t_p))
+        todo, t_p, t_end, t_base, t_scale = (
+            todo[more], t_p[more], t_end[more], t_base[more], t_scale[more])
       ok = entry >= 0
       failed[active[~ok]] = True
       active, p, entry, cont = active[ok], p[ok], entry[ok], cont[ok]

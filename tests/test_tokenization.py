@@ -161,15 +161,26 @@ def test_hash_collisions_are_caught(vocab_v3, real_lines, v3_reference_ids, monk
   lookup = engine._lookup
 
   def wrong_entry(q):
-    e = lookup(q)
-    hits = np.flatnonzero(e >= 0)
-    e[hits[:1]] = (e[hits[:1]] + 1) % len(engine._id)
-    return e
+    e, hit = lookup(q)
+    first = np.flatnonzero(hit)[:1]
+    e[first] = (e[first] + 1) % engine._empty  # another real vocab piece
+    return e, hit
 
   monkeypatch.setattr(engine, "_lookup", wrong_entry)
   with pytest.raises(batch_wordpiece.HashCollision):
     engine.encode(lines)
   assert fast.encode_batch(lines) == want and fast.fallbacks == 2
+
+  # A query equal by chance to the key an empty slot holds.
+  def empty_slot_hit(q):
+    e, hit = lookup(q)
+    miss = np.flatnonzero(~hit)[:1]
+    e[miss], hit[miss] = engine._empty, True
+    return e, hit
+
+  monkeypatch.setattr(engine, "_lookup", empty_slot_hit)
+  with pytest.raises(batch_wordpiece.HashCollision):
+    engine.encode(lines)
 
 
 def test_vocab_hash_collision_picks_other_bases(tmp_path, monkeypatch):
