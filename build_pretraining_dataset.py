@@ -39,7 +39,9 @@ SUMMARY = "summary.json"
 UNIT_BYTES = 1 << 20
 AUTO_SHARD_BYTES = 64 << 20             # default: one shard per 64 MB of input
 MAX_AUTO_SHARDS = 1000                  # the original's fixed shard count
-LINES_PER_BATCH = 1024
+# Lines per tokenizer call: the numpy tokenizer's fixed cost per call is amortized by
+# 4096 (1 process: 8.5k -> 9.6k ex/s over 1024; 16384 gained little more).
+LINES_PER_BATCH = 4096
 # Units in flight per process: results are written in order, so a slow unit at the
 # head must not idle the other workers; each finished unit waits as ~1 MB of records.
 WINDOW_PER_PROCESS = 8
