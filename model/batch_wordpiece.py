@@ -9,10 +9,10 @@ numpy operation over all characters or all words of a batch:
    whitespace, and the chars split off alone (punctuation, CJK ideographs).
 2. Word boundaries come from class changes. Each word gets a 64-bit polynomial hash
    from prefix sums, so any substring's hash is two lookups and a multiply.
-3. Distinct words are found by sorting hashes (np.unique); WordPiece runs once per
-   distinct word: greedy longest-match-first, all words in step, each trying its
-   longest candidate piece first and shortening it until the vocab (a hash table of
-   piece hashes) has it, exactly as the reference loop does word by word.
+3. Distinct words are found with a hash table built from numpy operations; WordPiece
+   runs once per distinct word: greedy longest-match-first, all words in step, each
+   trying its longest candidate piece first and shortening it until the vocab (a hash
+   table of piece hashes) has it, exactly as the reference loop does word by word.
 4. The pieces of distinct words are spread back to every occurrence, then cut into
    one id list per text.
 
@@ -66,8 +66,10 @@ class BatchWordPiece:
     self._pows = self._powers(1 << 16)
     # Only pieces that can equal part of a word are kept: all NORMAL chars, or a
     # lone ISOLATED char as a whole word. A token like "[unused0]" never matches.
-    first_len = np.zeros(0x110000, np.int8)  # longest piece starting with this char
-    cont_len = np.zeros(0x110000, np.int8)
+    if not 0 < max_chars_per_word < 1 << 15:
+      raise ValueError(f"max_chars_per_word must be in 1..32767, got {max_chars_per_word}")
+    first_len = np.zeros(0x110000, np.int16)  # longest piece starting with this char
+    cont_len = np.zeros(0x110000, np.int16)
     key1, key2, lens, ids, conts = [], [], [], [], []
     for token, i in vocab.items():
       cont = token.startswith("##") and len(token) > 2
