@@ -199,7 +199,8 @@ def test_vocab_hash_collision_picks_other_bases(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("lower,strip", [(True, None), (True, False), (False, True)])
-def test_fast_equals_reference_with_case_settings(vocab_v3, real_lines, lower, strip):
+def test_fast_equals_reference_with_case_settings(vocab_v3, real_lines, lower, strip, monkeypatch):
+  monkeypatch.setattr(tokenization, "_SMALL_BATCH_CHARS", 0)
   kw = dict(do_lower_case=lower, strip_accents=strip, allow_korean_lowercase=True)
   full, fast = FullTokenizer(vocab_v3, **kw), FastTokenizer(vocab_v3, **kw)
   lines = real_lines[::12] + [
@@ -210,7 +211,10 @@ def test_fast_equals_reference_with_case_settings(vocab_v3, real_lines, lower, s
   assert fast.encode_batch(lines) == [full.encode(l) for l in lines]
 
 
-def test_edge_cases_agree(vocab_v3, v3_full):
+@pytest.mark.parametrize("small_batch_chars", [0, None])
+def test_edge_cases_agree(vocab_v3, v3_full, small_batch_chars, monkeypatch):
+  if small_batch_chars is not None:  # numpy even for one short text
+    monkeypatch.setattr(tokenization, "_SMALL_BATCH_CHARS", small_batch_chars)
   fast = FastTokenizer(vocab_v3)
   cases = [
       "", "   ", "\t\n", "가" * 100, "가" * 101, "ab\x00cd", "공\u200b유", "\ufffd공유",
@@ -297,6 +301,8 @@ def test_lowercase_allowed_for_uncased_vocab(tmp_path):
   # Lower-casing without accent stripping keeps Hangul syllables intact.
   tok = FastTokenizer(vocab, do_lower_case=True, strip_accents=False)
   assert tok.tokenize("한국어 ELECTRA를.") == ["한국어", "electra", "##를", "."]
+  ids = tok._engine.encode([tok._normalize("한국어 ELECTRA를.")])[0]  # the numpy path too
+  assert tok.convert_ids_to_tokens(ids) == ["한국어", "electra", "##를", "."]
   with pytest.raises(tokenization.TokenizerConfigError):
     FullTokenizer(vocab, do_lower_case=True)  # strip_accents follows do_lower_case
 
