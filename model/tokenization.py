@@ -526,10 +526,7 @@ class FastTokenizer(FullTokenizer):
     return text
 
   def _reference_ids(self, text):
-    tokens = []
-    for word in self.basic_tokenizer.tokenize(text):
-      tokens.extend(self.wordpiece_tokenizer.tokenize_word(word))
-    return self.convert_tokens_to_ids(tokens)
+    return self.convert_tokens_to_ids(FullTokenizer.tokenize(self, text))
 
 
 def build_tokenizer(vocab_file, fast=True, **kw):
