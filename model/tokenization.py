@@ -424,8 +424,9 @@ class FastTokenizer(FullTokenizer):
 
   parallel: spread a batch over one thread per core (numpy releases the GIL in its
   loops). Turn it off in worker processes that already use every core.
-  chunk_chars: the most characters tokenized in one numpy pass (memory peaks at
-  about 90 bytes per character of a pass); a text longer than this goes to the reference.
+  chunk_chars: characters per numpy pass (a pass ends with the text that crosses it,
+  so it holds less than twice that; memory peaks at about 90 bytes per character of
+  a pass); a text longer than this goes to the reference.
   """
 
   def __init__(self, vocab_file, do_lower_case=False, strip_accents=None,
