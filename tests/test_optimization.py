@@ -204,7 +204,10 @@ def test_fused_update_equals_plain_ops_over_steps():
       step = tf.train.get_or_create_global_step()
       lr = 0.05 / (1.0 + tf.cast(step, tf.float32))
       opt = optimization.AdamWeightDecayOptimizer(lr, weight_decay_rate=0.01, fused=fused)
-      train = tf.group(opt.apply_gradients([(g, param)]), step.assign_add(1))
+      # Increment after the update, as create_optimizer does: in one tf.group the
+      # increment may run before the learning rate reads the step (a flaky test).
+      with tf.control_dependencies([opt.apply_gradients([(g, param)])]):
+        train = step.assign_add(1)
       with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         for grad in grads:
