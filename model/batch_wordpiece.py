@@ -45,7 +45,7 @@ class HashCollision(Exception):
 def _string_hash(s, base):
   h = 0
   for ch in reversed(s):  # Horner: sum of ord(s[i]) * base^i
-    h = (h * base + ord(ch)) & ((1 << 64) - 1)
+    h = (h * base + ord(ch)) & _MASK
   return h
 
 

@@ -18,6 +18,8 @@ import os
 import re
 import unicodedata
 
+import numpy as np
+
 from model import batch_wordpiece
 from util import fileio
 
@@ -363,7 +365,6 @@ def _regex_class(ranges):
 @functools.lru_cache(maxsize=None)
 def _char_class_table():
   """batch_wordpiece's class of every code point (uint8 array of 0x110000)."""
-  import numpy as np
   table = np.full(0x110000, batch_wordpiece.NORMAL, np.uint8)
   ranges = _char_ranges()
   for name, value in (("space", batch_wordpiece.SPACE), ("removed", batch_wordpiece.REMOVED),
