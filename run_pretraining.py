@@ -223,7 +223,8 @@ def build_config(args):
   return configure_pretraining.PretrainingConfig(args.model_name, args.data_dir, **hparams)
 
 
-def main(argv=None):
+def build_parser():
+  """The command line's argparse parser (also used by tests that check documented commands)."""
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--data-dir", required=True,
@@ -232,7 +233,11 @@ def main(argv=None):
   p.add_argument("--hparams", default="{}", help="JSON object, or a path to a JSON file")
   p.add_argument("--preset", choices=sorted(configure_pretraining.PRESETS),
                  help="KoELECTRA settings applied before --hparams")
-  args = p.parse_args(argv)
+  return p
+
+
+def main(argv=None):
+  args = build_parser().parse_args(argv)
   try:
     config = build_config(args)
     out = train_or_eval(config)
