@@ -1,0 +1,252 @@
+"""Exported Hugging Face folders and the outputs they must reproduce, for any transformers.
+
+Two halves, so the same checks run under transformers 4.47.1 (the test environment, from
+tests/test_hf_export.py) and the newest 5.x (its own venv, from .ci/check_transformers5.sh):
+
+  python -m tests.hf_reference make WORK    # main env (TensorFlow): pretrain, export, refs
+  python -m tests.hf_reference check WORK   # any env with transformers + torch: compare
+
+`make` pretrains a tiny ELECTRA a few steps on real Korean comments, exports it with
+export_hf.py's code, and stores the TensorFlow graph's logits (dropout off) and the project
+tokenizer's ids on real lines. `check` needs no TensorFlow: it loads the folders with
+`from_pretrained` and compares.
+"""
+import json
+import os
+import sys
+import unicodedata
+
+import numpy as np
+
+# Tiny, with the sizes that break careless converters: generator hidden 32 vs 64, both
+# projecting a 24-wide embedding, a generator with half the layers.
+SEQ = 32
+TINY = {
+    "model_size": "small", "embedding_size": 24, "max_seq_length": SEQ,
+    "model_hparam_overrides": {"hidden_size": 64, "num_hidden_layers": 2,
+                               "num_attention_heads": 2, "intermediate_size": 128,
+                               "max_position_embeddings": 64},
+    "generator_hidden_size": 0.5, "generator_layers": 0.5, "vocab_size": 35000,
+    "train_batch_size": 8, "eval_batch_size": 8, "num_train_steps": 6,
+    "num_warmup_steps": 1, "learning_rate": 1e-3, "save_checkpoints_steps": 6,
+    "log_every_steps": 3, "iterations_per_loop": 3, "keep_checkpoint_max": 1,
+}
+N_SENTENCES = 64     # sentences whose logits are compared
+N_GEN_STORED = 8     # sentences whose full generator logits are stored for `check`
+N_TOKENIZER_LINES = 1000
+SEED_TEXT = "한국어 ELECTRA를 공유합니다."
+SEED_IDS = [2, 11229, 29173, 13352, 25541, 4110, 7824, 17788, 18, 3]
+ATOL = 1e-5
+
+
+def data_dir():
+  from tests.conftest import shared_data_dir
+  return shared_data_dir()
+
+
+def tokenizer_lines(n=N_TOKENIZER_LINES):
+  """The first n rows of KoELECTRA's hate-speech set: news title + comment, one line each.
+
+  The titles are news headlines, the real text where compatibility ideographs (U+F90A)
+  occur.
+  """
+  path = data_dir() / "hate-speech" / "koelectra" / "train.tsv"
+  out = []
+  with open(path, encoding="utf-8") as f:
+    next(f)
+    for line in f:
+      cols = line.rstrip("\n").split("\t")
+      out.append(cols[0] + " " + cols[1])
+      if len(out) == n:
+        break
+  return out
+
+
+def sentences(n=N_SENTENCES):
+  """n KorSTS sentences (first sentence of each dev pair)."""
+  path = data_dir() / "korsts" / "sts-dev.tsv"
+  with open(path, encoding="utf-8") as f:
+    rows = [l.rstrip("\n").split("\t") for l in f][1:n + 1]
+  return [r[5] for r in rows]
+
+
+def encode(tokenizer, texts, seq=SEQ):
+  """(ids, mask, types) [len(texts), seq] int64 with the project tokenizer."""
+  ids = np.zeros([len(texts), seq], np.int64)
+  for i, text in enumerate(texts):
+    toks = ["[CLS]"] + tokenizer.tokenize(text)[:seq - 2] + ["[SEP]"]
+    ids[i, :len(toks)] = tokenizer.convert_tokens_to_ids(toks)
+  mask = (ids > 0).astype(np.int64)
+  return ids, mask, np.zeros_like(ids)
+
+
+# ------------------------------------------------------------------ make (TensorFlow side)
+
+
+def pretrain_tiny(root, vocab_file, n_lines=160):
+  """Builds TFRecords from real comments under root and pretrains TINY; returns config."""
+  import build_pretraining_dataset
+  import configure_pretraining
+  import run_pretraining
+  from tests.conftest import head_lines
+  corpus = os.path.join(root, "corpus")
+  os.makedirs(corpus, exist_ok=True)
+  lines = head_lines(data_dir() / "corpus" / "hate-speech-unlabeled" /
+                     "unlabeled_comments_5.txt", n_lines)
+  with open(os.path.join(corpus, "comments.txt"), "w", encoding="utf-8") as f:
+    f.write("\n\n".join("\n".join(lines[i:i + 10]) for i in range(0, len(lines), 10)) + "\n")
+  rc = build_pretraining_dataset.main([
+      "--corpus-dir", corpus, "--vocab-file", vocab_file,
+      "--output-dir", os.path.join(root, "pretrain_tfrecords"), "--max-seq-length", str(SEQ),
+      "--num-out-files", "1", "--no-progress"])
+  assert rc in (0, None), rc
+  config = configure_pretraining.PretrainingConfig("tiny", root, vocab_file=vocab_file, **TINY)
+  run_pretraining.train_or_eval(config, log=lambda line: None)
+  return config
+
+
+def tf_logits(config, ckpt, ids, mask, types, batch=16):
+  """Discriminator [B, S] and generator MLM [B, S, V] logits of the TF graph, dropout off.
+
+  The heads are built with the variable names of pretrain/electra.py, on every position.
+  """
+  import tensorflow.compat.v1 as tf
+  import configure_pretraining
+  from model import modeling
+  disc_cfg = configure_pretraining.get_bert_config(config)
+  gen_cfg = configure_pretraining.get_generator_config(config)
+  e = config.embedding_dim()
+  graph = tf.Graph()
+  with graph.as_default():
+    ph = [tf.placeholder(tf.int32, [None, ids.shape[1]]) for _ in range(3)]
+    disc = modeling.BertModel(disc_cfg, False, *ph, use_one_hot_embeddings=False,
+                              scope="electra", embedding_size=e)
+    gen = modeling.BertModel(gen_cfg, False, *ph, use_one_hot_embeddings=False,
+                             scope="generator", embedding_size=e)
+    with tf.variable_scope("discriminator_predictions"):
+      h = modeling.dense(disc.get_sequence_output(), disc_cfg.hidden_size, name="dense",
+                         activation=modeling.gelu)
+      d_logits = tf.squeeze(modeling.dense(h, 1, name="dense_1"), -1)
+    with tf.variable_scope("generator_predictions"):
+      h = modeling.dense(gen.get_sequence_output(), e, name="dense", activation=modeling.gelu)
+      h = modeling.layer_norm(h, name="LayerNorm")
+      bias = tf.get_variable("output_bias", [disc_cfg.vocab_size])
+      g_logits = tf.einsum("bsd,vd->bsv", h, gen.get_embedding_table()) + bias
+    with tf.Session() as sess:
+      tf.train.Saver().restore(sess, ckpt)
+      out_d, out_g = [], []
+      for i in range(0, len(ids), batch):
+        feed = dict(zip(ph, (ids[i:i + batch], mask[i:i + batch], types[i:i + batch])))
+        d, g = sess.run([d_logits, g_logits], feed)
+        out_d.append(d)
+        out_g.append(g)
+  return np.concatenate(out_d), np.concatenate(out_g)
+
+
+def make(work):
+  """Pretrain, export (discriminator + generator) and store the references under work."""
+  import tensorflow.compat.v1 as tf
+  import export_hf
+  from model import tokenization
+  vocab = str(data_dir() / "vocab" / "v3" / "vocab.txt")
+  config = pretrain_tiny(os.path.join(work, "pretrain"), vocab)
+  ckpt = tf.train.latest_checkpoint(config.model_dir)
+  export_hf.export(ckpt, config, vocab, os.path.join(work, "export"), log=lambda l: None)
+  tok = tokenization.FullTokenizer(vocab)
+  ids, mask, types = encode(tok, sentences())
+  d, g = tf_logits(config, ckpt, ids, mask, types)
+  lines = tokenizer_lines()
+  np.savez(os.path.join(work, "reference.npz"), ids=ids, mask=mask, types=types,
+           disc_logits=d, gen_logits=g[:N_GEN_STORED])
+  with open(os.path.join(work, "tokenizer_reference.json"), "w", encoding="utf-8") as f:
+    json.dump({"lines": lines + [SEED_TEXT],
+               "ids": [tok.convert_tokens_to_ids(["[CLS]"] + tok.tokenize(t) + ["[SEP]"])
+                       for t in lines + [SEED_TEXT]]}, f, ensure_ascii=False)
+  return config, ckpt
+
+
+# ------------------------------------------------------------------ check (transformers side)
+
+
+def load_clean(cls, folder):
+  """cls.from_pretrained(folder) in eval mode; fails if any weight is missing, unexpected,
+  of another shape, or newly initialised."""
+  model, info = cls.from_pretrained(folder, output_loading_info=True)
+  problems = {k: list(v) for k, v in info.items() if v}
+  if problems:
+    raise AssertionError("%s from %s: %s" % (cls.__name__, folder, problems))
+  return model.eval()
+
+
+def hf_logits(model, ids, mask, types, batch=16):
+  import torch
+  out = []
+  with torch.no_grad():
+    for i in range(0, len(ids), batch):
+      out.append(model(input_ids=torch.tensor(ids[i:i + batch]),
+                       attention_mask=torch.tensor(mask[i:i + batch]),
+                       token_type_ids=torch.tensor(types[i:i + batch])).logits.numpy())
+  return np.concatenate(out)
+
+
+def tokenizer_mismatches(tokenizer, lines, expected):
+  """Indices of lines whose ids differ from the expected ones."""
+  return [i for i, (line, ids) in enumerate(zip(lines, expected))
+          if tokenizer(line)["input_ids"] != ids]
+
+
+def check(work, log=print):
+  """Loads the exported folders with the installed transformers and compares everything.
+
+  Returns a report dict; raises AssertionError on any difference beyond ATOL or any
+  loading problem.
+  """
+  import transformers
+  ref = np.load(os.path.join(work, "reference.npz"))
+  with open(os.path.join(work, "tokenizer_reference.json"), encoding="utf-8") as f:
+    toks = json.load(f)
+  export = os.path.join(work, "export")
+  report = {"transformers": transformers.__version__}
+  disc = load_clean(transformers.ElectraForPreTraining, os.path.join(export, "discriminator"))
+  d = hf_logits(disc, ref["ids"], ref["mask"], ref["types"])
+  report["disc_max_abs_diff"] = float(np.abs(d - ref["disc_logits"]).max())
+  gen = load_clean(transformers.ElectraForMaskedLM, os.path.join(export, "generator"))
+  n = len(ref["gen_logits"])
+  g = hf_logits(gen, ref["ids"][:n], ref["mask"][:n], ref["types"][:n])
+  report["gen_max_abs_diff"] = float(np.abs(g - ref["gen_logits"]).max())
+  assert gen.generator_lm_head.weight.data_ptr() == \
+      gen.electra.embeddings.word_embeddings.weight.data_ptr(), "output layer not tied"
+  lines, expected = toks["lines"], toks["ids"]
+  for folder in ("discriminator", "generator"):
+    fast = transformers.AutoTokenizer.from_pretrained(os.path.join(export, folder))
+    report["fast_tokenizer_class"] = type(fast).__name__
+    bad = tokenizer_mismatches(fast, lines, expected)
+    assert not bad, "fast tokenizer differs on %d lines, first: %r" % (len(bad), lines[bad[0]])
+  report["fast_tokenizer_lines"] = len(lines)
+  if transformers.__version__.startswith("4."):  # 5.x has no slow BertTokenizer
+    slow = transformers.AutoTokenizer.from_pretrained(os.path.join(export, "discriminator"),
+                                                      use_fast=False)
+    report["slow_tokenizer_class"] = type(slow).__name__
+    bad = tokenizer_mismatches(slow, lines, expected)
+    report["slow_tokenizer_mismatches"] = bad
+    report["slow_mismatches_nfc_explained"] = all(
+        unicodedata.normalize("NFC", lines[i]) != lines[i] for i in bad)
+  assert report["disc_max_abs_diff"] <= ATOL, report
+  assert report["gen_max_abs_diff"] <= ATOL, report
+  log(json.dumps(report, ensure_ascii=False))
+  return report
+
+
+def main(argv):
+  if len(argv) != 2 or argv[0] not in ("make", "check"):
+    print("usage: python -m tests.hf_reference make|check WORK_DIR", file=sys.stderr)
+    return 2
+  if argv[0] == "make":
+    make(argv[1])
+  else:
+    check(argv[1])
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
