@@ -459,6 +459,7 @@ def write_checkpoint(values, prefix):
       sess.run(save, feed_dict={p: np.asarray(values[n])
                                 for p, n in zip(placeholders, names)})
   directory, base = prefix.rsplit("/", 1) if "/" in prefix else (".", prefix)
-  # A relative path in `checkpoint`: the directory may be renamed afterwards.
-  tf.train.update_checkpoint_state(directory, base, all_model_checkpoint_paths=[base])
+  # The `checkpoint` state file, with a relative path: the directory may be renamed.
+  with tf.io.gfile.GFile(directory + "/checkpoint", "w") as f:
+    f.write('model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' % (base, base))
   return prefix

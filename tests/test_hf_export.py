@@ -1,0 +1,426 @@
+"""export_hf.py / import_hf.py: a tiny ELECTRA pretrained a few steps on real Korean text is
+exported, loaded with transformers 4.47.1 + torch (CPU), compared with the TensorFlow graph,
+imported back bit for bit, and pretrained further; finetuned heads export with their
+outputs; bad input stops with one error line and nothing written.
+
+The same `tests.hf_reference.check` runs under transformers 5.x from
+.ci/check_transformers5.sh.
+"""
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import unicodedata
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+import torch
+import transformers
+from transformers.models.electra import modeling_electra
+
+import configure_pretraining
+import export_hf
+import import_hf
+import run_pretraining
+from model import checkpoint
+from model import hf_format
+from model import modeling
+from model import tokenization
+from tests import hf_reference
+from tests.conftest import ROOT
+from util import errors
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, data_dir):
+  """hf_reference.make: pretrained tiny model, its export and the references."""
+  work = str(tmp_path_factory.mktemp("hf"))
+  config, ckpt = hf_reference.make(work)
+  return work, config, ckpt
+
+
+@pytest.fixture(scope="module")
+def report(made):
+  return hf_reference.check(made[0], log=lambda line: None)
+
+
+def _export(made, name):
+  return os.path.join(made[0], "export", name)
+
+
+def test_export_writes_every_file(made):
+  for name, arch in (("discriminator", "ElectraForPreTraining"),
+                     ("generator", "ElectraForMaskedLM")):
+    folder = _export(made, name)
+    assert sorted(os.listdir(folder)) == sorted([
+        "README.md", "config.json", "model.safetensors", "special_tokens_map.json",
+        "tokenizer.json", "tokenizer_config.json", "vocab.txt"])
+    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
+      cfg = json.load(f)
+    assert cfg["architectures"] == [arch] and cfg["model_type"] == "electra"
+    assert cfg["hidden_act"] == "gelu" and cfg["layer_norm_eps"] == 1e-12
+    assert cfg["embedding_size"] == 24 and cfg["vocab_size"] == 35000
+    assert cfg["pad_token_id"] == 0 and cfg["max_position_embeddings"] == 64
+    # The generator's sizes follow the checkpoint (hidden 32, one layer, one head).
+    expect = (64, 2, 2, 128) if name == "discriminator" else (32, 1, 1, 128)
+    assert (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"],
+            cfg["intermediate_size"]) == expect
+    with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
+      tok_cfg = json.load(f)
+    assert tok_cfg["do_lower_case"] is False and tok_cfg["strip_accents"] is False
+    assert tok_cfg["tokenizer_class"] == "BertTokenizer"
+    card = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
+    assert "training steps: 6 of 6" in card and arch + ".from_pretrained" in card
+    with open(os.path.join(folder, "vocab.txt"), "rb") as a, \
+         open(str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt"), "rb") as b:
+      assert a.read() == b.read()
+  # Written from numpy: safetensors metadata says "pt" (transformers checks it).
+  from safetensors import safe_open
+  with safe_open(os.path.join(_export(made, "generator"), "model.safetensors"), "np") as f:
+    assert f.metadata()["format"] == "pt"
+    assert "generator_lm_head.weight" not in f.keys()  # tied, as HF's own save leaves it out
+
+
+def test_transformers_outputs_equal_the_tf_graph(made, report):
+  """Loaded cleanly (no missing/unexpected/mismatched weight); logits within 1e-5."""
+  assert report["transformers"] == "4.47.1"
+  assert report["disc_max_abs_diff"] <= 1e-5
+  assert report["gen_max_abs_diff"] <= 1e-5
+  # The stored references cover 8 sentences for the generator; here all 64 of them.
+  work, config, ckpt = made
+  ref = np.load(os.path.join(work, "reference.npz"))
+  gen = hf_reference.load_clean(transformers.ElectraForMaskedLM, _export(made, "generator"))
+  assert len(ref["ids"]) == 64
+  for i in range(0, 64, 16):
+    part = [ref[k][i:i + 16] for k in ("ids", "mask", "types")]
+    _, tf_gen = hf_reference.tf_logits(config, ckpt, *part)
+    np.testing.assert_allclose(hf_reference.hf_logits(gen, *part), tf_gen, rtol=0, atol=1e-5)
+  # Not trivially equal: the discriminator tells positions apart.
+  assert np.abs(ref["disc_logits"] - ref["disc_logits"].mean()).max() > 1e-2
+
+
+@pytest.mark.parametrize("which,cls", [("discriminator", "ElectraForPreTraining"),
+                                       ("generator", "ElectraForMaskedLM")])
+def test_same_tensors_as_load_tf_weights_in_electra(made, which, cls):
+  """transformers' own TF reader, on our checkpoint, gives the exported tensors exactly."""
+  folder = _export(made, which)
+  exported = hf_reference.load_clean(getattr(transformers, cls), folder)
+  config = transformers.ElectraConfig.from_pretrained(folder)
+  torch.manual_seed(0)
+  reference = getattr(transformers, cls)(config)
+  modeling_electra.load_tf_weights_in_electra(reference, config, made[2],
+                                              discriminator_or_generator=which)
+  got = dict(exported.named_parameters())
+  want = dict(reference.named_parameters())
+  assert sorted(got) == sorted(want)
+  for name in want:
+    assert torch.equal(got[name], want[name]), name
+
+
+def test_tokenizers_give_the_project_ids(made, report):
+  """Fast: every line and the seed example; slow: all but the lines NFC changes."""
+  assert report["fast_tokenizer_class"] == "BertTokenizerFast"
+  assert report["fast_tokenizer_lines"] == 1001
+  lines = hf_reference.tokenizer_lines()
+  nfc_changed = [i for i, l in enumerate(lines) if unicodedata.normalize("NFC", l) != l]
+  assert any("\uf90a" in lines[i] for i in nfc_changed)  # the headline's 金 (U+F90A)
+  assert report["slow_tokenizer_class"] == "BertTokenizer"
+  assert report["slow_tokenizer_mismatches"] == nfc_changed
+  assert len(nfc_changed) == 3  # the count docs/huggingface.md reports
+  for use_fast in (True, False):
+    tok = transformers.AutoTokenizer.from_pretrained(_export(made, "discriminator"),
+                                                     use_fast=use_fast)
+    assert tok(hf_reference.SEED_TEXT)["input_ids"] == hf_reference.SEED_IDS
+    assert tok.convert_ids_to_tokens(hf_reference.SEED_IDS)[1:4] == ["한국어", "EL", "##EC"]
+
+
+def test_round_trip_is_bit_identical_and_resumes(made, tmp_path):
+  """TF -> HF -> TF: the same variables, bit for bit; then run_pretraining continues."""
+  work, config, ckpt = made
+  out = tmp_path / "imported"
+  lines = []
+  hp = import_hf.import_folders(_export(made, "discriminator"), str(out),
+                                gen_dir=_export(made, "generator"), log=lines.append)
+  original = checkpoint.read_checkpoint_values(ckpt)
+  imported = checkpoint.read_checkpoint_values(str(out), include_optimizer=True)
+  model_vars = [n for n in original if n != "global_step"]
+  assert sorted(model_vars) == sorted(n for n in imported
+                                      if n != "global_step" and not checkpoint.is_optimizer_slot(n))
+  for name in model_vars:
+    assert imported[name].dtype == original[name].dtype
+    assert np.array_equal(imported[name], original[name]), name
+    assert not imported[name + "/adam_m"].any() and not imported[name + "/adam_v"].any()
+  assert imported["global_step"] == 0 and imported["global_step"].dtype == np.int64
+  with open(out / "hparams.json", encoding="utf-8") as f:
+    assert json.load(f) == hp
+  # hparams.json describes exactly the pretraining graph that wrote the original.
+  rebuilt = configure_pretraining.PretrainingConfig("x", ".", **hp)
+  assert rebuilt.bert_hparams() == config.bert_hparams()
+  assert rebuilt.generator_hparams() == config.generator_hparams()
+  assert rebuilt.embedding_dim() == config.embedding_dim()
+  # Continued pretraining: the documented command's config, model_dir = the import.
+  cont = configure_pretraining.PretrainingConfig(
+      "cont", os.path.join(work, "pretrain"),
+      **dict(hp, model_dir=str(out), num_train_steps=2, train_batch_size=4,
+             max_seq_length=hf_reference.SEQ, num_warmup_steps=0, save_checkpoints_steps=2,
+             iterations_per_loop=1, log_every_steps=1))
+  logged = []
+  result = run_pretraining.train_or_eval(cont, log=logged.append)
+  assert any(l.endswith("resuming from " + str(out / "model.ckpt-0")) for l in logged), logged
+  assert result["global_step"] == 2
+  trained = checkpoint.read_checkpoint_values(str(out))
+  assert not np.array_equal(trained["electra/encoder/layer_0/output/dense/kernel"],
+                            original["electra/encoder/layer_0/output/dense/kernel"])
+
+
+def test_discriminator_alone_is_what_finetuning_loads(made, tmp_path):
+  out = tmp_path / "disc"
+  hp = import_hf.import_folders(_export(made, "discriminator"), str(out), log=lambda l: None)
+  assert "generator_hidden_size" not in hp
+  names = checkpoint.checkpoint_variables(str(out), include_optimizer=True)
+  assert not any(n.startswith(("generator", "generator_predictions")) for n in names)
+  assert not any(checkpoint.is_optimizer_slot(n) for n in names)
+  config = configure_pretraining.PretrainingConfig("x", ".", **hp)
+  with tf.Graph().as_default():
+    bert = modeling.BertModel(configure_pretraining.get_bert_config(config), False,
+                              tf.zeros([1, 8], tf.int32), embedding_size=config.embedding_dim())
+    del bert
+    loaded = checkpoint.init_from_checkpoint(str(out), prefixes=("electra/",))
+  assert len(loaded) == len([n for n in names if n.startswith("electra/")])
+
+
+def test_pytorch_bin_is_read_without_torch(made, tmp_path):
+  """A pytorch_model.bin folder imports in a process where torch cannot be imported."""
+  src = _export(made, "discriminator")
+  folder = tmp_path / "bin"
+  shutil.copytree(src, folder)
+  model = transformers.ElectraForPreTraining.from_pretrained(src)
+  os.remove(folder / "model.safetensors")
+  torch.save(model.state_dict(), folder / "pytorch_model.bin")
+  code = ("import sys; sys.modules['torch'] = None\n"
+          "import import_hf\n"
+          "sys.exit(import_hf.errors.run_main(import_hf.main, sys.argv[1:]))")
+  proc = subprocess.run([sys.executable, "-c", code, "--discriminator", str(folder),
+                         "--output-dir", str(tmp_path / "out")], cwd=ROOT, env=_env(),
+                        capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  want = checkpoint.read_checkpoint_values(made[2])
+  got = checkpoint.read_checkpoint_values(str(tmp_path / "out"))
+  for name in got:
+    if name != "global_step":
+      assert np.array_equal(got[name], want[name]), name
+  assert "discriminator_predictions/dense_1/kernel" in got
+
+
+def _env():
+  return dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+
+
+# ---------------------------------------------------------------- finetuned heads
+
+H, LABELS = 64, 3
+
+
+def _gelu(x):
+  from scipy.special import erf
+  return x * 0.5 * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+@pytest.fixture(scope="module")
+def head_ckpt(made, tmp_path_factory):
+  """The pretrained encoder plus every head kind (random weights), as one checkpoint,
+  and the TF encoder output on the reference sentences."""
+  work, config, ckpt = made
+  ref = np.load(os.path.join(work, "reference.npz"))
+  ids, mask, types = (ref[k][:16] for k in ("ids", "mask", "types"))
+  path = tmp_path_factory.mktemp("heads")
+  rng = np.random.RandomState(0)
+  heads = {
+      "nsmc/classifier/dense": (H, H), "nsmc/classifier/out_proj": (H, LABELS),
+      "ner/dense": (H, LABELS + 2),
+      "korquad/start_logits/dense": (H, 1), "korquad/end_logits/dense": (H, 1),
+      "original/dense": (H, 2),
+  }
+  with tf.Graph().as_default():
+    bert = modeling.BertModel(configure_pretraining.get_bert_config(config), False,
+                              tf.constant(ids, tf.int32), tf.constant(mask, tf.int32),
+                              tf.constant(types, tf.int32), use_one_hot_embeddings=False,
+                              embedding_size=config.embedding_dim())
+    for scope, shape in heads.items():
+      with tf.variable_scope("task_specific/" + scope):
+        tf.get_variable("kernel", initializer=rng.normal(0, 0.2, shape).astype(np.float32))
+        tf.get_variable("bias", initializer=rng.normal(0, 0.2, shape[1:]).astype(np.float32))
+    tf.train.get_or_create_global_step()
+    checkpoint.init_from_checkpoint(ckpt, prefixes=("electra/",))
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      prefix = tf.train.Saver().save(sess, str(path / "model.ckpt"), global_step=9)
+      seq = sess.run(bert.get_sequence_output())
+  values = checkpoint.read_checkpoint_values(prefix)
+  return prefix, values, seq, (ids, mask, types), config
+
+
+def _hf_outputs(model, batch):
+  ids, mask, types = (torch.tensor(x) for x in batch)
+  with torch.no_grad():
+    return model(input_ids=ids, attention_mask=mask, token_type_ids=types)
+
+
+def test_finetuned_heads_export_with_their_outputs(head_ckpt, made, tmp_path):
+  prefix, v, seq, batch, config = head_ckpt
+  vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
+  k = lambda s: v["task_specific/%s/kernel" % s]
+  b = lambda s: v["task_specific/%s/bias" % s]
+
+  out = export_hf.export(prefix, config, vocab, str(tmp_path / "cls"),
+                         task_kind="sequence_classification", task_name="nsmc",
+                         labels=["neg", "neu", "pos"], log=lambda l: None)
+  model = hf_reference.load_clean(transformers.ElectraForSequenceClassification,
+                                  out["sequence_classification"])
+  assert model.config.id2label == {0: "neg", 1: "neu", 2: "pos"}
+  assert model.config.problem_type == "single_label_classification"
+  cls = seq[:, 0]
+  want = _gelu(cls @ k("nsmc/classifier/dense") + b("nsmc/classifier/dense")) @ \
+      k("nsmc/classifier/out_proj") + b("nsmc/classifier/out_proj")
+  np.testing.assert_allclose(_hf_outputs(model, batch).logits.numpy(), want, atol=1e-5)
+
+  out = export_hf.export(prefix, config, vocab, str(tmp_path / "ner"),
+                         task_kind="token_classification", task_name="ner", log=lambda l: None)
+  model = hf_reference.load_clean(transformers.ElectraForTokenClassification,
+                                  out["token_classification"])
+  assert model.config.num_labels == LABELS + 2
+  np.testing.assert_allclose(_hf_outputs(model, batch).logits.numpy(),
+                             seq @ k("ner/dense") + b("ner/dense"), atol=1e-5)
+
+  out = export_hf.export(prefix, config, vocab, str(tmp_path / "qa"),
+                         task_kind="question_answering", task_name="korquad",
+                         log=lambda l: None)
+  model = hf_reference.load_clean(transformers.ElectraForQuestionAnswering,
+                                  out["question_answering"])
+  got = _hf_outputs(model, batch)
+  for row, name in enumerate(("start", "end")):
+    scope = "korquad/%s_logits/dense" % name
+    want = (seq @ k(scope) + b(scope))[..., 0]
+    np.testing.assert_allclose((got.start_logits, got.end_logits)[row].numpy(), want,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["original_head", "no_task_name", "labels_count", "joint_qa"])
+def test_heads_that_do_not_map_are_refused(head_ckpt, tmp_path, case, capsys):
+  prefix, v, _, _, _ = head_ckpt
+  vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
+  args = ["--checkpoint", prefix, "--hparams", json.dumps(hf_reference.TINY),
+          "--vocab-file", vocab, "--output-dir", str(tmp_path / "out")]
+  if case == "original_head":
+    args += ["--task-kind", "sequence_classification", "--task-name", "original"]
+    expect = "not one-to-one with ElectraForSequenceClassification"
+  elif case == "no_task_name":
+    args += ["--task-kind", "token_classification"]
+    expect = "several tasks (korquad, ner, nsmc, original)"
+  elif case == "labels_count":
+    args += ["--task-kind", "sequence_classification", "--task-name", "nsmc",
+             "--labels", "a,b"]
+    expect = "2 label names given (a, b) but the head has 3 outputs"
+  else:
+    # KorQuAD with joint_prediction: the end layer sees the start; not HF's qa_outputs.
+    joint = tmp_path / "joint"
+    values = dict(v)
+    values["task_specific/korquad/end_logits/LayerNorm/gamma"] = np.ones([H], np.float32)
+    checkpoint.write_checkpoint(values, str(joint / "model.ckpt-1"))
+    args[1] = str(joint)
+    args += ["--task-kind", "question_answering", "--task-name", "korquad"]
+    expect = "joint_prediction"
+  assert errors.run_main(export_hf.main, args) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and expect in err, err
+  assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _left_over(parent):
+  return [n for n in os.listdir(parent) if ".tmp-" in n]
+
+
+@pytest.mark.parametrize("case", ["hidden_size", "vocab_file", "not_empty", "which"])
+def test_bad_export_input(made, tmp_path, case, capsys):
+  vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
+  hp = json.loads(json.dumps(hf_reference.TINY))
+  out = tmp_path / "out"
+  extra = []
+  if case == "hidden_size":
+    hp["model_hparam_overrides"]["hidden_size"] = 128
+    expect = "electra.encoder.layer.0.attention.self.query.weight (128, 128) vs (64, 64)"
+  elif case == "vocab_file":
+    vocab = str(hf_reference.data_dir() / "vocab" / "v1" / "vocab.txt")
+    expect = "has 32200 tokens but the checkpoint's embedding matrix has 35000 rows"
+    hp["vocab_size"] = 35000
+  elif case == "not_empty":
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    expect = "is not empty; pass --overwrite"
+  else:
+    extra = ["--which", "discriminator,generater"]
+    expect = "unknown model 'generater'"
+  args = ["--checkpoint", made[2], "--hparams", json.dumps(hp), "--vocab-file", vocab,
+          "--output-dir", str(out)] + extra
+  assert errors.run_main(export_hf.main, args) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and expect in err, err
+  assert "Traceback" not in err
+  if case == "not_empty":
+    assert os.listdir(out) == ["keep.txt"]
+    assert errors.run_main(export_hf.main, args + ["--overwrite"]) == 0
+    assert sorted(os.listdir(out)) == ["discriminator", "generator"]
+  else:
+    assert not out.exists()
+  assert _left_over(tmp_path) == []
+
+
+@pytest.mark.parametrize("case", ["bert", "no_config", "shapes", "generator_mismatch"])
+def test_bad_import_input(made, tmp_path, case, capsys):
+  disc = tmp_path / "disc"
+  shutil.copytree(_export(made, "discriminator"), disc)
+  args = ["--discriminator", str(disc), "--output-dir", str(tmp_path / "out")]
+  cfg_path = disc / "config.json"
+  cfg = json.loads(cfg_path.read_text())
+  if case == "bert":
+    cfg["model_type"] = "bert"
+    cfg_path.write_text(json.dumps(cfg))
+    expect = "model_type is 'bert', not 'electra'"
+  elif case == "no_config":
+    cfg_path.unlink()
+    expect = "no config.json (not a Hugging Face model folder)"
+  elif case == "shapes":
+    cfg["intermediate_size"] = 256
+    cfg_path.write_text(json.dumps(cfg))
+    expect = "electra.encoder.layer.0.intermediate.dense.weight (256, 64) vs (128, 64)"
+  else:
+    gen = tmp_path / "gen"
+    shutil.copytree(_export(made, "generator"), gen)
+    gcfg = json.loads((gen / "config.json").read_text())
+    gcfg["max_position_embeddings"] = 128
+    (gen / "config.json").write_text(json.dumps(gcfg))
+    args += ["--generator", str(gen)]
+    expect = "max_position_embeddings differs between"
+  assert errors.run_main(import_hf.main, args) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and expect in err, err
+  assert not (tmp_path / "out").exists() and _left_over(tmp_path) == []
+
+
+def test_documented_commands_parse():
+  """The command lines of docs/huggingface.md parse with the CLIs' own parsers."""
+  text = open(os.path.join(ROOT, "docs", "huggingface.md"), encoding="utf-8").read()
+  found = 0
+  for script, module in (("export_hf.py", export_hf), ("import_hf.py", import_hf)):
+    for block in text.split("python " + script)[1:]:
+      command = block.split("\n\n")[0].split("```")[0].replace("\\\n", " ")
+      argv = shlex.split(command)
+      module.build_parser().parse_args(argv)
+      found += 1
+  assert found >= 3
