@@ -104,7 +104,7 @@ def card_details(config, values, ckpt, data_description):
       "batch size / sequence length": "%d / %d" % (config.train_batch_size,
                                                    config.max_seq_length),
       "learning rate": str(config.learning_rate),
-      "preset": str(config.preset),
+      "preset": config.preset or "none",
       "data": data_description or "`%s`" % config.pretrain_tfrecords,
   }
 

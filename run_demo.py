@@ -211,6 +211,19 @@ def main(argv=None):
     print(f"  {k:16s} {v}")
   print(f"  {'summary':16s} {out / 'demo_summary.json'}")
   print(f"TensorBoard: tensorboard --logdir {config.model_dir}")
+
+  # Export: hub-ready folders of the trained model (export_hf.py), and how to load them.
+  import export_hf
+  from util import errors
+  stage("export: Hugging Face folders (ElectraForPreTraining, ElectraForMaskedLM)")
+  try:
+    written = export_hf.export(config.model_dir, config, str(vocab_file), str(out / "hf"),
+                               overwrite=True)
+  except errors.UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print("load it with transformers:\n" +
+        "\n".join("  " + line for line in export_hf.usage_lines(written)))
   return 0
 
 

@@ -429,12 +429,10 @@ def model_card(config: dict, model: str, details: Dict[str, str]) -> str:
       "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
       "num_attention_heads", "intermediate_size", "max_position_embeddings"))
   training = "\n".join("- %s: %s" % (k, v) for k, v in details.items())
+  text = "한국어 [MASK]를 공유합니다." if model == "generator" else "한국어 ELECTRA를 공유합니다."
   usage = {
-      "discriminator": ("# per-token logits: > 0 means \"replaced\"\n"
-                        "logits = model(**inputs).logits"),
-      "generator": ("# masked-LM logits over the vocab\n"
-                    "inputs = tokenizer(\"한국어 [MASK]를 공유합니다.\", return_tensors=\"pt\")\n"
-                    "logits = model(**inputs).logits"),
+      "discriminator": "logits = model(**inputs).logits  # per token: > 0 means \"replaced\"",
+      "generator": "logits = model(**inputs).logits  # masked-LM logits over the vocab",
   }.get(model, "outputs = model(**inputs)")
   return """---
 language: ko
@@ -464,12 +462,12 @@ from transformers import AutoTokenizer, %(cls)s
 
 tokenizer = AutoTokenizer.from_pretrained("PATH_OR_HUB_NAME")
 model = %(cls)s.from_pretrained("PATH_OR_HUB_NAME")
-inputs = tokenizer("한국어 ELECTRA를 공유합니다.", return_tensors="pt")
+inputs = tokenizer("%(text)s", return_tensors="pt")
 %(usage)s
 ```
 
 The tokenizer is cased and keeps Hangul whole (`do_lower_case` and `strip_accents` off).
-""" % dict(cls=cls, rows=rows, training=training, usage=usage)
+""" % dict(cls=cls, rows=rows, training=training, usage=usage, text=text)
 
 
 def write_model_folder(out_dir: str, state: Dict[str, np.ndarray], config: dict,

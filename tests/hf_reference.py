@@ -108,7 +108,8 @@ def pretrain_tiny(root, vocab_file, n_lines=160):
 def tf_logits(config, ckpt, ids, mask, types, batch=16):
   """Discriminator [B, S] and generator MLM [B, S, V] logits of the TF graph, dropout off.
 
-  The heads are built with the variable names of pretrain/electra.py, on every position.
+  The heads are built with the variable names of pretrain/electra.py, on every position
+  (PretrainingModel computes the generator's only at masked positions).
   """
   import tensorflow.compat.v1 as tf
   import configure_pretraining
@@ -121,14 +122,18 @@ def tf_logits(config, ckpt, ids, mask, types, batch=16):
     ph = [tf.placeholder(tf.int32, [None, ids.shape[1]]) for _ in range(3)]
     disc = modeling.BertModel(disc_cfg, False, *ph, use_one_hot_embeddings=False,
                               scope="electra", embedding_size=e)
+    untied = config.untied_generator_embeddings  # the generator's own [V, hidden] table
     gen = modeling.BertModel(gen_cfg, False, *ph, use_one_hot_embeddings=False,
-                             scope="generator", embedding_size=e)
+                             scope="generator", embedding_size=None if untied else e,
+                             untied_embeddings=untied)
     with tf.variable_scope("discriminator_predictions"):
       h = modeling.dense(disc.get_sequence_output(), disc_cfg.hidden_size, name="dense",
                          activation=modeling.gelu)
       d_logits = tf.squeeze(modeling.dense(h, 1, name="dense_1"), -1)
     with tf.variable_scope("generator_predictions"):
-      h = modeling.dense(gen.get_sequence_output(), e, name="dense", activation=modeling.gelu)
+      width = gen.get_embedding_table().shape[-1]
+      h = modeling.dense(gen.get_sequence_output(), width, name="dense",
+                         activation=modeling.gelu)
       h = modeling.layer_norm(h, name="LayerNorm")
       bias = tf.get_variable("output_bias", [disc_cfg.vocab_size])
       g_logits = tf.einsum("bsd,vd->bsv", h, gen.get_embedding_table()) + bias

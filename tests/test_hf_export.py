@@ -219,6 +219,47 @@ def _env():
   return dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
 
 
+def test_untied_generator_embeddings_round_trip(made, tmp_path):
+  """untied_generator_embeddings: the generator's own table ([V, 32], no projection) is
+  the generator's embeddings and output layer; the import recognises it."""
+  from pretrain import electra
+  work = made[0]
+  hp = dict(hf_reference.TINY, untied_generator_embeddings=True,
+            vocab_file=str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt"))
+  config = configure_pretraining.PretrainingConfig("untied", work, **hp)
+  with tf.Graph().as_default():
+    features = {k: tf.zeros([2, hf_reference.SEQ], tf.int32)
+                for k in ("input_ids", "input_mask", "segment_ids")}
+    electra.PretrainingModel(config, features, is_training=False)
+    tf.train.get_or_create_global_step()
+    randomize = [tf.assign(v, v + tf.random.normal(v.shape, stddev=0.1))
+                 for v in tf.trainable_variables() if "LayerNorm" in v.op.name]
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      sess.run(randomize)
+      ckpt = tf.train.Saver().save(sess, str(tmp_path / "ckpt" / "model.ckpt"), global_step=0)
+  values = checkpoint.read_checkpoint_values(ckpt)
+  assert values["generator/embeddings/word_embeddings"].shape == (35000, 32)
+  out = export_hf.export(ckpt, config, hp["vocab_file"], str(tmp_path / "export"),
+                         log=lambda l: None)
+  gen = hf_reference.load_clean(transformers.ElectraForMaskedLM, out["generator"])
+  assert gen.config.embedding_size == 32 and gen.config.hidden_size == 32
+  ref = np.load(os.path.join(work, "reference.npz"))
+  part = [ref[k][:8] for k in ("ids", "mask", "types")]
+  tf_disc, tf_gen = hf_reference.tf_logits(config, ckpt, *part)
+  np.testing.assert_allclose(hf_reference.hf_logits(gen, *part), tf_gen, rtol=0, atol=1e-5)
+  disc = hf_reference.load_clean(transformers.ElectraForPreTraining, out["discriminator"])
+  np.testing.assert_allclose(hf_reference.hf_logits(disc, *part), tf_disc, rtol=0, atol=1e-5)
+  hp_in = import_hf.import_folders(out["discriminator"], str(tmp_path / "imported"),
+                                   gen_dir=out["generator"], log=lambda l: None)
+  assert hp_in["untied_generator_embeddings"] is True
+  back = checkpoint.read_checkpoint_values(str(tmp_path / "imported"))
+  assert sorted(back) == sorted(values)
+  for name in values:
+    if name != "global_step":
+      assert np.array_equal(back[name], values[name]), name
+
+
 # ---------------------------------------------------------------- finetuned heads
 
 H, LABELS = 64, 3
