@@ -148,8 +148,79 @@ def tf_logits(config, ckpt, ids, mask, types, batch=16):
   return np.concatenate(out_d), np.concatenate(out_g)
 
 
+# Finetuned heads as run_finetuning.py names them (task_specific/<task>/...), {scope: shape}
+# for hidden 64; "original" is the original ELECTRA classifier, which does not export.
+HEADS = {
+    "nsmc/classifier/dense": (64, 64), "nsmc/classifier/out_proj": (64, 3),
+    "ner/dense": (64, 5),
+    "korquad/start_logits/dense": (64, 1), "korquad/end_logits/dense": (64, 1),
+    "original/dense": (64, 2),
+}
+# (task kind, task, label names) exported from the head checkpoint.
+HEAD_EXPORTS = (("sequence_classification", "nsmc", ["neg", "neu", "pos"]),
+                ("token_classification", "ner", None),
+                ("question_answering", "korquad", None))
+
+
+def _gelu(x):
+  from scipy.special import erf
+  return x * 0.5 * (1.0 + erf(x / np.sqrt(2.0)))
+
+
+def head_outputs(kind, task, values, seq):
+  """What each HF head computes, in numpy, from the TF encoder output seq [B, S, H]."""
+  k = lambda s: values["task_specific/%s/%s/kernel" % (task, s)]
+  b = lambda s: values["task_specific/%s/%s/bias" % (task, s)]
+  if kind == "sequence_classification":  # dense -> gelu -> out_proj on [CLS]
+    return _gelu(seq[:, 0] @ k("classifier/dense") + b("classifier/dense")) @ \
+        k("classifier/out_proj") + b("classifier/out_proj")
+  if kind == "token_classification":
+    return seq @ k("dense") + b("dense")
+  return np.stack([(seq @ k(n + "/dense") + b(n + "/dense"))[..., 0]
+                   for n in ("start_logits", "end_logits")])
+
+
+def make_heads(work, config, ckpt, ids, mask, types):
+  """The pretrained encoder plus every head of HEADS (random weights) as a checkpoint under
+  work/heads, each exportable head exported to work/export_heads/<kind>, and the numpy
+  head outputs on the TF encoder output stored in heads_reference.npz. Returns its prefix."""
+  import tensorflow.compat.v1 as tf
+  import configure_pretraining
+  import export_hf
+  from model import checkpoint
+  from model import modeling
+  rng = np.random.RandomState(0)
+  with tf.Graph().as_default():
+    bert = modeling.BertModel(configure_pretraining.get_bert_config(config), False,
+                              tf.constant(ids, tf.int32), tf.constant(mask, tf.int32),
+                              tf.constant(types, tf.int32), use_one_hot_embeddings=False,
+                              embedding_size=config.embedding_dim())
+    for scope, shape in HEADS.items():
+      with tf.variable_scope("task_specific/" + scope):
+        tf.get_variable("kernel", initializer=rng.normal(0, 0.2, shape).astype(np.float32))
+        tf.get_variable("bias", initializer=rng.normal(0, 0.2, shape[1:]).astype(np.float32))
+    tf.train.get_or_create_global_step()
+    checkpoint.init_from_checkpoint(ckpt, prefixes=("electra/",))
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      prefix = tf.train.Saver().save(sess, os.path.join(work, "heads", "model.ckpt"),
+                                     global_step=9)
+      seq = sess.run(bert.get_sequence_output())
+  values = checkpoint.read_checkpoint_values(prefix)
+  vocab = str(data_dir() / "vocab" / "v3" / "vocab.txt")
+  expected = {}
+  for kind, task, labels in HEAD_EXPORTS:
+    export_hf.export(prefix, config, vocab, os.path.join(work, "export_heads", kind),
+                     task_kind=kind, task_name=task, labels=labels, log=lambda l: None)
+    expected[kind] = head_outputs(kind, task, values, seq)
+  np.savez(os.path.join(work, "heads_reference.npz"), ids=ids, mask=mask, types=types,
+           **expected)
+  return prefix
+
+
 def make(work):
-  """Pretrain, export (discriminator + generator) and store the references under work."""
+  """Pretrain, export (discriminator + generator, finetuned heads) and store the
+  references under work. Returns (config, checkpoint prefix)."""
   import tensorflow.compat.v1 as tf
   import export_hf
   from model import tokenization
@@ -167,6 +238,7 @@ def make(work):
     json.dump({"lines": lines + [SEED_TEXT],
                "ids": [tok.convert_tokens_to_ids(["[CLS]"] + tok.tokenize(t) + ["[SEP]"])
                        for t in lines + [SEED_TEXT]]}, f, ensure_ascii=False)
+  make_heads(work, config, ckpt, ids[:16], mask[:16], types[:16])
   return config, ckpt
 
 
@@ -236,6 +308,24 @@ def check(work, log=print):
     report["slow_tokenizer_mismatches"] = bad
     report["slow_mismatches_nfc_explained"] = all(
         unicodedata.normalize("NFC", lines[i]) != lines[i] for i in bad)
+  heads = np.load(os.path.join(work, "heads_reference.npz"))
+  batch = [heads[k] for k in ("ids", "mask", "types")]
+  for kind, _, labels in HEAD_EXPORTS:
+    cls = getattr(transformers, "ElectraFor" + {
+        "sequence_classification": "SequenceClassification",
+        "token_classification": "TokenClassification",
+        "question_answering": "QuestionAnswering"}[kind])
+    model = load_clean(cls, os.path.join(work, "export_heads", kind))
+    if labels:
+      assert [model.config.id2label[i] for i in range(len(labels))] == labels
+    import torch
+    with torch.no_grad():
+      out = model(**{k: torch.tensor(v) for k, v in zip(
+          ("input_ids", "attention_mask", "token_type_ids"), batch)})
+    got = np.stack([out.start_logits.numpy(), out.end_logits.numpy()]) \
+        if kind == "question_answering" else out.logits.numpy()
+    report[kind + "_max_abs_diff"] = float(np.abs(got - heads[kind]).max())
+    assert report[kind + "_max_abs_diff"] <= ATOL, report
   assert report["disc_max_abs_diff"] <= ATOL, report
   assert report["gen_max_abs_diff"] <= ATOL, report
   log(json.dumps(report, ensure_ascii=False))

@@ -262,96 +262,35 @@ def test_untied_generator_embeddings_round_trip(made, tmp_path):
 
 # ---------------------------------------------------------------- finetuned heads
 
-H, LABELS = 64, 3
-
-
-def _gelu(x):
-  from scipy.special import erf
-  return x * 0.5 * (1.0 + erf(x / np.sqrt(2.0)))
+def test_finetuned_heads_export_with_their_outputs(made, report):
+  """Each head's HF model gives, on the TF encoder output, what the head computes (numpy
+  of the TF variables): classifier dense -> gelu -> out_proj, tagger, QA start/end."""
+  for kind, _, labels in hf_reference.HEAD_EXPORTS:
+    assert report[kind + "_max_abs_diff"] <= 1e-5, kind
+    with open(os.path.join(made[0], "export_heads", kind, "config.json")) as f:
+      cfg = json.load(f)
+    assert cfg["architectures"] == [hf_format.ARCHITECTURES[kind]]
+    if kind == "sequence_classification":
+      assert cfg["id2label"] == {"0": "neg", "1": "neu", "2": "pos"}
+      assert cfg["label2id"] == {"neg": 0, "neu": 1, "pos": 2}
+      assert cfg["problem_type"] == "single_label_classification"
+    elif kind == "token_classification":
+      assert len(cfg["id2label"]) == 5 and "problem_type" not in cfg
+  heads = np.load(os.path.join(made[0], "heads_reference.npz"))
+  assert heads["question_answering"].shape == (2, 16, hf_reference.SEQ)
+  assert np.abs(heads["sequence_classification"]).max() > 0.1  # not all zero
 
 
 @pytest.fixture(scope="module")
-def head_ckpt(made, tmp_path_factory):
-  """The pretrained encoder plus every head kind (random weights), as one checkpoint,
-  and the TF encoder output on the reference sentences."""
-  work, config, ckpt = made
-  ref = np.load(os.path.join(work, "reference.npz"))
-  ids, mask, types = (ref[k][:16] for k in ("ids", "mask", "types"))
-  path = tmp_path_factory.mktemp("heads")
-  rng = np.random.RandomState(0)
-  heads = {
-      "nsmc/classifier/dense": (H, H), "nsmc/classifier/out_proj": (H, LABELS),
-      "ner/dense": (H, LABELS + 2),
-      "korquad/start_logits/dense": (H, 1), "korquad/end_logits/dense": (H, 1),
-      "original/dense": (H, 2),
-  }
-  with tf.Graph().as_default():
-    bert = modeling.BertModel(configure_pretraining.get_bert_config(config), False,
-                              tf.constant(ids, tf.int32), tf.constant(mask, tf.int32),
-                              tf.constant(types, tf.int32), use_one_hot_embeddings=False,
-                              embedding_size=config.embedding_dim())
-    for scope, shape in heads.items():
-      with tf.variable_scope("task_specific/" + scope):
-        tf.get_variable("kernel", initializer=rng.normal(0, 0.2, shape).astype(np.float32))
-        tf.get_variable("bias", initializer=rng.normal(0, 0.2, shape[1:]).astype(np.float32))
-    tf.train.get_or_create_global_step()
-    checkpoint.init_from_checkpoint(ckpt, prefixes=("electra/",))
-    with tf.Session() as sess:
-      sess.run(tf.global_variables_initializer())
-      prefix = tf.train.Saver().save(sess, str(path / "model.ckpt"), global_step=9)
-      seq = sess.run(bert.get_sequence_output())
-  values = checkpoint.read_checkpoint_values(prefix)
-  return prefix, values, seq, (ids, mask, types), config
-
-
-def _hf_outputs(model, batch):
-  ids, mask, types = (torch.tensor(x) for x in batch)
-  with torch.no_grad():
-    return model(input_ids=ids, attention_mask=mask, token_type_ids=types)
-
-
-def test_finetuned_heads_export_with_their_outputs(head_ckpt, made, tmp_path):
-  prefix, v, seq, batch, config = head_ckpt
-  vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
-  k = lambda s: v["task_specific/%s/kernel" % s]
-  b = lambda s: v["task_specific/%s/bias" % s]
-
-  out = export_hf.export(prefix, config, vocab, str(tmp_path / "cls"),
-                         task_kind="sequence_classification", task_name="nsmc",
-                         labels=["neg", "neu", "pos"], log=lambda l: None)
-  model = hf_reference.load_clean(transformers.ElectraForSequenceClassification,
-                                  out["sequence_classification"])
-  assert model.config.id2label == {0: "neg", 1: "neu", 2: "pos"}
-  assert model.config.problem_type == "single_label_classification"
-  cls = seq[:, 0]
-  want = _gelu(cls @ k("nsmc/classifier/dense") + b("nsmc/classifier/dense")) @ \
-      k("nsmc/classifier/out_proj") + b("nsmc/classifier/out_proj")
-  np.testing.assert_allclose(_hf_outputs(model, batch).logits.numpy(), want, atol=1e-5)
-
-  out = export_hf.export(prefix, config, vocab, str(tmp_path / "ner"),
-                         task_kind="token_classification", task_name="ner", log=lambda l: None)
-  model = hf_reference.load_clean(transformers.ElectraForTokenClassification,
-                                  out["token_classification"])
-  assert model.config.num_labels == LABELS + 2
-  np.testing.assert_allclose(_hf_outputs(model, batch).logits.numpy(),
-                             seq @ k("ner/dense") + b("ner/dense"), atol=1e-5)
-
-  out = export_hf.export(prefix, config, vocab, str(tmp_path / "qa"),
-                         task_kind="question_answering", task_name="korquad",
-                         log=lambda l: None)
-  model = hf_reference.load_clean(transformers.ElectraForQuestionAnswering,
-                                  out["question_answering"])
-  got = _hf_outputs(model, batch)
-  for row, name in enumerate(("start", "end")):
-    scope = "korquad/%s_logits/dense" % name
-    want = (seq @ k(scope) + b(scope))[..., 0]
-    np.testing.assert_allclose((got.start_logits, got.end_logits)[row].numpy(), want,
-                               atol=1e-5)
+def head_ckpt(made):
+  prefix = os.path.join(made[0], "heads", "model.ckpt-9")
+  return prefix, checkpoint.read_checkpoint_values(prefix)
 
 
 @pytest.mark.parametrize("case", ["original_head", "no_task_name", "labels_count", "joint_qa"])
 def test_heads_that_do_not_map_are_refused(head_ckpt, tmp_path, case, capsys):
-  prefix, v, _, _, _ = head_ckpt
+  prefix, v = head_ckpt
+  H = 64
   vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
   args = ["--checkpoint", prefix, "--hparams", json.dumps(hf_reference.TINY),
           "--vocab-file", vocab, "--output-dir", str(tmp_path / "out")]
