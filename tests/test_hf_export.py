@@ -137,6 +137,44 @@ def test_tokenizers_give_the_project_ids(made, report):
     assert tok.convert_ids_to_tokens(hf_reference.SEED_IDS)[1:4] == ["한국어", "EL", "##EC"]
 
 
+def test_tokenizer_json_equals_the_published_v3_one(made):
+  """Our tokenizer.json and KoELECTRA's published v3 one give the same ids."""
+  from tokenizers import Tokenizer
+  ours = Tokenizer.from_file(os.path.join(_export(made, "discriminator"), "tokenizer.json"))
+  hub = Tokenizer.from_file(str(hf_reference.data_dir() / "vocab" / "v3" / "tokenizer.json"))
+  lines = hf_reference.tokenizer_lines() + [hf_reference.SEED_TEXT]
+  assert [e.ids for e in ours.encode_batch(lines)] == [e.ids for e in hub.encode_batch(lines)]
+
+
+def test_head_names():
+  m = checkpoint.tf_to_hf_name
+  assert m("task_specific/nsmc/classifier/out_proj/kernel", "sequence_classification") == (
+      "classifier.out_proj.weight", True)
+  assert m("task_specific/nsmc/classifier/dense/bias", "sequence_classification", "nsmc") == (
+      "classifier.dense.bias", False)
+  assert m("task_specific/nsmc/classifier/dense/bias", "sequence_classification", "x") is None
+  assert m("task_specific/nsmc/dense/kernel", "sequence_classification") is None  # original
+  assert m("task_specific/ner/dense/kernel", "token_classification") == (
+      "classifier.weight", True)
+  assert m("task_specific/q/end_logits/dense/kernel", "question_answering") == (
+      "qa_outputs.weight", True)
+  assert m("electra/encoder/layer_1/output/LayerNorm/beta", "token_classification") == (
+      "electra.encoder.layer.1.output.LayerNorm.bias", False)
+  assert m("discriminator_predictions/dense/kernel", "token_classification") is None
+  assert m("task_specific/ner/dense/kernel/adam_m", "token_classification") is None
+  assert checkpoint.task_names(["task_specific/b/dense/bias", "task_specific/a/x/kernel",
+                                "electra/embeddings/word_embeddings"]) == ["a", "b"]
+  # QA rows: start is row 0, end row 1.
+  start, end = np.full([4, 1], 1.0), np.full([4, 1], 2.0)
+  state = checkpoint.tf_to_hf_state({"task_specific/q/start_logits/dense/kernel": start,
+                                     "task_specific/q/end_logits/dense/kernel": end,
+                                     "task_specific/q/start_logits/dense/bias": np.array([3.0]),
+                                     "task_specific/q/end_logits/dense/bias": np.array([4.0])},
+                                    "question_answering")
+  np.testing.assert_array_equal(state["qa_outputs.weight"], [[1.0] * 4, [2.0] * 4])
+  np.testing.assert_array_equal(state["qa_outputs.bias"], [3.0, 4.0])
+
+
 def test_round_trip_is_bit_identical_and_resumes(made, tmp_path):
   """TF -> HF -> TF: the same variables, bit for bit; then run_pretraining continues."""
   work, config, ckpt = made
@@ -326,7 +364,8 @@ def _left_over(parent):
   return [n for n in os.listdir(parent) if ".tmp-" in n]
 
 
-@pytest.mark.parametrize("case", ["hidden_size", "vocab_file", "not_empty", "which"])
+@pytest.mark.parametrize("case", ["hidden_size", "vocab_size", "vocab_file", "not_empty",
+                                  "which", "no_checkpoint"])
 def test_bad_export_input(made, tmp_path, case, capsys):
   vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
   hp = json.loads(json.dumps(hf_reference.TINY))
@@ -335,6 +374,12 @@ def test_bad_export_input(made, tmp_path, case, capsys):
   if case == "hidden_size":
     hp["model_hparam_overrides"]["hidden_size"] = 128
     expect = "electra.encoder.layer.0.attention.self.query.weight (128, 128) vs (64, 64)"
+  elif case == "vocab_size":
+    hp["vocab_size"] = 32200
+    expect = "electra.embeddings.word_embeddings.weight (32200, 24) vs (35000, 24)"
+  elif case == "no_checkpoint":
+    extra = ["--checkpoint", str(tmp_path / "nowhere")]
+    expect = "does not exist"
   elif case == "vocab_file":
     vocab = str(hf_reference.data_dir() / "vocab" / "v1" / "vocab.txt")
     expect = "has 32200 tokens but the checkpoint's embedding matrix has 35000 rows"
