@@ -45,7 +45,7 @@ class FeatureSet:
     num_examples: examples converted (features[i]["example_id"] indexes them).
     words_cut: tagging: words cut off by max length (predicted "O").
     sequences_cut: examples whose tokens did not all fit (sentence / tagging tasks).
-    spans: KorQuAD: one span_features.SpanInfo per feature (token maps for decoding).
+    spans: KorQuAD: span_features.SpanMaps (per-feature token maps for decoding).
   """
   task: str
   max_seq_length: int

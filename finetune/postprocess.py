@@ -27,7 +27,7 @@ from finetune import tasks as tasks_lib
 def decode(task: Union[str, tasks_lib.TaskSpec], examples: Sequence,
            feature_set: features_lib.FeatureSet, outputs: Dict[str, np.ndarray], *,
            word_level_logits: bool = False, n_best_size: int = 20,
-           max_answer_length: int = 30) -> List:
+           max_answer_length: int = 30, final_text: str = "bert") -> List:
   """One prediction per example, in example order.
 
   Args:
@@ -38,6 +38,8 @@ def decode(task: Union[str, tasks_lib.TaskSpec], examples: Sequence,
       features); see the module docstring for the names and shapes.
     word_level_logits: tagging only: logits row j is word j (already gathered).
     n_best_size, max_answer_length: KorQuAD decoding (SQuAD's 20 / 30).
+    final_text: KorQuAD: "bert" (BERT's get_final_text) or "offsets"
+      (span_postprocess.py).
 
   Returns:
     list of predictions: label string, float, list of tags, or answer text.
@@ -52,7 +54,7 @@ def decode(task: Union[str, tasks_lib.TaskSpec], examples: Sequence,
     return span_postprocess.best_answers(
         examples, feature_set, _rows(outputs, "start_logits", n),
         _rows(outputs, "end_logits", n), n_best_size=n_best_size,
-        max_answer_length=max_answer_length)
+        max_answer_length=max_answer_length, final_text=final_text)
   if spec.kind == tasks_lib.REGRESSION:
     values = _rows(outputs, "predictions", n).reshape(n, -1)[:, 0]
     out = [None] * len(examples)

@@ -334,7 +334,8 @@ def _tagging_row(spec, path, source, number, line):
 # KorQuAD (SQuAD v1.1 JSON)
 
 
-def _is_squad_whitespace(ch):
+def is_squad_whitespace(ch: str) -> bool:
+  """SQuAD's whitespace: space, tab, CR, LF and U+202F (narrow no-break space)."""
   return ch in " \t\r\n" or ord(ch) == 0x202F
 
 
@@ -343,7 +344,7 @@ def split_context(context: str) -> Tuple[List[str], List[int]]:
   doc_tokens, char_to_word = [], []
   prev_space = True
   for ch in context:
-    if _is_squad_whitespace(ch):
+    if is_squad_whitespace(ch):
       prev_space = True
     else:
       if prev_space:

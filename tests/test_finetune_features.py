@@ -211,3 +211,14 @@ def test_ner_gold_logits_through_the_path(tmp_path, data_dir, tok, L):
   rows = [json.loads(x) for x in open(path, encoding="utf-8")]
   assert len(rows) == len(res.examples)
   assert rows[0] == {"line": res.examples[0].line, "prediction": preds[0]}
+
+
+def test_finetune_data_modules_do_not_import_tensorflow():
+  import subprocess
+  import sys
+  code = ("import sys\n"
+          "from finetune import tasks, readers, features, span_features, scorers, "
+          "postprocess, span_postprocess, predictions\n"
+          "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+          "assert not any(m.startswith('pretrain') for m in sys.modules)\n")
+  subprocess.run([sys.executable, "-c", code], check=True)
