@@ -107,6 +107,7 @@ def convert(spec: tasks_lib.TaskSpec, examples: Sequence[readers.QAExample],
       tok_start, tok_end = improve_answer_span(doc, tok_start, tok_end,
                                                answers[example_id])
     windows = doc_windows(len(doc), max_seq_length - len(query) - 3, doc_stride)
+    owners = max_context_owners(windows, len(doc))
     offset = len(query) + 2  # window position 0 in the feature
     for w, (start, length) in enumerate(windows):
       f = features_lib.layout(query, doc[start:start + length], max_seq_length,
@@ -118,8 +119,7 @@ def convert(spec: tasks_lib.TaskSpec, examples: Sequence[readers.QAExample],
       starts[offset:offset + length] = doc_chars[e.context][0][start:start + length]
       ends[offset:offset + length] = doc_chars[e.context][1][start:start + length]
       best = np.zeros(max_seq_length, dtype=bool)
-      best[offset:offset + length] = [
-          max_context_window(windows, start + j) == w for j in range(length)]
+      best[offset:offset + length] = owners[start:start + length] == w
       s_pos = e_pos = 0
       if tok_start >= 0 and start <= tok_start and tok_end < start + length:
         s_pos, e_pos = tok_start - start + offset, tok_end - start + offset
@@ -151,18 +151,23 @@ def doc_windows(num_tokens: int, max_tokens: int, stride: int) -> List[tuple]:
   return windows
 
 
-def max_context_window(windows: Sequence[tuple], position: int) -> int:
-  """Index of the window giving `position` the most context: the largest
-  min(tokens left, tokens right) + 0.01 * window length; the first one on ties."""
-  best, best_score = -1, None
+def max_context_owners(windows: Sequence[tuple], num_tokens: int) -> np.ndarray:
+  """For each document position, the index of the window giving it the most context:
+  the largest min(tokens left, tokens right) + 0.01 * window length, the first such
+  window on ties (BERT's `_check_is_max_context`).
+
+  Returns:
+    int array [num_tokens].
+  """
+  owner = np.full(num_tokens, -1, dtype=np.int64)
+  best = np.full(num_tokens, -np.inf)
   for i, (start, length) in enumerate(windows):
-    end = start + length - 1
-    if position < start or position > end:
-      continue
-    score = min(position - start, end - position) + 0.01 * length
-    if best_score is None or score > best_score:
-      best, best_score = i, score
-  return best
+    pos = np.arange(start, start + length)
+    score = np.minimum(pos - start, start + length - 1 - pos) + 0.01 * length
+    better = score > best[start:start + length]
+    best[start:start + length][better] = score[better]
+    owner[start:start + length][better] = i
+  return owner
 
 
 def improve_answer_span(doc: List[int], start: int, end: int, answer: List[int]
@@ -189,13 +194,28 @@ def _context_char_spans(tokenizer, context, words, word_ids, cache):
     prev_space = space
   for word, first, ids in zip(words, word_start, word_ids):
     if word not in cache:
-      cache[word] = piece_offsets(tokenizer, word)
+      cache[word] = (_offsets_from_pieces(word, ids, tokenizer.inv_vocab)
+                     or piece_offsets(tokenizer, word))
     spans = cache[word]
     if spans is not None and len(spans) == len(ids):
       starts[k:k + len(ids)] = [first + a for a, _ in spans]
       ends[k:k + len(ids)] = [first + b for _, b in spans]
     k += len(ids)
   return starts, ends
+
+
+def _offsets_from_pieces(word, ids, id_to_token):
+  """Fast path of piece_offsets: the pieces spell the word contiguously (no [UNK],
+  nothing deleted or split off as whitespace); None otherwise."""
+  out, cursor = [], 0
+  for i in ids:
+    piece = id_to_token[i]
+    text = piece[2:] if piece.startswith("##") else piece
+    if piece == tokenization.UNK or not word.startswith(text, cursor):
+      return None
+    out.append((cursor, cursor + len(text)))
+    cursor += len(text)
+  return out if cursor == len(word) else None
 
 
 def piece_offsets(tokenizer: tokenization.FullTokenizer, word: str):
@@ -205,7 +225,8 @@ def piece_offsets(tokenizer: tokenization.FullTokenizer, word: str):
 
   [UNK] spans its whole basic token (the punctuation-split piece it replaced).
   """
-  if tokenizer.do_lower_case or tokenizer.strip_accents or "[" in word:
+  if (tokenizer.do_lower_case or tokenizer.strip_accents
+      or any(t in word for t in tokenization.SPECIAL_TOKENS)):
     return None
   out, cursor = [], 0
   for basic in tokenizer.basic_tokenizer.tokenize(word):

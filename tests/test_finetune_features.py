@@ -214,6 +214,7 @@ def test_ner_gold_logits_through_the_path(tmp_path, data_dir, tok, L):
 
 
 def test_finetune_data_modules_do_not_import_tensorflow():
+  import os
   import subprocess
   import sys
   code = ("import sys\n"
@@ -221,4 +222,6 @@ def test_finetune_data_modules_do_not_import_tensorflow():
           "postprocess, span_postprocess, predictions\n"
           "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
           "assert not any(m.startswith('pretrain') for m in sys.modules)\n")
-  subprocess.run([sys.executable, "-c", code], check=True)
+  from tests.conftest import ROOT
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)

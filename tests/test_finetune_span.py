@@ -135,9 +135,44 @@ def test_answer_inside_a_word_is_tightened():
 
 def test_max_context_prefers_the_centred_window():
   windows = [(0, 10), (4, 10), (8, 10)]
-  assert span_features.max_context_window(windows, 2) == 0
-  assert span_features.max_context_window(windows, 9) == 1  # 5 left, 4 right
-  assert span_features.max_context_window(windows, 15) == 2
+  owners = span_features.max_context_owners(windows, 18)
+  assert owners[2] == 0
+  assert owners[9] == 1   # window 1: 5 left, 4 right; window 2: 1 left
+  assert owners[15] == 2
+  # Brute force over the definition.
+  for p in range(18):
+    scores = [min(p - s, s + n - 1 - p) + 0.01 * n if s <= p < s + n else -1
+              for s, n in windows]
+    assert owners[p] == scores.index(max(scores))
+
+
+@pytest.mark.parametrize("word,pieces", [
+    ("(임수경)을", None),
+    ("《CLICHÈ》를", ["《", "CLICHÈ", "》", "를"]),
+    ("1989년에", None),
+])
+def test_piece_offsets_spell_the_word(tok, word, pieces):
+  spans = span_features.piece_offsets(tok, word)
+  ids = tok.encode(word)
+  assert len(spans) == len(ids)
+  texts = [word[a:b] for a, b in spans]
+  assert "".join(texts) == word
+  if pieces is not None:  # [UNK] spans its whole punctuation-split piece
+    assert texts == pieces and "[UNK]" in tok.convert_ids_to_tokens(ids)
+  else:  # "1989" "##년" "##에"-style pieces: each piece's text without "##"
+    assert texts == [t[2:] if t.startswith("##") else t
+                     for t in tok.convert_ids_to_tokens(ids)]
+
+
+def test_fast_offsets_equal_the_reference_on_shared_contexts(korquad, tok):
+  words = sorted({w for e in korquad.examples for w in e.doc_tokens})
+  fast_used = 0
+  for w, ids in zip(words, tok.encode_batch(words)):
+    fast = span_features._offsets_from_pieces(w, ids, tok.inv_vocab)
+    if fast is not None:
+      fast_used += 1
+      assert fast == span_features.piece_offsets(tok, w), w
+  assert fast_used > 0.8 * len(words)
 
 
 @pytest.mark.parametrize("pred,orig,expect", [
