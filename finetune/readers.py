@@ -118,12 +118,30 @@ class SkippedRow:
 
 @dataclasses.dataclass
 class ReadResult:
-  """Examples of one split in file order, the rows skipped, and the files read."""
+  """Examples of one split in file order, the rows skipped, and the files read.
+
+  dev_slice: True when the split is (train: excludes) the fixed-seed 10% slice.
+  """
   task: str
   split: str
   examples: List[Example]
   skipped: List[SkippedRow]
   paths: List[str]
+  dev_slice: bool = False
+
+  def summary(self, max_skipped: int = 10) -> str:
+    """Lines for the run's log: counts, files, and the skipped rows with reasons."""
+    files = ", ".join(_basename(p) for p in self.paths)
+    how = ""
+    if self.dev_slice:
+      how = (" (the 10% dev slice of it)" if self.split == "dev"
+             else " (without the 10% dev slice)")
+    lines = [f"{self.task} {self.split}: {len(self.examples):,} examples from "
+             f"{files}{how}, {len(self.skipped):,} skipped"]
+    lines += [f"  skipped {s}" for s in self.skipped[:max_skipped]]
+    if len(self.skipped) > max_skipped:
+      lines.append(f"  ... and {len(self.skipped) - max_skipped:,} more")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -178,7 +196,7 @@ def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: st
     for unit_examples, unit_skipped in units:
       examples.extend(unit_examples)
       skipped.extend(unit_skipped)
-  return ReadResult(spec.name, split, examples, skipped, paths)
+  return ReadResult(spec.name, split, examples, skipped, paths, dev_slice=use_slice)
 
 
 def dev_slice_mask(num_units: int) -> np.ndarray:

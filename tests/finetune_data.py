@@ -1,4 +1,5 @@
 """Laying out small copies of the shared task files as DIR/finetuning_data/<task>/."""
+import itertools
 import pathlib
 
 from tests.conftest import shared_data_dir
@@ -22,7 +23,8 @@ KORQUAD_SHARED = "korquad/derived/korquad_dev_handover.json"
 
 
 def layout(tmp_path, task, rows=64):
-  """Copies the first `rows` data rows (plus header) of each shared file of `task`.
+  """Copies the first `rows` data rows (plus header) of each shared file of `task`
+  (fewer when the file is shorter).
 
   Returns:
     (data_dir, {expected name: list of copied lines, header included}).
@@ -32,7 +34,7 @@ def layout(tmp_path, task, rows=64):
   copied = {}
   for shared, name, header in SHARED_FILES[task]:
     with open(shared_data_dir() / shared, encoding="utf-8") as f:
-      lines = [next(f).rstrip("\n") for _ in range(rows + header)]
+      lines = [line.rstrip("\n") for line in itertools.islice(f, rows + header)]
     (task_dir / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
     copied[name] = lines
   return tmp_path, copied

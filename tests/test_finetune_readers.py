@@ -50,6 +50,9 @@ def test_dev_slice_is_deterministic_and_disjoint(tmp_path, data_dir):
   train_lines = [e.line for e in train.examples]
   dev_lines = [e.line for e in dev.examples]
   assert dev_lines == [e.line for e in dev2.examples]
+  assert dev.dev_slice and train.dev_slice
+  assert dev.summary() == ("nsmc dev: 20 examples from ratings_train.txt "
+                           "(the 10% dev slice of it), 0 skipped")
   assert len(dev_lines) == 20 and len(train_lines) == 180
   assert not set(dev_lines) & set(train_lines)
   assert sorted(dev_lines + train_lines) == list(range(2, 202))
@@ -130,6 +133,11 @@ def test_empty_pair_side_and_blank_line_are_skipped_with_reasons(tmp_path):
       (3, "empty first sentence (KoELECTRA skips it)"), (4, "empty line"),
       (5, "empty second sentence (KoELECTRA skips it)")]
   assert str(res.skipped[0]) == "dev_2k.tsv line 3: empty first sentence (KoELECTRA skips it)"
+  assert res.summary(max_skipped=2).splitlines() == [
+      "paws dev: 2 examples from dev_2k.tsv, 3 skipped",
+      "  skipped dev_2k.tsv line 3: empty first sentence (KoELECTRA skips it)",
+      "  skipped dev_2k.tsv line 4: empty line",
+      "  ... and 1 more"]
 
 
 def test_kornli_adds_snli_only_when_asked(tmp_path, data_dir):
