@@ -9,8 +9,9 @@ rows it skipped and why. Files are UTF-8 with or without a BOM, LF or CRLF line 
 Errors a user can fix (not UTF-8, a missing file, a wrong column count, an unknown
 label, a non-numeric score, a tag/word count mismatch, malformed JSON, an answer that
 does not match its context) raise `UserError` naming the file and line (or article and
-question id). Nothing is silently dropped: rows KoELECTRA skips (pairs with an empty
-side) and blank lines are returned in `ReadResult.skipped` with the reason.
+question id). Nothing is silently dropped: rows KoELECTRA skips (PAWS and Question
+Pair pairs with an empty side) and blank lines are returned in `ReadResult.skipped`
+with the reason.
 
 Tasks distributed without a dev file (tasks.TaskSpec.dev_slice) use a fixed-seed 10%
 slice of the training file as `dev` when no dev file is present; `train` then excludes
@@ -32,14 +33,16 @@ DEV_SLICE_SEED = 12345  # fixed: the held-out slice must not move with the trial
 DEV_SLICE_FRACTION = 0.1
 _BOM = "\ufeff"
 
-# Sentence tasks: (columns per row, text_a column, text_b column or None, label column).
+# Sentence tasks: (columns per row, text_a column, text_b column or None, label column,
+# skip a pair with an empty side). KoELECTRA's processors skip such pairs for PAWS and
+# Question Pair only; KorNLI and KorSTS keep them (as [CLS] A [SEP] [SEP]).
 _COLUMNS = {
-    "nsmc": (3, 1, None, 2),           # id, document, label
-    "paws": (4, 1, 2, 3),              # id, sentence1, sentence2, label
-    "kornli": (3, 0, 1, 2),            # sentence1, sentence2, gold_label
-    "korsts": (7, 5, 6, 4),            # genre, filename, year, id, score, sentence1, sentence2
-    "question-pair": (3, 0, 1, 2),     # question1, question2, is_duplicate
-    "hate-speech": (4, 1, None, 3),    # title, comment, bias, hate
+    "nsmc": (3, 1, None, 2, False),           # id, document, label
+    "paws": (4, 1, 2, 3, True),               # id, sentence1, sentence2, label
+    "kornli": (3, 0, 1, 2, False),            # sentence1, sentence2, gold_label
+    "korsts": (7, 5, 6, 4, False),            # genre, filename, year, id, score, s1, s2
+    "question-pair": (3, 0, 1, 2, True),      # question1, question2, is_duplicate
+    "hate-speech": (4, 1, None, 3, False),    # title, comment, bias, hate
 }
 
 
@@ -296,7 +299,7 @@ def _check_header(spec, path, line):
 
 
 def _sentence_row(spec, path, source, number, line):
-  ncols, a, b, label_col = _COLUMNS[spec.name]
+  ncols, a, b, label_col, skip_empty = _COLUMNS[spec.name]
   cols = line.split("\t")
   if len(cols) != ncols:
     raise errors.UserError(
@@ -318,7 +321,7 @@ def _sentence_row(spec, path, source, number, line):
     label = raw
   text_a = cols[a]
   text_b = cols[b] if b is not None else None
-  if b is not None and (not text_a.strip() or not text_b.strip()):
+  if skip_empty and (not text_a.strip() or not text_b.strip()):
     side = "first" if not text_a.strip() else "second"
     return [], [SkippedRow(source, number, f"empty {side} sentence (KoELECTRA skips it)")]
   return [SentenceExample(number, source, text_a, text_b, label)], []
@@ -397,7 +400,7 @@ def _korquad_articles(path, text, skip_bad_answers, require_answers):
                                        require_answers)
           examples.extend(ex)
           skipped.extend(skip)
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
       raise errors.UserError(
           f"{path}: article {article_index}: missing or malformed field {e}") from None
     units.append((examples, skipped))

@@ -140,6 +140,13 @@ def test_empty_pair_side_and_blank_line_are_skipped_with_reasons(tmp_path):
       "  ... and 1 more"]
 
 
+def test_kornli_keeps_an_empty_side_as_koelectra(tmp_path):
+  d = finetune_data.write_task_file(tmp_path, "kornli", "xnli.dev.ko.tsv",
+                                    "s1\ts2\tgold_label\n가\t\tneutral\n")
+  res = readers.read_examples("kornli", d, "dev")
+  assert [(e.text_a, e.text_b) for e in res.examples] == [("가", "")] and not res.skipped
+
+
 def test_kornli_adds_snli_only_when_asked(tmp_path, data_dir):
   d, copied = finetune_data.layout(tmp_path, "kornli", rows=8)
   snli = ["s1\ts2\tgold_label", "개가 뛴다\t동물이 움직인다\tentailment"]
