@@ -21,7 +21,7 @@ context never appears on both sides), so it depends only on the file.
 import dataclasses
 import json
 import math
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 

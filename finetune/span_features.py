@@ -16,13 +16,14 @@ not contain the whole answer points at [CLS] (start = end = 0), as the original.
 
 Decoding needs, per feature, which whitespace token each position came from and
 whether this window is the one where the token has the most context
-(`_check_is_max_context`); `SpanMaps` keeps them beside the features (they are not
-TFRecord features; re-run `convert` to rebuild them, it is deterministic). It also
-keeps each sub-token's character span in the context, for the exact-offsets decoding
-option (finetune/span_postprocess.py, docs/finetuning.md).
+(`_check_is_max_context`); `SpanMaps` keeps them beside the features, per context and
+per window rather than per position (they are not TFRecord features; re-run `convert`
+to rebuild them, it is deterministic). It also keeps each sub-token's character span
+in the context, for the exact-offsets decoding option (finetune/span_postprocess.py,
+docs/finetuning.md).
 """
 import dataclasses
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -33,26 +34,60 @@ from model import tokenization
 
 
 @dataclasses.dataclass
+class DocMaps:
+  """Per context (shared by its questions): for each document sub-token, its
+  whitespace-token index and its context characters [char_start, char_end) (-1 where
+  they cannot be told: lower-casing / accent-stripping tokenizers)."""
+  tok_to_orig: np.ndarray   # int32 [num_doc_tokens]
+  char_start: np.ndarray    # int32 [num_doc_tokens]
+  char_end: np.ndarray      # int32 [num_doc_tokens]
+
+
+@dataclasses.dataclass
 class SpanMaps:
-  """What decoding needs beyond the features.
+  """What decoding needs beyond the features, stored per context and per window
+  (not per position: a few bytes per feature, so training sets stay small).
 
   Attributes:
-    token_to_orig: per feature, int32 [L]: whitespace-token index in the example's
-      context for each window position, -1 for [CLS], query, [SEP] and padding.
-    max_context: per feature, bool [L]: the window gives this position its most
-      context (only such positions may start an answer).
+    feature_window: per feature, (example_id, window index within the example).
+    windows: per example, its windows as (first document sub-token, length).
+    query_offset: per example, the feature position of document sub-token `start`
+      of each window (len(query) + 2: after [CLS] query [SEP]).
+    docs: per example, its context's DocMaps.
     id_to_token: the vocab, id -> token string (to spell predicted spans).
     do_lower_case: the tokenizer's setting (get_final_text re-tokenizes with it).
-    char_start, char_end: per feature, int32 [L]: the context characters
-      [start, end) a position's sub-token spells, -1 outside the context or where
-      they cannot be told (lower-casing / accent stripping tokenizers).
   """
-  token_to_orig: List[np.ndarray]
-  max_context: List[np.ndarray]
+  feature_window: List[Tuple[int, int]]
+  windows: List[List[Tuple[int, int]]]
+  query_offset: List[int]
+  docs: List[DocMaps]
   id_to_token: Dict[int, str]
   do_lower_case: bool
-  char_start: List[np.ndarray]
-  char_end: List[np.ndarray]
+
+  def feature_maps(self, index: int, max_seq_length: int):
+    """Position maps of feature `index`, each [L]:
+
+    Returns:
+      (token_to_orig int32: whitespace-token index, -1 outside the context;
+       max_context bool: this window gives the position its most context;
+       char_start, char_end int32: the sub-token's context characters, -1 outside).
+    """
+    example_id, w = self.feature_window[index]
+    start, length = self.windows[example_id][w]
+    offset = self.query_offset[example_id]
+    doc = self.docs[example_id]
+    window = slice(offset, offset + length)
+    part = slice(start, start + length)
+    t2o = np.full(max_seq_length, -1, dtype=np.int32)
+    cs = np.full(max_seq_length, -1, dtype=np.int32)
+    ce = np.full(max_seq_length, -1, dtype=np.int32)
+    best = np.zeros(max_seq_length, dtype=bool)
+    t2o[window] = doc.tok_to_orig[part]
+    cs[window] = doc.char_start[part]
+    ce[window] = doc.char_end[part]
+    owners = max_context_owners(self.windows[example_id], len(doc.tok_to_orig))
+    best[window] = owners[part] == w
+    return t2o, best, cs, ce
 
 
 def convert(spec: tasks_lib.TaskSpec, examples: Sequence[readers.QAExample],
@@ -80,46 +115,36 @@ def convert(spec: tasks_lib.TaskSpec, examples: Sequence[readers.QAExample],
   contexts = {}
   for e in examples:
     contexts.setdefault(e.context, e.doc_tokens)
-  distinct = list(contexts.values())
-  flat = tokenizer.encode_batch([w for words in distinct for w in words])
-  doc_ids, doc_chars, k = {}, {}, 0
-  offsets_cache = {}
-  for context, words in zip(contexts, distinct):
-    doc_ids[context] = flat[k:k + len(words)]
+  flat = tokenizer.encode_batch([w for words in contexts.values() for w in words])
+  docs, k, offsets_cache = {}, 0, {}
+  for context, words in contexts.items():
+    word_ids = flat[k:k + len(words)]
     k += len(words)
-    doc_chars[context] = _context_char_spans(tokenizer, context, words,
-                                             doc_ids[context], offsets_cache)
+    docs[context] = (word_ids, _doc_maps(tokenizer, context, words, word_ids,
+                                         offsets_cache))
   answers = tokenizer.encode_batch([e.answers[0][0] if e.answers else "" for e in examples])
 
-  feats, token_to_orig, max_context, char_start, char_end = [], [], [], [], []
+  feats = []
+  maps = SpanMaps([], [], [], [], tokenizer.inv_vocab, bool(tokenizer.do_lower_case))
   for example_id, (e, query) in enumerate(zip(examples, queries)):
     query = query[:max_query_length]
-    tok_to_orig, orig_to_tok, doc = [], [], []
-    for word_index, ids in enumerate(doc_ids[e.context]):
-      orig_to_tok.append(len(doc))
-      tok_to_orig.extend([word_index] * len(ids))
-      doc.extend(ids)
+    word_ids, doc_maps = docs[e.context]
+    doc = [i for ids in word_ids for i in ids]
     tok_start = tok_end = -1
     if e.start_word >= 0:
-      tok_start = orig_to_tok[e.start_word]
-      tok_end = (orig_to_tok[e.end_word + 1] - 1 if e.end_word + 1 < len(orig_to_tok)
-                 else len(doc) - 1)
+      # First sub-token of the answer's first word .. last sub-token of its last word.
+      first_of = np.searchsorted(doc_maps.tok_to_orig, [e.start_word, e.end_word + 1])
+      tok_start, tok_end = int(first_of[0]), int(first_of[1]) - 1
       tok_start, tok_end = improve_answer_span(doc, tok_start, tok_end,
                                                answers[example_id])
     windows = doc_windows(len(doc), max_seq_length - len(query) - 3, doc_stride)
-    owners = max_context_owners(windows, len(doc))
-    offset = len(query) + 2  # window position 0 in the feature
+    offset = len(query) + 2  # feature position of a window's first document token
+    maps.windows.append(windows)
+    maps.query_offset.append(offset)
+    maps.docs.append(doc_maps)
     for w, (start, length) in enumerate(windows):
       f = features_lib.layout(query, doc[start:start + length], max_seq_length,
                               cls_id, sep_id)
-      t2o = np.full(max_seq_length, -1, dtype=np.int32)
-      t2o[offset:offset + length] = tok_to_orig[start:start + length]
-      starts = np.full(max_seq_length, -1, dtype=np.int32)
-      ends = np.full(max_seq_length, -1, dtype=np.int32)
-      starts[offset:offset + length] = doc_chars[e.context][0][start:start + length]
-      ends[offset:offset + length] = doc_chars[e.context][1][start:start + length]
-      best = np.zeros(max_seq_length, dtype=bool)
-      best[offset:offset + length] = owners[start:start + length] == w
       s_pos = e_pos = 0
       if tok_start >= 0 and start <= tok_start and tok_end < start + length:
         s_pos, e_pos = tok_start - start + offset, tok_end - start + offset
@@ -128,12 +153,7 @@ def convert(spec: tasks_lib.TaskSpec, examples: Sequence[readers.QAExample],
                start_positions=np.array(s_pos, dtype=np.int64),
                end_positions=np.array(e_pos, dtype=np.int64))
       feats.append(f)
-      token_to_orig.append(t2o)
-      max_context.append(best)
-      char_start.append(starts)
-      char_end.append(ends)
-  maps = SpanMaps(token_to_orig, max_context, tokenizer.inv_vocab,
-                  bool(tokenizer.do_lower_case), char_start, char_end)
+      maps.feature_window.append((example_id, w))
   return features_lib.FeatureSet(spec.name, max_seq_length, feats, len(examples),
                                  spans=maps)
 
@@ -181,9 +201,11 @@ def improve_answer_span(doc: List[int], start: int, end: int, answer: List[int]
   return start, end
 
 
-def _context_char_spans(tokenizer, context, words, word_ids, cache):
-  """Context character [start, end) of each document sub-token: int32 arrays."""
+def _doc_maps(tokenizer, context, words, word_ids, cache):
+  """DocMaps of one context from its whitespace tokens and their sub-token ids."""
   n = sum(len(ids) for ids in word_ids)
+  tok_to_orig = np.repeat(np.arange(len(words), dtype=np.int32),
+                          [len(ids) for ids in word_ids]) if words else np.zeros(0, np.int32)
   starts = np.full(n, -1, dtype=np.int32)
   ends = np.full(n, -1, dtype=np.int32)
   word_start, k, prev_space = [], 0, True
@@ -201,7 +223,7 @@ def _context_char_spans(tokenizer, context, words, word_ids, cache):
       starts[k:k + len(ids)] = [first + a for a, _ in spans]
       ends[k:k + len(ids)] = [first + b for _, b in spans]
     k += len(ids)
-  return starts, ends
+  return DocMaps(tok_to_orig, starts, ends)
 
 
 def _offsets_from_pieces(word, ids, id_to_token):

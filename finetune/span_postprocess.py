@@ -66,10 +66,11 @@ def n_best(examples, feature_set, start_logits, end_logits, *, n_best_size=20,
     by_example[int(f["example_id"])].append(index)
   out = []
   for example_id, e in enumerate(examples):
-    candidates = []
+    candidates, spans = [], {}
     for index in by_example.get(example_id, ()):
-      t2o = maps.token_to_orig[index]
-      best_context = maps.max_context[index]
+      t2o, best_context, char_start, char_end = maps.feature_maps(
+          index, feature_set.max_seq_length)
+      spans[index] = (t2o, char_start, char_end)
       s_logits, e_logits = start_logits[index], end_logits[index]
       starts = np.argsort(-s_logits, kind="stable")[:n_best_size]
       ends = np.argsort(-e_logits, kind="stable")[:n_best_size]
@@ -85,7 +86,8 @@ def n_best(examples, feature_set, start_logits, end_logits, *, n_best_size=20,
     for _, index, s, t in candidates:
       if len(texts) >= n_best_size:
         break
-      cs, ce = maps.char_start[index][s], maps.char_end[index][t]
+      t2o, char_start, char_end = spans[index]
+      cs, ce = char_start[s], char_end[t]
       if final_text == "offsets" and cs >= 0 and ce >= 0:
         text = e.context[cs:ce]
         if text not in seen:
@@ -95,7 +97,6 @@ def n_best(examples, feature_set, start_logits, end_logits, *, n_best_size=20,
       ids = feature_set.features[index]["input_ids"][s:t + 1]
       pieces = " ".join(maps.id_to_token[int(i)] for i in ids)
       pred_text = " ".join(pieces.replace(" ##", "").replace("##", "").split())
-      t2o = maps.token_to_orig[index]
       orig_text = " ".join(e.doc_tokens[t2o[s]:t2o[t] + 1])
       text = get_final_text(pred_text, orig_text, maps.do_lower_case)
       if text not in seen:

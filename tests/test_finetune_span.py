@@ -110,7 +110,7 @@ def test_feature_layout_and_windows(korquad, tok):
     assert f["segment_ids"][:len(expect)].tolist() == (
         [0] * (len(query) + 2) + [1] * (length + 1))
     assert int(f["feature_id"]) == w and int(f["example_id"]) == 0
-    t2o = fs.spans.token_to_orig[w]
+    t2o = fs.spans.feature_maps(w, L)[0]
     assert (t2o[:len(query) + 2] == -1).all() and (t2o[len(expect) - 1:] == -1).all()
   # The answer "1989년 2월 15일" opens the context: window 0 holds it.
   f0 = fs.features[0]
@@ -122,7 +122,7 @@ def test_feature_layout_and_windows(korquad, tok):
   # Each document position has most context in exactly one window.
   owners = np.zeros(len(doc), int)
   for w, (start, length) in enumerate(windows):
-    owners[start:start + length] += fs.spans.max_context[w][
+    owners[start:start + length] += fs.spans.feature_maps(w, L)[1][
         len(query) + 2:len(query) + 2 + length]
   assert (owners == 1).all()
 
@@ -194,7 +194,7 @@ def test_decoding_picks_best_valid_span_across_features(korquad, tok):
   gold_feature = next(i for i, f in enumerate(fs.features) if int(f["start_positions"]))
   # A higher-scoring but invalid span (end before start) elsewhere is not chosen.
   other = (gold_feature + 1) % len(fs.features)
-  s = int(np.flatnonzero(fs.spans.token_to_orig[other] >= 0)[5])
+  s = int(np.flatnonzero(fs.spans.feature_maps(other, 64)[0] >= 0)[5])
   out["start_logits"][other, s] = 50.0
   out["end_logits"][other, s - 1] = 50.0
   assert postprocess.decode("korquad", [e], fs, out) == [e.answers[0][0]]
