@@ -225,3 +225,31 @@ def test_finetune_data_modules_do_not_import_tensorflow():
   from tests.conftest import ROOT
   env = dict(os.environ, PYTHONPATH=str(ROOT))
   subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
+
+
+def test_features_round_trip_through_tf_example_with_the_spec(tok):
+  """What the runner's cache does: tf.train.Example out, FixedLenFeature in."""
+  import tensorflow as tf
+  cases = [
+      ("korsts", [_ex("한국어 ELECTRA를", "공유합니다.", 3.8)]),
+      ("naver-ner", [_ner("한국어 ELECTRA를 공유합니다 .", "ORG-B ORG-I O O")]),
+      ("korquad", [readers.QAExample(
+          "q1", 0, "f", "누가?", "임수경이 갔다", [("임수경", 0)],
+          *readers.split_context("임수경이 갔다"), 0, 0)]),
+  ]
+  for task, examples in cases:
+    L = 24
+    f = features.convert_examples(task, examples, tok, L, max_query_length=8).features[0]
+    spec = features.feature_spec(task, L)
+    proto = {}
+    for name, value in f.items():
+      flat = np.asarray(value).reshape(-1).tolist()
+      proto[name] = (tf.train.Feature(float_list=tf.train.FloatList(value=flat))
+                     if spec[name][0] == "float32" else
+                     tf.train.Feature(int64_list=tf.train.Int64List(value=flat)))
+    data = tf.train.Example(features=tf.train.Features(feature=proto)).SerializeToString()
+    parsed = tf.io.parse_single_example(data, {
+        name: tf.io.FixedLenFeature(shape, tf.as_dtype(dtype))
+        for name, (dtype, shape) in spec.items()})
+    for name in spec:
+      np.testing.assert_allclose(parsed[name].numpy(), f[name], err_msg=f"{task} {name}")
