@@ -89,16 +89,13 @@ def preflight(config, log=print):
 def model_fn_builder(config):
   """The TPUEstimator model_fn: PretrainingModel + optimizer + logging + metrics."""
   import tensorflow.compat.v1 as tf
-  from model import modeling
   from model import optimization
   from pretrain import electra
   from util import estimator as estimator_lib
 
-  # The fused CPU/GPU kernels are not used on TPU: XLA fuses the whole TPU program anyway,
-  # and there the plain ops are the tested path.
+  # Off TPU, fused XLA kernels (element-wise ops in the model, the AdamW update); on TPU
+  # XLA compiles the whole program and the plain ops (the original graph) run.
   fused = config.fused_kernels and not config.use_tpu
-  modeling.FUSED_ELEMENTWISE = fused
-  optimization.FUSED_UPDATE = fused
 
   def model_fn(features, labels, mode, params):
     del labels, params
@@ -108,7 +105,8 @@ def model_fn_builder(config):
       train_op = optimization.create_optimizer(
           model.total_loss, config.learning_rate, config.num_train_steps,
           weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
-          warmup_steps=config.num_warmup_steps, lr_decay_power=config.lr_decay_power)
+          warmup_steps=config.num_warmup_steps, lr_decay_power=config.lr_decay_power,
+          fused=fused)
       # The same schedule again, only to log it (a handful of scalar ops).
       learning_rate = optimization.learning_rate_schedule(
           config.learning_rate, tf.train.get_or_create_global_step(), config.num_train_steps,

@@ -16,7 +16,8 @@ import tensorflow.compat.v1 as tf
 from util import errors
 
 # AdamWeightDecayOptimizer slots (model/optimization.py), named as the original names them.
-OPTIMIZER_SLOT_SUFFIXES = ("/adam_m", "/adam_v")
+ADAM_M, ADAM_V = "/adam_m", "/adam_v"
+OPTIMIZER_SLOT_SUFFIXES = (ADAM_M, ADAM_V)
 
 
 class CheckpointError(errors.UserError):
