@@ -25,13 +25,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first
 
 import configure_pretraining  # noqa: E402
 import run_pretraining  # noqa: E402
-from util import tfrecord_input  # noqa: E402
+from util import errors  # noqa: E402
 
 HELDOUT_EVERY = 10  # every 10th line of each text is held out for evaluation
 
 
-class DemoError(RuntimeError):
-  pass
+class DemoError(errors.UserError):
+  """Something the demo needs is missing (names it and how to get it)."""
 
 
 def konlpy_corpus():
@@ -180,8 +180,7 @@ def main(argv=None):
                                         pretrain_tfrecords=pattern, results_txt=txt))
       results[which] = run_pretraining.train_or_eval(eval_config)
     times["evaluation"] = time.time() - t
-  except (DemoError, configure_pretraining.ConfigError, run_pretraining.RunError,
-          tfrecord_input.InputError) as e:
+  except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
 

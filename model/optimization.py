@@ -7,16 +7,16 @@
   decay over all N steps, multiplied by a linear warm-up factor).
 - Layer-wise LR decay for finetuning, with the top-layer off-by-one of the original fixed
   (google-research/electra issue 51; see docs/optimization.md).
-- FUSED_UPDATE (default on, off on TPU): each variable's update runs as one XLA kernel,
-  the same formula, rather than ~12 element-wise ops each making a pass over the weights.
+- fused (argument of create_optimizer, default False; never on TPU): each variable's
+  update runs as one XLA kernel, the same formula, rather than ~12 element-wise ops each
+  making a pass over the weights.
 """
 import collections
 import re
 
-import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 
-FUSED_UPDATE = True
+from model import fused_ops
 
 CLIP_NORM = 1.0
 EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
@@ -138,7 +138,7 @@ def _adamw_step(param, m, v, grad, lr, beta_1, beta_2, epsilon, weight_decay_rat
 
 # One XLA kernel per variable shape: a single pass over the weights, slots and gradient
 # (CPU/GPU). The hyperparameters are Python floats, so they are compiled in as constants.
-_adamw_step_fused = tf2.function(_adamw_step, jit_compile=True, autograph=False)
+_adamw_step_fused = fused_ops.xla_kernel(_adamw_step)
 
 
 def _slot(param, full_name):
@@ -150,12 +150,28 @@ def _slot(param, full_name):
                            trainable=False, initializer=tf.zeros_initializer())
 
 
-def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False):
-  """The optimizer used by create_optimizer (wrapped in CrossShardOptimizer on TPU)."""
+def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False, fused=False):
+  """The optimizer used by create_optimizer (wrapped in CrossShardOptimizer on TPU).
+
+  Args:
+    learning_rate: scalar (tensor) or {variable-name pattern: scalar}.
+    weight_decay_rate: decoupled weight decay (not on LayerNorm / bias variables).
+    use_tpu: wrap in CrossShardOptimizer.
+    fused: one XLA kernel per variable update (CPU/GPU).
+
+  Returns:
+    the optimizer.
+
+  Raises:
+    ValueError: fused together with use_tpu (the TPU program is compiled whole; pass
+      fused=False there).
+  """
+  if fused and use_tpu:
+    raise ValueError("fused optimizer kernels are for CPU/GPU; pass fused=False with use_tpu")
   optimizer = AdamWeightDecayOptimizer(learning_rate=learning_rate,
                                        weight_decay_rate=weight_decay_rate,
                                        beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                                       fused=FUSED_UPDATE and not use_tpu)
+                                       fused=fused)
   if use_tpu:
     optimizer = tf.tpu.CrossShardOptimizer(optimizer)
   return optimizer
@@ -164,8 +180,28 @@ def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False):
 def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0,
                      use_tpu=False, warmup_steps=0, warmup_proportion=0, lr_decay_power=1.0,
                      layerwise_lr_decay_power=-1, n_transformer_layers=None,
-                     legacy_layerwise_lr=False):
-  """The train op: clipped AdamW step on all trainable variables, global_step += 1."""
+                     legacy_layerwise_lr=False, fused=False):
+  """The train op: clipped AdamW step on all trainable variables, global_step += 1.
+
+  Args:
+    loss: scalar float32 loss.
+    learning_rate: peak learning rate.
+    num_train_steps: steps of the polynomial decay to 0.
+    weight_decay_rate: decoupled weight decay.
+    use_tpu: wrap the optimizer for cross-shard gradient summing.
+    warmup_steps, warmup_proportion: linear warm-up length (the larger of the two).
+    lr_decay_power: power of the polynomial decay.
+    layerwise_lr_decay_power: > 0 enables layer-wise LR decay (finetuning).
+    n_transformer_layers: needed with layer-wise decay.
+    legacy_layerwise_lr: the original's off-by-one layer depths.
+    fused: one XLA kernel per variable update (CPU/GPU only; False with use_tpu).
+
+  Returns:
+    the train op (update, then global_step + 1).
+
+  Raises:
+    ValueError: fused with use_tpu; layer-wise decay without n_transformer_layers.
+  """
   global_step = tf.train.get_or_create_global_step()
   lr = learning_rate_schedule(learning_rate, global_step, num_train_steps,
                               warmup_steps=warmup_steps, warmup_proportion=warmup_proportion,
@@ -174,7 +210,8 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
     multipliers = layerwise_lr_multipliers(n_transformer_layers, layerwise_lr_decay_power,
                                            legacy=legacy_layerwise_lr)
     lr = collections.OrderedDict((k, lr * m) for k, m in multipliers.items())
-  optimizer = make_optimizer(lr, weight_decay_rate=weight_decay_rate, use_tpu=use_tpu)
+  optimizer = make_optimizer(lr, weight_decay_rate=weight_decay_rate, use_tpu=use_tpu,
+                             fused=fused)
   tvars = tf.trainable_variables()
   grads = tf.gradients(loss, tvars)
   grads, _ = tf.clip_by_global_norm(grads, clip_norm=CLIP_NORM)

@@ -13,8 +13,9 @@ import collections
 
 import tensorflow.compat.v1 as tf
 
-import configure_pretraining
 from model import modeling
+from model import positions as model_positions
+from model import sizes
 from pretrain import masking
 from pretrain import sampling
 
@@ -37,7 +38,7 @@ class PretrainingModel(object):
 
   def __init__(self, config, features, is_training, seed=None):
     self._config = config
-    self._bert_config = configure_pretraining.get_bert_config(config)
+    self._bert_config = sizes.bert_config(config.bert_hparams())
     self._is_training = is_training
     embedding_size = config.embedding_dim()
 
@@ -51,7 +52,7 @@ class PretrainingModel(object):
       generator = None
     elif config.has_generator_transformer():
       generator = self._build_transformer(
-          masked_inputs, configure_pretraining.get_generator_config(config),
+          masked_inputs, sizes.bert_config(config.generator_hparams()),
           name="generator",
           embedding_size=(None if config.untied_generator_embeddings else embedding_size),
           untied_embeddings=config.untied_generator_embeddings)
@@ -66,7 +67,6 @@ class PretrainingModel(object):
     self.losses = {"mlm_loss": mlm.loss}
 
     metric_inputs = {
-        "input_ids": masked_inputs.input_ids,
         "input_mask": masked_inputs.input_mask,
         "masked_lm_ids": masked_inputs.masked_lm_ids,
         "masked_lm_weights": masked_inputs.masked_lm_weights,
@@ -135,8 +135,8 @@ class PretrainingModel(object):
       else:
         table = generator.get_embedding_table()
         width = modeling.get_shape_list(table)[-1]
-        hidden = sampling.gather_positions(generator.get_sequence_output(),
-                                           inputs.masked_lm_positions)
+        hidden = model_positions.gather_positions(generator.get_sequence_output(),
+                                                  inputs.masked_lm_positions)
         hidden = modeling.dense(hidden, width, name="dense",
                                 activation=modeling.get_activation(cfg.hidden_act),
                                 kernel_initializer=modeling.create_initializer(

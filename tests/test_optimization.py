@@ -57,8 +57,8 @@ def _one_step_graph(grads, weight_decay_rate, lr=0.1, **kw):
 
 
 @pytest.mark.parametrize("fused", [True, False])
-def test_weight_decay_skips_layer_norm_and_bias_and_no_bias_correction(fused, monkeypatch):
-  monkeypatch.setattr(optimization, "FUSED_UPDATE", fused)  # one XLA kernel, or plain ops
+def test_weight_decay_skips_layer_norm_and_bias_and_no_bias_correction(fused):
+  # fused: one XLA kernel per variable, or the plain ops; same formula.
   rng = np.random.RandomState(0)
   shapes = {"layer_0/dense/kernel": [3, 4], "layer_0/dense/bias": [4],
             "layer_0/LayerNorm/gamma": [4], "layer_0/LayerNorm/beta": [4],
@@ -72,7 +72,7 @@ def test_weight_decay_skips_layer_norm_and_bias_and_no_bias_correction(fused, mo
     grads[name] = (init, g)
   wd, lr = 0.01, 0.1
   with tf.Graph().as_default():
-    variables, train_op = _one_step_graph(grads, wd, lr=lr)
+    variables, train_op = _one_step_graph(grads, wd, lr=lr, fused=fused)
     names = [v.op.name for v in tf.global_variables()]
     with tf.Session() as sess:
       sess.run(tf.global_variables_initializer())
@@ -188,6 +188,24 @@ def test_slots_named_from_root_scope_and_tpu_wrapper():
   opt = optimization.make_optimizer(0.1, use_tpu=True)
   assert isinstance(opt, tf.tpu.CrossShardOptimizer)
   assert isinstance(opt._opt, optimization.AdamWeightDecayOptimizer)
+
+
+def test_fused_update_is_an_explicit_argument():
+  """Default plain ops; fused=True compiles the update (a function call in the graph);
+  on TPU fused is refused rather than silently ignored."""
+  def update_ops(**kw):
+    g = tf.Graph()
+    with g.as_default():
+      v = tf.get_variable("electra/x/kernel", [3], initializer=tf.ones_initializer())
+      optimization.create_optimizer(tf.reduce_sum(v * v), 1.0, 10, **kw)
+    return [op for op in g.get_operations()
+            if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+  assert update_ops() == []
+  assert len(update_ops(fused=True)) == 1
+  assert not optimization.make_optimizer(0.1).fused
+  with pytest.raises(ValueError, match="use_tpu"):
+    optimization.make_optimizer(0.1, use_tpu=True, fused=True)
+  assert not hasattr(optimization, "FUSED_UPDATE")
 
 
 def test_fused_update_equals_plain_ops_over_steps():
