@@ -10,10 +10,10 @@ file that exists wins (docs/finetuning.md). Tasks distributed without a dev file
 file as dev when no dev file is present (finetune/readers.py).
 """
 import dataclasses
-import difflib
 from typing import Dict, Optional, Tuple
 
 from util import errors
+from util import hparams
 
 CLASSIFICATION, REGRESSION, TAGGING, SPAN = "classification", "regression", "tagging", "span"
 SPLITS = ("train", "dev", "test")
@@ -155,11 +155,9 @@ def get_task(name: str) -> TaskSpec:
   """The spec of task `name`.
 
   Raises:
-    UserError: unknown name; the message lists the valid names and the closest one.
+    ConfigError: unknown name; the message lists the valid names and the closest ones.
   """
   if name in TASKS:
     return TASKS[name]
-  close = difflib.get_close_matches(str(name), TASK_NAMES, n=1, cutoff=0.4)
-  hint = f"; did you mean {close[0]!r}?" if close else ""
-  raise errors.UserError(
-      f"unknown task {name!r}{hint} (valid tasks: {', '.join(TASK_NAMES)})")
+  raise errors.ConfigError(f"unknown task {name!r}{hparams.closest(name, TASK_NAMES)} "
+                           f"(valid tasks: {', '.join(TASK_NAMES)})")

@@ -161,9 +161,9 @@ def test_kornli_adds_snli_only_when_asked(tmp_path, data_dir):
 
 
 def test_unknown_task_lists_valid_names_with_suggestion():
-  with pytest.raises(errors.UserError) as e:
+  with pytest.raises(errors.ConfigError) as e:
     tasks.get_task("korquard")
-  assert "did you mean 'korquad'" in str(e.value)
+  assert "did you mean korquad?" in str(e.value)
   for name in tasks.TASK_NAMES:
     assert name in str(e.value)
 
