@@ -51,10 +51,14 @@ def decode(task: Union[str, tasks_lib.TaskSpec], examples: Sequence,
   n = len(feature_set.features)
   if spec.kind == tasks_lib.SPAN:
     from finetune import span_postprocess
+    joint = None
+    if "end_logits_given_start" in outputs:  # the original's joint_prediction head
+      joint = tuple(_rows(outputs, k, n) for k in (
+          "start_top_index", "start_top_log_probs", "end_logits_given_start"))
     return span_postprocess.best_answers(
         examples, feature_set, _rows(outputs, "start_logits", n),
         _rows(outputs, "end_logits", n), n_best_size=n_best_size,
-        max_answer_length=max_answer_length, final_text=final_text)
+        max_answer_length=max_answer_length, final_text=final_text, joint=joint)
   if spec.kind == tasks_lib.REGRESSION:
     values = _rows(outputs, "predictions", n).reshape(n, -1)[:, 0]
     out = [None] * len(examples)

@@ -17,7 +17,7 @@ whitespace tokens (`《CLICHÈ》를` for the answer `CLICHÈ`). docs/finetuning
 measured effect. "bert" stays the default: KoELECTRA's published numbers used it.
 """
 import collections
-from typing import List, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 FINAL_TEXT_MODES = ("bert", "offsets")
 
@@ -31,7 +31,9 @@ from model import tokenization
 def best_answers(examples: Sequence[readers.QAExample],
                  feature_set: features_lib.FeatureSet, start_logits: np.ndarray,
                  end_logits: np.ndarray, *, n_best_size: int = 20,
-                 max_answer_length: int = 30, final_text: str = "bert") -> List[str]:
+                 max_answer_length: int = 30, final_text: str = "bert",
+                 joint: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None
+                 ) -> List[str]:
   """The best answer text per question ("" when no candidate is valid).
 
   Args:
@@ -42,6 +44,10 @@ def best_answers(examples: Sequence[readers.QAExample],
     max_answer_length: longest answer in sub-tokens.
     final_text: "bert" (get_final_text, the original) or "offsets" (the context
       characters of the span's sub-tokens).
+    joint: the original's end-given-start head (finetune/heads.span_logits with joint):
+      (start_top_index [N, K], start_top_log_probs [N, K], end_logits_given_start
+      [N, K, L]); candidates are then each beam start with the n_best_size best ends
+      given it, ranked by start log-prob + end log-prob, as the original's decoding.
 
   Returns:
     list of answer strings, one per example.
@@ -51,11 +57,34 @@ def best_answers(examples: Sequence[readers.QAExample],
   """
   return [n[0] if n else "" for n in n_best(
       examples, feature_set, start_logits, end_logits, n_best_size=n_best_size,
-      max_answer_length=max_answer_length, final_text=final_text)]
+      max_answer_length=max_answer_length, final_text=final_text, joint=joint)]
+
+
+def _log_softmax(x):
+  x = x - np.max(x, axis=-1, keepdims=True)
+  return x - np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
+
+
+def _pairs(index, start_logits, end_logits, joint, n_best_size):
+  """(score, start, end) candidates of one feature, before the validity checks."""
+  if joint is None:
+    s_logits, e_logits = start_logits[index], end_logits[index]
+    starts = np.argsort(-s_logits, kind="stable")[:n_best_size]
+    ends = np.argsort(-e_logits, kind="stable")[:n_best_size]
+    return [(float(s_logits[s]) + float(e_logits[t]), int(s), int(t))
+            for s in starts for t in ends]
+  top_index, top_log_probs, end_given = joint
+  out = []
+  for k in range(top_index.shape[1]):
+    end_lp = _log_softmax(end_given[index, k].astype(np.float64))
+    for t in np.argsort(-end_lp, kind="stable")[:n_best_size]:
+      out.append((float(top_log_probs[index, k]) + float(end_lp[t]),
+                  int(top_index[index, k]), int(t)))
+  return out
 
 
 def n_best(examples, feature_set, start_logits, end_logits, *, n_best_size=20,
-           max_answer_length=30, final_text="bert") -> List[List[str]]:
+           max_answer_length=30, final_text="bert", joint=None) -> List[List[str]]:
   """Per question, up to n_best_size distinct answer texts, best first (arguments
   as best_answers)."""
   if final_text not in FINAL_TEXT_MODES:
@@ -71,16 +100,12 @@ def n_best(examples, feature_set, start_logits, end_logits, *, n_best_size=20,
       t2o, best_context, char_start, char_end = maps.feature_maps(
           index, feature_set.max_seq_length)
       spans[index] = (t2o, char_start, char_end)
-      s_logits, e_logits = start_logits[index], end_logits[index]
-      starts = np.argsort(-s_logits, kind="stable")[:n_best_size]
-      ends = np.argsort(-e_logits, kind="stable")[:n_best_size]
-      for s in starts:
+      for score, s, t in _pairs(index, start_logits, end_logits, joint, n_best_size):
         if t2o[s] < 0 or not best_context[s]:
           continue
-        for t in ends:
-          if t2o[t] < 0 or t < s or t - s + 1 > max_answer_length:
-            continue
-          candidates.append((float(s_logits[s]) + float(e_logits[t]), index, int(s), int(t)))
+        if t2o[t] < 0 or t < s or t - s + 1 > max_answer_length:
+          continue
+        candidates.append((score, index, s, t))
     candidates.sort(key=lambda c: -c[0])  # stable: earlier feature / start wins ties
     texts, seen = [], set()
     for _, index, s, t in candidates:
