@@ -19,6 +19,7 @@ import difflib
 import json
 import sys
 
+from pretrain import example_builder
 from util import fileio
 
 
@@ -170,7 +171,7 @@ class PretrainingConfig(object):
     d = self.data_dir
     join = fileio.join
     if "pretrain_tfrecords" not in explicit:
-      self.pretrain_tfrecords = join(d, "pretrain_tfrecords", "pretrain_data.tfrecord*")
+      self.pretrain_tfrecords = join(d, "pretrain_tfrecords", example_builder.SHARD_GLOB)
     if "vocab_file" not in explicit:
       self.vocab_file = join(d, "vocab.txt")
     if "model_dir" not in explicit:
