@@ -21,6 +21,7 @@ import sys
 
 from model import flops
 from model import sizes
+from pretrain import example_builder
 from util import errors
 from util import fileio
 from util import hparams as hparams_lib
@@ -161,7 +162,7 @@ class PretrainingConfig(object):
     d = self.data_dir
     join = fileio.join
     if "pretrain_tfrecords" not in explicit:
-      self.pretrain_tfrecords = join(d, "pretrain_tfrecords", "pretrain_data.tfrecord*")
+      self.pretrain_tfrecords = join(d, "pretrain_tfrecords", example_builder.SHARD_GLOB)
     if "vocab_file" not in explicit:
       self.vocab_file = join(d, "vocab.txt")
     if "model_dir" not in explicit:

@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first
 
 import configure_pretraining  # noqa: E402
 import run_pretraining  # noqa: E402
+from pretrain import example_builder  # noqa: E402
 from util import errors  # noqa: E402
 
 HELDOUT_EVERY = 10  # every 10th line of each text is held out for evaluation
@@ -97,11 +98,12 @@ def build_tfrecords(corpus_dir, vocab_file, out_dir, max_seq_length):
     print(f"TFRecords exist: {out_dir}")
     return out_dir
   import build_pretraining_dataset as bpd
-  rc = bpd.main(["--corpus-dir", str(corpus_dir), "--vocab-file", str(vocab_file),
-                 "--output-dir", str(out_dir), "--max-seq-length", str(max_seq_length),
-                 "--num-out-files", "2", "--no-progress"])
-  if rc:
-    raise DemoError(f"building TFRecords from {corpus_dir} failed (exit {rc})")
+  summary = bpd.build(bpd.BuildOptions(corpus_dir, vocab_file, out_dir,
+                                       max_seq_length=max_seq_length, num_out_files=2),
+                      progress=False)
+  bpd.print_summary(summary)
+  if not summary["examples"]:
+    raise DemoError(f"building TFRecords from {corpus_dir} gave no examples")
   return out_dir
 
 
@@ -173,7 +175,7 @@ def main(argv=None):
     results = {}
     for which, pattern, txt in (
         ("train", config.pretrain_tfrecords, config.results_txt),
-        ("heldout", str(data_dir / "heldout_tfrecords" / "pretrain_data.tfrecord*"),
+        ("heldout", str(data_dir / "heldout_tfrecords" / example_builder.SHARD_GLOB),
          str(pathlib.Path(config.results_txt).with_name("heldout_results.txt")))):
       eval_config = configure_pretraining.PretrainingConfig(
           "demo", str(data_dir), **dict(hp, do_train=False, do_eval=True,
