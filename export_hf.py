@@ -20,14 +20,12 @@ import argparse
 import os
 import sys
 
+import configure_pretraining
+from model import checkpoint
+from model import hf_format
+from model import tokenization
 from util import errors
-
-errors.quiet_tensorflow()
-
-import configure_pretraining  # noqa: E402
-from model import checkpoint  # noqa: E402
-from model import hf_format  # noqa: E402
-from model import tokenization  # noqa: E402
+from util import tf_logging
 
 PRETRAINING_MODELS = ("discriminator", "generator")
 
@@ -60,18 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "else single_label_classification)")
   p.add_argument("--data-description", help="the pretraining data, for the model card")
   p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
+  p.add_argument("--verbose", action="store_true",
+                 help="also show TensorFlow's own start-up log lines")
   return p
-
-
-def load_config(hparams, preset):
-  """PretrainingConfig of the checkpoint's model (paths are not used)."""
-  try:
-    values = configure_pretraining.parse_hparams(hparams)
-    if preset:
-      values.setdefault("preset", preset)
-    return configure_pretraining.PretrainingConfig("export", ".", **values)
-  except configure_pretraining.ConfigError as e:
-    raise hf_format.HFFormatError(str(e)) from e
 
 
 def model_hparams(config, model):
@@ -168,13 +157,9 @@ def export(ckpt, config, vocab_file, out_dir, which=PRETRAINING_MODELS, task_kin
   Raises:
     HFFormatError: a checkpoint, vocab or option that does not fit (nothing is written).
   """
-  try:
-    tokenization.load_vocab(vocab_file)
-    values = checkpoint.read_checkpoint_values(ckpt)
-    prefix = checkpoint.resolve_checkpoint(ckpt)
-  except (checkpoint.CheckpointError, tokenization.VocabError) as e:
-    raise hf_format.HFFormatError(str(e)) from e
-  pad_id = tokenization.load_vocab(vocab_file)[tokenization.PAD]
+  pad_id = tokenization.load_vocab(vocab_file)[tokenization.PAD]  # VocabError first
+  values = checkpoint.read_checkpoint_values(ckpt)
+  prefix = checkpoint.resolve_checkpoint(ckpt)
   details = card_details(config, values, prefix, data_description)
   jobs = []  # (kind, subfolder, state, hf config)
   if task_kind:
@@ -229,7 +214,9 @@ def usage_lines(written):
 
 def main(argv=None):
   args = build_parser().parse_args(argv)
-  config = load_config(args.hparams, args.preset)
+  # The checkpoint's model; its paths are not used.
+  config = configure_pretraining.PretrainingConfig.from_hparams("export", ".", args.hparams,
+                                                                preset=args.preset)
   labels = [l.strip() for l in args.labels.split(",")] if args.labels else None
   which = tuple(w.strip() for w in args.which.split(",") if w.strip())
   if args.task_kind is None and (args.task_name or labels or args.problem_type):
@@ -243,4 +230,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
   sys.exit(errors.run_main(main))

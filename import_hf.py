@@ -21,14 +21,12 @@ import sys
 
 import numpy as np
 
+import configure_pretraining
+from model import checkpoint
+from model import hf_format
+from model import tokenization
 from util import errors
-
-errors.quiet_tensorflow()
-
-import configure_pretraining  # noqa: E402
-from model import checkpoint  # noqa: E402
-from model import hf_format  # noqa: E402
-from model import tokenization  # noqa: E402
+from util import tf_logging
 
 CHECKPOINT_NAME = "model.ckpt-0"
 HPARAMS_FILE = "hparams.json"
@@ -51,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--generator", help="hub folder of the generator (ElectraForMaskedLM)")
   p.add_argument("--output-dir", required=True)
   p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
+  p.add_argument("--verbose", action="store_true",
+                 help="also show TensorFlow's own start-up log lines")
   return p
 
 
@@ -131,10 +131,7 @@ def import_folders(disc_dir, out_dir, gen_dir=None, overwrite=False, log=print):
   vocab_file = os.path.join(disc_dir, hf_format.VOCAB_FILE)
   if not os.path.isfile(vocab_file):
     raise hf_format.HFFormatError("%s: no vocab.txt" % disc_dir)
-  try:
-    n_vocab = len(tokenization.load_vocab(vocab_file))
-  except tokenization.VocabError as e:
-    raise hf_format.HFFormatError(str(e)) from e
+  n_vocab = len(tokenization.load_vocab(vocab_file))
   if n_vocab != disc_cfg["vocab_size"]:
     raise hf_format.HFFormatError("%s has %d tokens but config.json's vocab_size is %d" % (
         vocab_file, n_vocab, disc_cfg["vocab_size"]))
@@ -211,4 +208,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
   sys.exit(errors.run_main(main))

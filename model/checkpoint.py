@@ -16,11 +16,14 @@ import re
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from util import errors
+
 # AdamWeightDecayOptimizer slots (model/optimization.py), named as the original names them.
-OPTIMIZER_SLOT_SUFFIXES = ("/adam_m", "/adam_v")
+ADAM_M, ADAM_V = "/adam_m", "/adam_v"
+OPTIMIZER_SLOT_SUFFIXES = (ADAM_M, ADAM_V)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(errors.UserError):
   """A checkpoint that cannot be found or used."""
 
 
@@ -65,6 +68,19 @@ def graph_variables(graph=None, include_optimizer=False):
   return collections.OrderedDict(
       (v.op.name, tuple(v.shape.as_list())) for v in sorted(variables, key=lambda v: v.op.name)
       if include_optimizer or not is_optimizer_slot(v.op.name))
+
+
+def variables_of(build_fn):
+  """{name: shape} of the variables `build_fn()` creates, built in a throwaway graph.
+
+  Building a graph alone (no session, no initialisation) takes a second or two and gives
+  the exact names and shapes whatever the options (tied embeddings, generator size, task
+  heads), so a run can refuse a checkpoint of another architecture before it starts.
+  """
+  graph = tf.Graph()
+  with graph.as_default():
+    build_fn()
+  return graph_variables(graph)
 
 
 def parse_variable_list(text):
@@ -220,12 +236,13 @@ _HEAD_SCOPES = {
                                 "classifier/out_proj": "classifier.out_proj"},
     # Per-token tagging (Naver NER): one dense [H, labels].
     "token_classification": {"dense": "classifier"},
-    # KorQuAD without joint_prediction: [H, 1] each; HF stacks them as qa_outputs [2, H].
-    "question_answering": {"start_logits/dense": "qa_outputs",
-                           "end_logits/dense": "qa_outputs"},
+    # KorQuAD without joint_prediction: `dense` (start) and `dense_1` (end), [H, 1] each;
+    # HF stacks them as qa_outputs [2, H]. (joint_prediction adds `qa_hidden` [2H, 512]
+    # and makes `dense_1` [512, 1]: no HF equivalent.)
+    "question_answering": {"dense": "qa_outputs", "dense_1": "qa_outputs"},
 }
-# Rows of HF's qa_outputs: 0 start, 1 end.
-QA_ROWS = ("start_logits", "end_logits")
+# The TF layers giving rows 0 (start) and 1 (end) of HF's qa_outputs.
+QA_ROWS = ("dense", "dense_1")
 TASK_SCOPE = "task_specific"
 
 

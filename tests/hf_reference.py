@@ -112,10 +112,10 @@ def tf_logits(config, ckpt, ids, mask, types, batch=16):
   (PretrainingModel computes the generator's only at masked positions).
   """
   import tensorflow.compat.v1 as tf
-  import configure_pretraining
   from model import modeling
-  disc_cfg = configure_pretraining.get_bert_config(config)
-  gen_cfg = configure_pretraining.get_generator_config(config)
+  from model import sizes
+  disc_cfg = sizes.bert_config(config.bert_hparams())
+  gen_cfg = sizes.bert_config(config.generator_hparams())
   e = config.embedding_dim()
   graph = tf.Graph()
   with graph.as_default():
@@ -148,18 +148,13 @@ def tf_logits(config, ckpt, ids, mask, types, batch=16):
   return np.concatenate(out_d), np.concatenate(out_g)
 
 
-# Finetuned heads as run_finetuning.py names them (task_specific/<task>/...), {scope: shape}
-# for hidden 64; "original" is the original ELECTRA classifier, which does not export.
-HEADS = {
-    "nsmc/classifier/dense": (64, 64), "nsmc/classifier/out_proj": (64, 3),
-    "ner/dense": (64, 5),
-    "korquad/start_logits/dense": (64, 1), "korquad/end_logits/dense": (64, 1),
-    "original/dense": (64, 2),
-}
-# (task kind, task, label names) exported from the head checkpoint.
+# Finetuned heads, built by finetune/heads.py under task_specific/<task>/ as the finetuning
+# runner builds them: (task kind, task, label names) exported; "original" (the original
+# ELECTRA classifier) and "korquad_joint" (joint_prediction) do not export.
 HEAD_EXPORTS = (("sequence_classification", "nsmc", ["neg", "neu", "pos"]),
                 ("token_classification", "ner", None),
                 ("question_answering", "korquad", None))
+NER_LABELS = 5
 
 
 def _gelu(x):
@@ -176,36 +171,50 @@ def head_outputs(kind, task, values, seq):
         k("classifier/out_proj") + b("classifier/out_proj")
   if kind == "token_classification":
     return seq @ k("dense") + b("dense")
-  return np.stack([(seq @ k(n + "/dense") + b(n + "/dense"))[..., 0]
-                   for n in ("start_logits", "end_logits")])
+  return np.stack([(seq @ k(n) + b(n))[..., 0] for n in ("dense", "dense_1")])  # [2, B, S]
 
 
 def make_heads(work, config, ckpt, ids, mask, types):
-  """The pretrained encoder plus every head of HEADS (random weights) as a checkpoint under
-  work/heads, each exportable head exported to work/export_heads/<kind>, and the numpy
-  head outputs on the TF encoder output stored in heads_reference.npz. Returns its prefix."""
+  """The pretrained encoder plus the heads of finetune/heads.py (random weights, biases
+  too) as a checkpoint under work/heads; each exportable head exported to
+  work/export_heads/<kind>; heads_reference.npz holds the numpy head outputs on the TF
+  encoder output (what HF must give) and the TF heads' own outputs. Returns the prefix."""
   import tensorflow.compat.v1 as tf
-  import configure_pretraining
   import export_hf
+  from finetune import heads
   from model import checkpoint
   from model import modeling
+  from model import sizes
   rng = np.random.RandomState(0)
   with tf.Graph().as_default():
-    bert = modeling.BertModel(configure_pretraining.get_bert_config(config), False,
-                              tf.constant(ids, tf.int32), tf.constant(mask, tf.int32),
-                              tf.constant(types, tf.int32), use_one_hot_embeddings=False,
+    ids_t, mask_t, types_t = (tf.constant(x, tf.int32) for x in (ids, mask, types))
+    bert = modeling.BertModel(sizes.bert_config(config.bert_hparams()), False,
+                              ids_t, mask_t, types_t, use_one_hot_embeddings=False,
                               embedding_size=config.embedding_dim())
-    for scope, shape in HEADS.items():
-      with tf.variable_scope("task_specific/" + scope):
-        tf.get_variable("kernel", initializer=rng.normal(0, 0.2, shape).astype(np.float32))
-        tf.get_variable("bias", initializer=rng.normal(0, 0.2, shape[1:]).astype(np.float32))
+    seq_t = bert.get_sequence_output()
+    tf_out = {}
+    with tf.variable_scope("task_specific/nsmc"):
+      tf_out["sequence_classification"] = heads.sentence_logits(seq_t, 3, False, "hf")
+    with tf.variable_scope("task_specific/ner"):
+      tf_out["token_classification"] = heads.tagging_logits(seq_t, NER_LABELS, False, "hf")
+    with tf.variable_scope("task_specific/korquad"):
+      span = heads.span_logits(seq_t, mask_t, types_t, False, style="hf")
+      tf_out["question_answering"] = tf.stack([span["start_logits"], span["end_logits"]])
+    with tf.variable_scope("task_specific/original"):
+      heads.sentence_logits(seq_t, 2, False, "electra")
+    with tf.variable_scope("task_specific/korquad_joint"):
+      heads.span_logits(seq_t, mask_t, types_t, False, style="electra", joint=True)
+    head_vars = [v for v in tf.global_variables() if v.op.name.startswith("task_specific/")]
+    randomize = [tf.assign(v, rng.normal(0, 0.2, v.shape.as_list()).astype(np.float32))
+                 for v in head_vars]
     tf.train.get_or_create_global_step()
     checkpoint.init_from_checkpoint(ckpt, prefixes=("electra/",))
     with tf.Session() as sess:
       sess.run(tf.global_variables_initializer())
+      sess.run(randomize)
       prefix = tf.train.Saver().save(sess, os.path.join(work, "heads", "model.ckpt"),
                                      global_step=9)
-      seq = sess.run(bert.get_sequence_output())
+      seq, tf_values = sess.run([seq_t, tf_out])
   values = checkpoint.read_checkpoint_values(prefix)
   vocab = str(data_dir() / "vocab" / "v3" / "vocab.txt")
   expected = {}
@@ -213,6 +222,7 @@ def make_heads(work, config, ckpt, ids, mask, types):
     export_hf.export(prefix, config, vocab, os.path.join(work, "export_heads", kind),
                      task_kind=kind, task_name=task, labels=labels, log=lambda l: None)
     expected[kind] = head_outputs(kind, task, values, seq)
+    expected["tf_" + kind] = tf_values[kind]
   np.savez(os.path.join(work, "heads_reference.npz"), ids=ids, mask=mask, types=types,
            **expected)
   return prefix

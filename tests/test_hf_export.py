@@ -28,7 +28,7 @@ import run_pretraining
 from model import checkpoint
 from model import hf_format
 from model import modeling
-from model import tokenization
+from model import sizes
 from tests import hf_reference
 from tests.conftest import ROOT
 from util import errors
@@ -156,8 +156,9 @@ def test_head_names():
   assert m("task_specific/nsmc/dense/kernel", "sequence_classification") is None  # original
   assert m("task_specific/ner/dense/kernel", "token_classification") == (
       "classifier.weight", True)
-  assert m("task_specific/q/end_logits/dense/kernel", "question_answering") == (
+  assert m("task_specific/q/dense_1/kernel", "question_answering") == (
       "qa_outputs.weight", True)
+  assert m("task_specific/q/qa_hidden/kernel", "question_answering") is None  # joint
   assert m("electra/encoder/layer_1/output/LayerNorm/beta", "token_classification") == (
       "electra.encoder.layer.1.output.LayerNorm.bias", False)
   assert m("discriminator_predictions/dense/kernel", "token_classification") is None
@@ -166,10 +167,10 @@ def test_head_names():
                                 "electra/embeddings/word_embeddings"]) == ["a", "b"]
   # QA rows: start is row 0, end row 1.
   start, end = np.full([4, 1], 1.0), np.full([4, 1], 2.0)
-  state = checkpoint.tf_to_hf_state({"task_specific/q/start_logits/dense/kernel": start,
-                                     "task_specific/q/end_logits/dense/kernel": end,
-                                     "task_specific/q/start_logits/dense/bias": np.array([3.0]),
-                                     "task_specific/q/end_logits/dense/bias": np.array([4.0])},
+  state = checkpoint.tf_to_hf_state({"task_specific/q/dense/kernel": start,
+                                     "task_specific/q/dense_1/kernel": end,
+                                     "task_specific/q/dense/bias": np.array([3.0]),
+                                     "task_specific/q/dense_1/bias": np.array([4.0])},
                                     "question_answering")
   np.testing.assert_array_equal(state["qa_outputs.weight"], [[1.0] * 4, [2.0] * 4])
   np.testing.assert_array_equal(state["qa_outputs.bias"], [3.0, 4.0])
@@ -223,7 +224,7 @@ def test_discriminator_alone_is_what_finetuning_loads(made, tmp_path):
   assert not any(checkpoint.is_optimizer_slot(n) for n in names)
   config = configure_pretraining.PretrainingConfig("x", ".", **hp)
   with tf.Graph().as_default():
-    bert = modeling.BertModel(configure_pretraining.get_bert_config(config), False,
+    bert = modeling.BertModel(sizes.bert_config(config.bert_hparams()), False,
                               tf.zeros([1, 8], tf.int32), embedding_size=config.embedding_dim())
     del bert
     loaded = checkpoint.init_from_checkpoint(str(out), prefixes=("electra/",))
@@ -316,7 +317,10 @@ def test_finetuned_heads_export_with_their_outputs(made, report):
       assert len(cfg["id2label"]) == 5 and "problem_type" not in cfg
   heads = np.load(os.path.join(made[0], "heads_reference.npz"))
   assert heads["question_answering"].shape == (2, 16, hf_reference.SEQ)
-  assert np.abs(heads["sequence_classification"]).max() > 0.1  # not all zero
+  for kind, _, _ in hf_reference.HEAD_EXPORTS:
+    # The numpy formula is what finetune/heads.py computes (so HF = the finetuning head).
+    np.testing.assert_allclose(heads[kind], heads["tf_" + kind], rtol=0, atol=1e-5)
+    assert np.abs(heads[kind]).max() > 0.1  # not all zero
 
 
 @pytest.fixture(scope="module")
@@ -327,8 +331,7 @@ def head_ckpt(made):
 
 @pytest.mark.parametrize("case", ["original_head", "no_task_name", "labels_count", "joint_qa"])
 def test_heads_that_do_not_map_are_refused(head_ckpt, tmp_path, case, capsys):
-  prefix, v = head_ckpt
-  H = 64
+  prefix, _ = head_ckpt
   vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
   args = ["--checkpoint", prefix, "--hparams", json.dumps(hf_reference.TINY),
           "--vocab-file", vocab, "--output-dir", str(tmp_path / "out")]
@@ -337,20 +340,15 @@ def test_heads_that_do_not_map_are_refused(head_ckpt, tmp_path, case, capsys):
     expect = "not one-to-one with ElectraForSequenceClassification"
   elif case == "no_task_name":
     args += ["--task-kind", "token_classification"]
-    expect = "several tasks (korquad, ner, nsmc, original)"
+    expect = "several tasks (korquad, korquad_joint, ner, nsmc, original)"
   elif case == "labels_count":
     args += ["--task-kind", "sequence_classification", "--task-name", "nsmc",
              "--labels", "a,b"]
     expect = "2 label names given (a, b) but the head has 3 outputs"
   else:
     # KorQuAD with joint_prediction: the end layer sees the start; not HF's qa_outputs.
-    joint = tmp_path / "joint"
-    values = dict(v)
-    values["task_specific/korquad/end_logits/LayerNorm/gamma"] = np.ones([H], np.float32)
-    checkpoint.write_checkpoint(values, str(joint / "model.ckpt-1"))
-    args[1] = str(joint)
-    args += ["--task-kind", "question_answering", "--task-name", "korquad"]
-    expect = "joint_prediction"
+    args += ["--task-kind", "question_answering", "--task-name", "korquad_joint"]
+    expect = "task_specific/korquad_joint/qa_hidden/kernel"
   assert errors.run_main(export_hf.main, args) == 2
   err = capsys.readouterr().err
   assert err.startswith("error: ") and expect in err, err
