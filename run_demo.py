@@ -216,7 +216,6 @@ def main(argv=None):
 
   # Export: hub-ready folders of the trained model (export_hf.py), and how to load them.
   import export_hf
-  from util import errors
   stage("export: Hugging Face folders (ElectraForPreTraining, ElectraForMaskedLM)")
   try:
     written = export_hf.export(config.model_dir, config, str(vocab_file), str(out / "hf"),
