@@ -200,6 +200,16 @@ def test_round_trip_is_bit_identical_and_resumes(made, tmp_path):
   assert rebuilt.bert_hparams() == config.bert_hparams()
   assert rebuilt.generator_hparams() == config.generator_hparams()
   assert rebuilt.embedding_dim() == config.embedding_dim()
+  # HF -> TF -> HF: exporting the import with its hparams.json gives the same tensors.
+  again = export_hf.export(str(out), rebuilt, str(out / "vocab.txt"), str(tmp_path / "again"),
+                           log=lambda l: None)
+  from safetensors.numpy import load_file
+  for which, folder in again.items():
+    first = load_file(os.path.join(_export(made, which), "model.safetensors"))
+    second = load_file(os.path.join(folder, "model.safetensors"))
+    assert sorted(first) == sorted(second)
+    for name in first:
+      assert np.array_equal(first[name], second[name]), name
   # Continued pretraining: the documented command's config, model_dir = the import.
   cont = configure_pretraining.PretrainingConfig(
       "cont", os.path.join(work, "pretrain"),
