@@ -12,9 +12,9 @@ module knows the files around them:
   special_tokens_map.json
   README.md                model card
 
-Reading accepts model.safetensors (also sharded, with its index) or pytorch_model.bin,
-read without torch by a restricted unpickler that rebuilds tensors as numpy arrays and
-refuses any other object.
+Reading accepts model.safetensors (also sharded, with its index) or pytorch_model.bin
+(torch's zip format or its earlier pickle format), read without torch by a restricted
+unpickler that rebuilds tensors as numpy arrays and refuses any other object.
 """
 import collections
 import contextlib
@@ -269,7 +269,7 @@ def read_weights(folder: str) -> Dict[str, np.ndarray]:
       for shard in shards:
         state.update(load_file(os.path.join(folder, shard)))
     elif os.path.isfile(pt):
-      state = read_torch_zip(pt)
+      state = read_torch_checkpoint(pt)
     else:
       raise HFFormatError("%s: no %s, %s or %s" % (folder, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
                                                    TORCH_WEIGHTS_FILE))
@@ -284,18 +284,21 @@ def read_weights(folder: str) -> Dict[str, np.ndarray]:
 # torch storage class -> numpy dtype (all little-endian, as torch writes them on x86/ARM).
 _TORCH_STORAGES = {
     "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
-    "BFloat16Storage": "bfloat16", "LongStorage": "<i8", "IntStorage": "<i4",
+    "BFloat16Storage": "<u2", "LongStorage": "<i8", "IntStorage": "<i4",
     "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?",
 }
+# torch.save's non-zip format (torch < 1.6 default): these two pickles come first.
+_LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
+
+# A storage named in the pickle (its bytes are read afterwards) and a tensor on it.
+_StorageRef = collections.namedtuple("_StorageRef", ["key", "kind", "view"])
+_TensorRef = collections.namedtuple("_TensorRef", ["storage", "offset", "size", "stride"])
 
 
 def _rebuild_tensor(storage, offset, size, stride, *unused):
-  """torch._utils._rebuild_tensor_v2 for numpy: a strided view of the storage, copied."""
+  """torch._utils._rebuild_tensor_v2, deferred until the storage bytes are read."""
   del unused  # requires_grad, backward hooks, metadata
-  item = storage.itemsize
-  view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
-                                         strides=tuple(s * item for s in stride))
-  return np.array(view)
+  return _TensorRef(storage, offset, tuple(size), tuple(stride))
 
 
 def _rebuild_parameter(data, *unused):
@@ -303,12 +306,29 @@ def _rebuild_parameter(data, *unused):
   return data
 
 
-class _TensorUnpickler(pickle.Unpickler):
-  """Unpickles a torch state dict into numpy arrays; any other class is refused."""
+def _storage_array(raw, kind):
+  array = np.frombuffer(raw, _TORCH_STORAGES[kind])
+  if kind == "BFloat16Storage":  # bfloat16 = the high half of a float32
+    array = (array.astype(np.uint32) << 16).view(np.float32)
+  return array
 
-  def __init__(self, f, archive, prefix, path):
+
+def _materialize(ref, storages):
+  data = storages[ref.storage.key]
+  if ref.storage.view is not None:  # legacy views: (offset, size) into the root storage
+    data = data[ref.storage.view[0]:ref.storage.view[0] + ref.storage.view[1]]
+  item = data.itemsize
+  return np.array(np.lib.stride_tricks.as_strided(
+      data[ref.offset:], shape=ref.size, strides=tuple(s * item for s in ref.stride)))
+
+
+class _TensorUnpickler(pickle.Unpickler):
+  """Unpickles a torch state dict into _TensorRefs; any class but these few is refused,
+  so a crafted file cannot run code."""
+
+  def __init__(self, f, path):
     super().__init__(f)
-    self._archive, self._prefix, self._path = archive, prefix, path
+    self._path = path
 
   def find_class(self, module, name):
     allowed = {("collections", "OrderedDict"): collections.OrderedDict,
@@ -323,33 +343,62 @@ class _TensorUnpickler(pickle.Unpickler):
                             self._path, module, name))
 
   def persistent_load(self, pid):
-    # ("storage", storage class, key, location, number of elements)
-    storage_type, key = pid[1], pid[2]
-    raw = self._archive.read("%s/data/%s" % (self._prefix, key))
-    if storage_type == "BFloat16Storage":  # bfloat16 = the high half of a float32
-      return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view(np.float32)
-    return np.frombuffer(raw, _TORCH_STORAGES[storage_type])
+    # zip: ("storage", class, key, location, numel);
+    # legacy: ("storage", class, key, location, numel, (view key, offset, size) or None)
+    if pid[0] not in ("storage", b"storage"):
+      raise HFFormatError("%s: unknown persistent id %r" % (self._path, pid[0]))
+    view = pid[5] if len(pid) > 5 else None
+    return _StorageRef(str(pid[2]), pid[1], None if view is None else (view[1], view[2]))
 
 
-def read_torch_zip(path: str) -> Dict[str, np.ndarray]:
-  """{name: numpy array} of a torch.save'd state dict (zip format, torch >= 1.6), no torch.
+def read_torch_checkpoint(path: str) -> Dict[str, np.ndarray]:
+  """{name: numpy array} of a torch.save'd state dict, without torch.
+
+  Reads torch's zip format (torch >= 1.6) and its earlier pickle format (what many 2020
+  hub uploads hold).
 
   Raises:
-    HFFormatError: the legacy (pre-zip) format, or an object that is not a tensor.
+    HFFormatError: another format, or an object that is not a tensor.
   """
-  if not zipfile.is_zipfile(path):
-    raise HFFormatError("%s: not in torch's zip format (saved by torch < 1.6); load and "
-                        "re-save it with a current torch, or convert it to safetensors" % path)
-  with zipfile.ZipFile(path) as archive:
-    pkl = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-    if not pkl:
-      raise HFFormatError("%s: no data.pkl inside (not a torch checkpoint)" % path)
-    prefix = pkl[0].rsplit("/", 1)[0] if "/" in pkl[0] else ""
-    with archive.open(pkl[0]) as f:
-      state = _TensorUnpickler(f, archive, prefix, path).load()
-  if not isinstance(state, dict):
-    raise HFFormatError("%s: holds a %s, not a state dict" % (path, type(state).__name__))
-  return {str(k): v for k, v in state.items() if isinstance(v, np.ndarray)}
+  if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as archive:
+      pkl = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+      if not pkl:
+        raise HFFormatError("%s: no data.pkl inside (not a torch checkpoint)" % path)
+      prefix = pkl[0][:-len("data.pkl")]
+      with archive.open(pkl[0]) as f:
+        state = _TensorUnpickler(f, path).load()
+      if not isinstance(state, dict):
+        raise HFFormatError("%s: holds a %s, not a state dict" % (path, type(state).__name__))
+      refs = {r.storage.key: r.storage.kind for r in state.values()
+              if isinstance(r, _TensorRef)}
+      storages = {k: _storage_array(archive.read("%sdata/%s" % (prefix, k)), kind)
+                  for k, kind in refs.items()}
+  else:
+    with open(path, "rb") as f:
+      try:
+        magic = _TensorUnpickler(f, path).load()
+      except (pickle.UnpicklingError, EOFError, ValueError):
+        magic = None
+      if magic != _LEGACY_MAGIC or _TensorUnpickler(f, path).load() != _LEGACY_PROTOCOL:
+        raise HFFormatError("%s: not a torch checkpoint (neither torch's zip format nor "
+                            "its earlier pickle format)" % path)
+      _TensorUnpickler(f, path).load()  # sys info (byte order, type sizes)
+      state = _TensorUnpickler(f, path).load()
+      if not isinstance(state, dict):
+        raise HFFormatError("%s: holds a %s, not a state dict" % (path, type(state).__name__))
+      kinds = {}
+      for r in state.values():
+        if isinstance(r, _TensorRef):
+          kinds[r.storage.key] = r.storage.kind
+      storages = {}
+      for key in _TensorUnpickler(f, path).load():  # then each storage: int64 count, bytes
+        count = int(np.frombuffer(f.read(8), "<i8")[0])
+        kind = kinds.get(str(key), "ByteStorage")
+        item = np.dtype(_TORCH_STORAGES[kind]).itemsize
+        storages[str(key)] = _storage_array(f.read(count * item), kind)
+  return {str(k): _materialize(v, storages) for k, v in state.items()
+          if isinstance(v, _TensorRef)}
 
 
 # ---------------------------------------------------------------- tokenizer files

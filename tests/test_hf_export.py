@@ -241,14 +241,17 @@ def test_discriminator_alone_is_what_finetuning_loads(made, tmp_path):
   assert len(loaded) == len([n for n in names if n.startswith("electra/")])
 
 
-def test_pytorch_bin_is_read_without_torch(made, tmp_path):
-  """A pytorch_model.bin folder imports in a process where torch cannot be imported."""
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_pytorch_bin_is_read_without_torch(made, tmp_path, zip_format):
+  """A pytorch_model.bin folder (torch's zip format, or the earlier pickle format of many
+  2020 hub uploads) imports in a process where torch cannot be imported."""
   src = _export(made, "discriminator")
   folder = tmp_path / "bin"
   shutil.copytree(src, folder)
   model = transformers.ElectraForPreTraining.from_pretrained(src)
   os.remove(folder / "model.safetensors")
-  torch.save(model.state_dict(), folder / "pytorch_model.bin")
+  torch.save(model.state_dict(), folder / "pytorch_model.bin",
+             _use_new_zipfile_serialization=zip_format)
   code = ("import sys; sys.modules['torch'] = None\n"
           "import import_hf\n"
           "sys.exit(import_hf.errors.run_main(import_hf.main, sys.argv[1:]))")
@@ -262,6 +265,27 @@ def test_pytorch_bin_is_read_without_torch(made, tmp_path):
     if name != "global_step":
       assert np.array_equal(got[name], want[name]), name
   assert "discriminator_predictions/dense_1/kernel" in got
+
+
+def test_pytorch_bin_with_other_objects_is_refused(tmp_path):
+  """The restricted unpickler refuses any class but tensors: a crafted file runs nothing."""
+  import pickle
+  marker = tmp_path / "ran"
+
+  class Payload:
+    def __reduce__(self):
+      return (os.system, ("touch %s" % marker,))
+
+  path = tmp_path / "pytorch_model.bin"
+  with open(path, "wb") as f:
+    for obj in (0x1950A86A20F9469CFC6C, 1001, {}, {"w": Payload()}):
+      pickle.dump(obj, f, protocol=2)
+  with pytest.raises(hf_format.HFFormatError, match=r"holds a (posix|nt)\.system object"):
+    hf_format.read_torch_checkpoint(str(path))
+  assert not marker.exists()
+  path.write_bytes(b"not a checkpoint")
+  with pytest.raises(hf_format.HFFormatError, match="not a torch checkpoint"):
+    hf_format.read_torch_checkpoint(str(path))
 
 
 def _env():
