@@ -66,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 def model_hparams(config, model):
   """(BertConfig fields, embedding size) of one exported model.
 
+  Args:
+    config: the PretrainingConfig the checkpoint was trained with.
+    model: "discriminator" (also the encoder of finetuned models) or "generator".
+
+  Returns:
+    (dict of BertConfig fields, int embedding size).
+
   Raises:
     HFFormatError: a generator this layout cannot express as ElectraForMaskedLM.
   """
@@ -84,7 +91,8 @@ def model_hparams(config, model):
                else config.embedding_dim())
 
 
-def card_details(config, values, ckpt, data_description):
+def _card_details(config, values, ckpt, data_description):
+  """The model card's "Training" lines."""
   step = values.get("global_step")
   return {
       "checkpoint": "`%s`" % ckpt,
@@ -100,6 +108,14 @@ def card_details(config, values, ckpt, data_description):
 
 def head_state(values, kind, task):
   """{HF name: array} of a finetuned model, after checking the head maps one-to-one.
+
+  Args:
+    values: {TF name: array} of the checkpoint.
+    kind: one of checkpoint.HEAD_MODELS.
+    task: the <task> of task_specific/<task>/, or None for the only one.
+
+  Returns:
+    ({HF name: array}, the task name).
 
   Raises:
     HFFormatError: no task, several tasks and no --task-name, or a head that does not map
@@ -160,7 +176,7 @@ def export(ckpt, config, vocab_file, out_dir, which=PRETRAINING_MODELS, task_kin
   pad_id = tokenization.load_vocab(vocab_file)[tokenization.PAD]  # VocabError first
   values = checkpoint.read_checkpoint_values(ckpt)
   prefix = checkpoint.resolve_checkpoint(ckpt)
-  details = card_details(config, values, prefix, data_description)
+  details = _card_details(config, values, prefix, data_description)
   jobs = []  # (kind, subfolder, state, hf config)
   if task_kind:
     state, task = head_state(values, task_kind, task_name)
@@ -202,7 +218,14 @@ def export(ckpt, config, vocab_file, out_dir, which=PRETRAINING_MODELS, task_kin
 
 
 def usage_lines(written):
-  """The Python lines that load each exported folder with transformers."""
+  """The Python lines that load each exported folder with transformers.
+
+  Args:
+    written: export()'s {model kind: folder}.
+
+  Returns:
+    list of str.
+  """
   lines = ["from transformers import AutoTokenizer, " +
            ", ".join(sorted({hf_format.ARCHITECTURES[k] for k in written}))]
   for kind, folder in written.items():

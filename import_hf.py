@@ -57,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
 def pretraining_hparams(disc_cfg, gen_cfg=None, untied_embeddings=False):
   """The PretrainingConfig hparams (dict) of an imported model, checked by building it.
 
+  Args:
+    disc_cfg: the discriminator's config.json fields.
+    gen_cfg: the generator's, or None (discriminator only).
+    untied_embeddings: the generator has its own embedding table.
+
+  Returns:
+    dict of hparams (no paths).
+
   Raises:
     HFFormatError: a generator this project's generator rule (heads = hidden // 64,
       intermediate = 4 x hidden) cannot build, or sizes the config refuses.
@@ -91,7 +99,8 @@ def pretraining_hparams(disc_cfg, gen_cfg=None, untied_embeddings=False):
 
 
 def _encoder_state(folder, cfg, model):
-  """Reads a folder's weights; checks every parameter the model needs is there, sized."""
+  """A folder's {HF name: array}, every encoder parameter checked against config.json;
+  also returns the head parameters that are absent (an ElectraModel has none)."""
   state = hf_format.read_weights(folder)
   expected = hf_format.expected_shapes(cfg, model)
   head = [n for n in expected if not n.startswith("electra.")]
@@ -149,11 +158,11 @@ def import_folders(disc_dir, out_dir, gen_dir=None, overwrite=False, log=print):
                                     "ElectraForMaskedLM folder" % (gen_dir, ", ".join(missing)))
     lm = gen_state.get("generator_lm_head.weight")
     emb = gen_state["electra.embeddings.word_embeddings.weight"]
-    if lm is not None and not np_equal(lm, emb):
+    if lm is not None and not _same(lm, emb):
       raise hf_format.HFFormatError("%s: generator_lm_head.weight is not the word embedding "
                                     "table; ELECTRA's generator ties them" % gen_dir)
     shared = [n for n in gen_state if n.startswith("electra.embeddings.")]
-    same = all(n in disc_state and np_equal(gen_state[n], disc_state[n]) for n in shared)
+    same = all(n in disc_state and _same(gen_state[n], disc_state[n]) for n in shared)
     if not same:
       # Different tables: the generator had its own (untied_generator_embeddings), which
       # this project builds with the generator's hidden size.
@@ -196,7 +205,7 @@ def import_folders(disc_dir, out_dir, gen_dir=None, overwrite=False, log=print):
   return hp_out
 
 
-def np_equal(a, b):
+def _same(a, b):
   return a.shape == b.shape and bool((a == b).all())
 
 

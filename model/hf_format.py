@@ -187,6 +187,8 @@ def expected_shapes(config: dict, model: str) -> Dict[str, Tuple[int, ...]]:
 def check_shapes(state: Dict[str, np.ndarray], config: dict, model: str, source: str) -> None:
   """Raises HFFormatError unless `state` holds exactly the parameters `config` implies.
 
+  The message lists each missing, unexpected or differently shaped parameter.
+
   Args:
     state: {HF name: array} (tied `generator_lm_head.weight` ignored).
     config: config.json fields.
@@ -205,6 +207,12 @@ def check_shapes(state: Dict[str, np.ndarray], config: dict, model: str, source:
 
 def read_config(folder: str) -> dict:
   """config.json of a hub folder, checked to be an ELECTRA model.
+
+  Args:
+    folder: a hub-format folder.
+
+  Returns:
+    The config dict; embedding_size defaults to hidden_size (as ElectraConfig's).
 
   Raises:
     HFFormatError: no config.json, invalid JSON, or a model_type other than "electra".
@@ -233,7 +241,13 @@ def read_config(folder: str) -> dict:
 
 def write_safetensors(state: Dict[str, np.ndarray], path: str,
                       metadata: Optional[Dict[str, str]] = None) -> None:
-  """Writes {name: array} as safetensors (float32 stays float32), "pt" format metadata."""
+  """Writes {name: array} as safetensors (dtypes kept) with "pt" format metadata.
+
+  Args:
+    state: {parameter name: numpy array}.
+    path: the file.
+    metadata: more header strings.
+  """
   from safetensors.numpy import save_file
   meta = {"format": "pt"}  # transformers' loader checks this key
   meta.update(metadata or {})
@@ -251,6 +265,12 @@ def read_weights(folder: str) -> Dict[str, np.ndarray]:
   (torch's zip format, through a restricted unpickler). Buffers that are not weights
   (position_ids, token_type_ids) are dropped; names of a bare ElectraModel (no
   "electra." prefix) get the prefix.
+
+  Args:
+    folder: a hub-format folder.
+
+  Returns:
+    {HF parameter name: numpy array}.
 
   Raises:
     HFFormatError: no weights file, or one that cannot be read.
@@ -356,6 +376,12 @@ def read_torch_checkpoint(path: str) -> Dict[str, np.ndarray]:
 
   Reads torch's zip format (torch >= 1.6) and its earlier pickle format (what many 2020
   hub uploads hold).
+
+  Args:
+    path: a pytorch_model.bin.
+
+  Returns:
+    {parameter name: numpy array}; non-tensor entries are dropped.
 
   Raises:
     HFFormatError: another format, or an object that is not a tensor.
@@ -560,6 +586,13 @@ def staged_output(out_dir: str, overwrite: bool = False) -> Iterator[str]:
 
   Nothing is half written: on any error the temporary folder is removed and out_dir is as
   it was. With overwrite, an existing out_dir is replaced at the end.
+
+  Args:
+    out_dir: the final folder (local).
+    overwrite: replace a non-empty out_dir.
+
+  Yields:
+    The temporary folder to write into.
 
   Raises:
     HFFormatError: out_dir exists and is not empty, without overwrite; or it is a file.
