@@ -11,8 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MAIN_VENV=${KOELECTRA_VENV:-.venv}
 VENV=${KOELECTRA_HF5_VENV:-.venv-hf5}
-PY=${PYTHON:-python3}
 [ -x "$MAIN_VENV/bin/python" ] || { echo "error: $MAIN_VENV missing; run 'bash setup.sh test' first" >&2; exit 1; }
+# The main venv's Python (3.9-3.11, checked by setup.sh): the torch pin's CPU wheel is
+# there for it, where a newer python3 could send pip to the network for a CUDA build.
+PY="$MAIN_VENV/bin/python"
 stamp="$VENV/.installed-$(sha1sum requirements-hf5.txt | cut -c1-16)"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV" || { echo "error: '$PY -m venv' failed" >&2; exit 1; }
