@@ -50,8 +50,9 @@ def find_init_checkpoint(config, log=print):
       log(f"no checkpoint at {where}: the encoder starts from random weights "
           "(allow_random_init)")
       return None
-    raise RunError(f"{e}; pretrain a model with run_pretraining.py, set init_checkpoint "
-                   "in --hparams, or set \"allow_random_init\": true for a smoke run") from e
+    raise RunError(f"no checkpoint to start from ({e}); pretrain a model with "
+                   "run_pretraining.py, set init_checkpoint in --hparams, or set "
+                   "\"allow_random_init\": true for a smoke run") from e
   variables = ckpt_lib.checkpoint_variables(prefix)
   table = variables.get("electra/embeddings/word_embeddings")
   if table is None:
@@ -162,6 +163,31 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
                  "num_examples": len(examples)}, f)
     log(f"  wrote {len(records):,} features to {path}")
   return Split(split, read, feature_set, path, len(records))
+
+
+def _build_for_variables(config):
+  """The finetuning graph on placeholders: what a checkpoint of `config` holds."""
+  import tensorflow.compat.v1 as tf
+  from finetune import features as features_lib
+  from finetune import model as model_lib
+  features = {
+      name: tf.placeholder(tf.int32 if dtype == "int64" else tf.float32, [2] + list(shape),
+                           name=name)
+      for name, (dtype, shape) in features_lib.feature_spec(
+          config.task_name, config.max_seq_length).items()}
+  model_lib.FinetuningModel(config, features, is_training=True)
+
+
+def check_architecture(config, checkpoint):
+  """Raises RunError if a trial's checkpoint was written by another architecture."""
+  from model import checkpoint as ckpt_lib
+  try:
+    ckpt_lib.check_checkpoint_matches(
+        checkpoint, ckpt_lib.variables_of(lambda: _build_for_variables(config)),
+        ignore=(r"^global_step$",))
+  except ckpt_lib.CheckpointError as e:
+    raise RunError(f"{checkpoint} was written by a model of another architecture; use "
+                   f"another model_dir or the hparams that wrote it.\n{e}") from e
 
 
 def _name_to_features(config):
@@ -278,7 +304,10 @@ def run_trial(config, trial, splits, num_train_steps, init_checkpoint,
   from util import tfrecord_input
   from finetune import tasks as tasks_lib
   trial_dir = fileio.join(config.model_dir, f"trial_{trial}")
-  estimator_lib.recover_model_dir(trial_dir, log=log)
+  resume = estimator_lib.recover_model_dir(trial_dir, log=log)
+  if resume:
+    check_architecture(config, resume)
+    log(f"trial {trial}: resuming from {resume}")
   model_fn = model_fn_builder(config, num_train_steps, init_checkpoint, trial_dir)
   seed = None if config.seed is None else config.seed + trial - 1
   estimator = estimator_lib.from_config(
@@ -294,6 +323,7 @@ def run_trial(config, trial, splits, num_train_steps, init_checkpoint,
         train.path, _name_to_features(config), is_training=True, seed=seed),
         max_steps=num_train_steps)
     out["train_seconds"] = time.time() - start
+    out["global_step"] = int(estimator.get_variable_value("global_step"))
   spec = tasks_lib.get_task(config.task_name)
   word_level = spec.kind == tasks_lib.TAGGING and config.classifier_head == "electra"
   for key, split_name in EVAL_SPLITS:
