@@ -10,7 +10,8 @@ Finetuned checkpoint (encoder under electra/, head under task_specific/<task>/):
       --output-dir OUT --task-kind sequence_classification [--task-name nsmc] \\
       [--labels negative,positive]
 writes OUT/ itself (ElectraForSequenceClassification, ElectraForTokenClassification or
-ElectraForQuestionAnswering).
+ElectraForQuestionAnswering). --hparams may then be the finetuning run's: only its size
+keys (SIZE_KEYS) are read.
 
 Each folder: config.json, model.safetensors (from numpy; no torch needed), vocab.txt,
 tokenizer.json, tokenizer_config.json, special_tokens_map.json and README.md. OUT is
@@ -25,9 +26,14 @@ from model import checkpoint
 from model import hf_format
 from model import tokenization
 from util import errors
+from util import hparams as hparams_lib
 from util import tf_logging
 
 PRETRAINING_MODELS = ("discriminator", "generator")
+# The hparams that give the encoder's sizes, the same in pretraining and finetuning
+# configs (both derive them with model/sizes.py).
+SIZE_KEYS = ("model_size", "embedding_size", "vocab_size", "model_hparam_overrides", "debug")
+WORD_EMBEDDINGS = "electra/embeddings/word_embeddings"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help="a model directory (its latest checkpoint) or a checkpoint prefix")
   p.add_argument("--hparams", default="{}",
                  help="the pretraining hparams the checkpoint was trained with: JSON object "
-                      "or a path to a JSON file")
+                      "or a path to a JSON file (with --task-kind, the finetuning run's "
+                      "hparams also work: only the size keys are read)")
   p.add_argument("--preset", choices=sorted(configure_pretraining.PRESETS),
                  help="KoELECTRA preset applied before --hparams")
   p.add_argument("--vocab-file", required=True, help="the vocab the model was trained with")
@@ -91,9 +98,12 @@ def model_hparams(config, model):
                else config.embedding_dim())
 
 
-def _card_details(config, values, ckpt, data_description):
+def _card_details(config, values, ckpt, data_description, finetuned):
   """The model card's "Training" lines."""
   step = values.get("global_step")
+  if finetuned:
+    return {"checkpoint": "`%s`" % ckpt,
+            "finetuning steps": str(int(step)) if step is not None else "unknown"}
   return {
       "checkpoint": "`%s`" % ckpt,
       "training steps": "%s of %s" % (int(step) if step is not None else "unknown",
@@ -176,7 +186,7 @@ def export(ckpt, config, vocab_file, out_dir, which=PRETRAINING_MODELS, task_kin
   pad_id = tokenization.load_vocab(vocab_file)[tokenization.PAD]  # VocabError first
   values = checkpoint.read_checkpoint_values(ckpt)
   prefix = checkpoint.resolve_checkpoint(ckpt)
-  details = _card_details(config, values, prefix, data_description)
+  details = _card_details(config, values, prefix, data_description, bool(task_kind))
   jobs = []  # (kind, subfolder, state, hf config)
   if task_kind:
     state, task = head_state(values, task_kind, task_name)
@@ -237,8 +247,17 @@ def usage_lines(written):
 
 def main(argv=None):
   args = build_parser().parse_args(argv)
+  hparams = hparams_lib.parse_hparams(args.hparams)
+  if args.task_kind:
+    hparams = {k: v for k, v in hparams.items() if k in SIZE_KEYS}
+  if "vocab_size" not in hparams and not (args.preset or hparams.get("preset")):
+    # Not given: the checkpoint's (pretraining and finetuning configs default differently);
+    # the vocab file is checked against it all the same.
+    shapes = checkpoint.checkpoint_variables(args.checkpoint)
+    if WORD_EMBEDDINGS in shapes:
+      hparams["vocab_size"] = shapes[WORD_EMBEDDINGS][0]
   # The checkpoint's model; its paths are not used.
-  config = configure_pretraining.PretrainingConfig.from_hparams("export", ".", args.hparams,
+  config = configure_pretraining.PretrainingConfig.from_hparams("export", ".", hparams,
                                                                 preset=args.preset)
   labels = [l.strip() for l in args.labels.split(",")] if args.labels else None
   which = tuple(w.strip() for w in args.which.split(",") if w.strip())

@@ -481,3 +481,49 @@ def test_documented_commands_parse():
       module.build_parser().parse_args(argv)
       found += 1
   assert found >= 3
+
+
+# ---------------------------------------------------------------- run_finetuning checkpoints
+
+
+@pytest.mark.parametrize("task,kind,head", [
+    ("question-pair", "sequence_classification", "hf"),
+    ("naver-ner", "token_classification", "electra")])
+def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
+  """A checkpoint of run_finetuning.py itself (a few steps, tiny random encoder) exports
+  with the finetuning hparams, and transformers gives the head on the TF encoder output."""
+  import run_finetuning
+  from model import tokenization
+  from tests.finetune_data import layout
+  layout(tmp_path, task, rows=24)
+  vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
+  hp = {"max_seq_length": 48, "embedding_size": 16, "train_batch_size": 8,
+        "allow_random_init": True, "task_names": [task], "classifier_head": head,
+        "num_train_epochs": 1.0, "do_eval": False, "seed": 3, "vocab_file": vocab,
+        "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2,
+                                   "num_attention_heads": 2, "intermediate_size": 64}}
+  config = run_finetuning.configure_finetuning.FinetuningConfig("tiny", str(tmp_path), **hp)
+  run_finetuning.run(config, log=lambda l: None)
+  trial = os.path.join(config.model_dir, "trial_1")
+  out = tmp_path / "hf"
+  assert errors.run_main(export_hf.main, [
+      "--checkpoint", trial, "--hparams", json.dumps(hp), "--vocab-file", vocab,
+      "--output-dir", str(out), "--task-kind", kind]) == 0
+  model = hf_reference.load_clean(
+      getattr(transformers, hf_format.ARCHITECTURES[kind]), str(out))
+  tok = tokenization.FullTokenizer(vocab)
+  ids, mask, types = hf_reference.encode(tok, hf_reference.sentences(8), seq=48)
+  values = checkpoint.read_checkpoint_values(trial)
+  with tf.Graph().as_default():
+    bert = modeling.BertModel(sizes.bert_config(config.bert_hparams()), False,
+                              tf.constant(ids, tf.int32), tf.constant(mask, tf.int32),
+                              tf.constant(types, tf.int32), use_one_hot_embeddings=False,
+                              embedding_size=config.embedding_dim())
+    checkpoint.init_from_checkpoint(trial, prefixes=("electra/",))
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      seq = sess.run(bert.get_sequence_output())
+  want = hf_reference.head_outputs(kind, task, values, seq)
+  got = hf_reference.hf_logits(model, ids, mask, types)
+  np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+  assert model.config.num_labels == want.shape[-1] > 1
