@@ -267,6 +267,30 @@ def test_pytorch_bin_is_read_without_torch(made, tmp_path, zip_format):
   assert "discriminator_predictions/dense_1/kernel" in got
 
 
+def test_run_finetuning_starts_from_an_import(made, tmp_path):
+  """import_hf's discriminator checkpoint + the size keys of its hparams.json is what
+  run_finetuning.py needs: the encoder starts from the imported weights."""
+  import run_finetuning
+  from tests.finetune_data import layout
+  ckpt = tmp_path / "imported"
+  hp = import_hf.import_folders(_export(made, "discriminator"), str(ckpt), log=lambda l: None)
+  layout(tmp_path, "question-pair", rows=16)
+  ft = {k: hp[k] for k in export_hf.SIZE_KEYS if k in hp}
+  ft.update(init_checkpoint=str(ckpt), vocab_file=hp["vocab_file"], max_seq_length=48,
+            train_batch_size=8, task_names=["question-pair"], num_train_epochs=1.0,
+            do_eval=False)
+  config = run_finetuning.configure_finetuning.FinetuningConfig("ft", str(tmp_path), **ft)
+  logged = []
+  run_finetuning.run(config, log=logged.append)
+  assert "encoder initialised from %s" % (ckpt / "model.ckpt-0") in logged, logged
+  trained = checkpoint.read_checkpoint_values(os.path.join(config.model_dir, "trial_1"))
+  start = checkpoint.read_checkpoint_values(str(ckpt))
+  # Trained a step or two from the import: close to it, not equal, not a random init.
+  name = "electra/embeddings/position_embeddings"
+  delta = np.abs(trained[name] - start[name]).max()
+  assert 0 < delta < 0.01, delta
+
+
 def test_pytorch_bin_with_other_objects_is_refused(tmp_path):
   """The restricted unpickler refuses any class but tensors: a crafted file runs nothing."""
   import pickle
