@@ -250,6 +250,11 @@ def main(argv=None):
   hparams = hparams_lib.parse_hparams(args.hparams)
   if args.task_kind:
     hparams = {k: v for k, v in hparams.items() if k in SIZE_KEYS}
+    # Unused here, but a PretrainingConfig checks it against the position table.
+    overrides = hparams.get("model_hparam_overrides")
+    positions = overrides.get("max_position_embeddings", 512) \
+        if isinstance(overrides, dict) else 512
+    hparams["max_seq_length"] = min(128, positions)
   if "vocab_size" not in hparams and not (args.preset or hparams.get("preset")):
     # Not given: the checkpoint's (pretraining and finetuning configs default differently);
     # the vocab file is checked against it all the same.
