@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import build_pretraining_dataset
 import configure_pretraining
 import run_pretraining
+from tests.conftest import head_lines
 from util import errors
+from util import tfrecord_input
 from util import xla_check
 
 SEQ = 16
@@ -87,15 +90,25 @@ def test_dynamic_batch_is_refused():
     xla_check.first_batch(input_fn, 2)
 
 
-def test_tiny_pretraining_step_compiles_with_tpu_settings(tmp_path, vocab_v3):
+def test_tiny_pretraining_step_compiles_with_tpu_settings(tmp_path, data_dir, vocab_v3):
+  # TFRecords from 64 real news comments, read back by the runner's own input_fn.
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  lines = head_lines(data_dir / "corpus" / "hate-speech-unlabeled" / "unlabeled_comments_5.txt",
+                     64)
+  (corpus / "c.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+  assert build_pretraining_dataset.main([
+      "--corpus-dir", str(corpus), "--vocab-file", vocab_v3,
+      "--output-dir", str(tmp_path / "pretrain_tfrecords"), "--max-seq-length", str(SEQ),
+      "--num-out-files", "1", "--no-progress"]) in (0, None)
   config = configure_pretraining.PretrainingConfig(
       "tiny", str(tmp_path), vocab_file=vocab_v3, use_tpu=True, fused_kernels=False,
       use_bf16=True, **TINY)
-  rng = np.random.RandomState(0)
-  ids = rng.randint(5, 35000, size=(4, SEQ)).astype(np.int32)
-  ids[:, 0] = 2
-  batch = {"input_ids": ids, "input_mask": np.ones((4, SEQ), np.int32),
-           "segment_ids": np.zeros((4, SEQ), np.int32)}
+  input_fn = tfrecord_input.get_input_fn(
+      tfrecord_input.expand_patterns(config.pretrain_tfrecords),
+      tfrecord_input.pretraining_features(SEQ), is_training=True)
+  batch = xla_check.first_batch(input_fn, config.train_batch_size)
+  assert batch["input_ids"].shape == (4, SEQ) and batch["input_ids"].dtype == np.int32
   summaries = tmp_path / "summaries"
   result = xla_check.check_train_step(run_pretraining.model_fn_builder(config), batch,
                                       summary_dir=str(summaries))

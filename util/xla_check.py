@@ -128,6 +128,7 @@ def check_train_step(model_fn, features, params=None, summary_dir=None,
   from tensorflow.python.compiler.xla import xla
   from tensorflow.python.ops import summary_ops_v2
   from tensorflow.python.tpu import tpu_function
+  from tensorflow.python.util import deprecation
 
   start = time.time()
   features = {k: np.asarray(v) for k, v in features.items()}
@@ -160,7 +161,9 @@ def check_train_step(model_fn, features, params=None, summary_dir=None,
 
       before = len(graph.get_operations())
       try:
-        with tpu_function.tpu_shard_context(1):
+        # xla.compile is deprecated for tf.function(jit_compile=True), which cannot hold
+        # a TF1 model_fn's variables and collections; its warning is not the user's concern.
+        with tpu_function.tpu_shard_context(1), deprecation.silence():
           outputs = xla.compile(step, inputs=inputs)
       except XlaCheckError:
         raise
@@ -244,11 +247,12 @@ def _describe_failure(error, graph):
     if op is not None:
       if op.outputs:
         out = op.outputs[0]
-        tensor = f", tensor {out.name} {out.dtype.name}{out.shape}"
+        tensor = f", tensor {out.name} {out.dtype.name}{out.shape.as_list()}"
       site = _creation_site(op)
       if site:
         where = f", created at {site}"
-    reason = why.split(" OpKernel")[0] if why else _xla_reason(text)
+    reason = (f"XLA has no kernel for {op_type}" if why and why.startswith("No registered")
+              else why or _xla_reason(text))
     return (f"XLA cannot compile the train step: op {op_type} named {name!r}{tensor}"
             f"{where} ({reason})")
   return f"XLA could not compile or run the train step: {_xla_reason(text)}"
