@@ -146,6 +146,13 @@ def test_single_file_destinations(env, tree, tmp_path):
   gcs.copy(f"gs://{BUCKET}/single/vocab.txt", str(tmp_path / "renamed.txt"), progress=False)
   assert (tmp_path / "vocab.txt").read_bytes() == src.read_bytes()
   assert (tmp_path / "renamed.txt").read_bytes() == src.read_bytes()
+  gcs.copy(f"gs://{BUCKET}/single/vocab.txt", str(tmp_path / "r"), recursive=True,
+           progress=False)
+  assert (tmp_path / "r").read_bytes() == src.read_bytes()
+  with pytest.raises(gcs.GcsError, match="is a directory; use cp -r"):
+    gcs.copy(str(tree), f"gs://{BUCKET}/single/", progress=False)
+  with pytest.raises(gcs.GcsError, match="is a prefix holding 1 object"):
+    gcs.copy(f"gs://{BUCKET}/single", str(tmp_path / "x"), progress=False)
 
 
 def test_corrupted_download_leaves_nothing(env, tree, tmp_path):
@@ -216,6 +223,36 @@ def test_interrupted_download_resumes(env, big, tmp_path):
   assert report.bytes_copied == big.stat().st_size - 3 * CHUNK
   assert dst.read_bytes() == big.read_bytes()
   assert not part.exists()
+
+
+class _RewriteAfter(object):
+  """A progress sink that changes the file's last byte once `limit` bytes have been sent,
+  as a job still writing a checkpoint would."""
+
+  def __init__(self, path, limit):
+    self.path, self.limit, self.seen = path, limit, 0
+
+  def update(self, n):
+    before, self.seen = self.seen, self.seen + n
+    if before < self.limit <= self.seen:
+      with open(self.path, "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_END)
+        f.write(bytes([last[0] ^ 0xFF]))
+
+
+def test_file_changed_during_upload_is_refused(env, big, tmp_path):
+  path = tmp_path / "changing.jsonl"
+  path.write_bytes(big.read_bytes())
+  dst = f"gs://{BUCKET}/changing/changing.jsonl"
+  with pytest.raises(gcs.GcsError, match="CRC32C mismatch.*no object was created"):
+    gcs.copy(str(path), dst, chunk_size=CHUNK, progress=_RewriteAfter(str(path), CHUNK))
+  with pytest.raises(gcs.GcsError, match="no objects match"):
+    gcs.list_objects(f"gs://{BUCKET}/changing")
+  # The refused session is forgotten: the next run starts a new one and succeeds.
+  assert not list((tmp_path / "cache").rglob("*.json"))
+  assert gcs.copy(str(path), dst, chunk_size=CHUNK, progress=False).copied == 1
 
 
 def test_no_token_or_session_id_in_any_log_line(env, big, tmp_path, caplog, capsys):

@@ -480,15 +480,15 @@ def _plan_download(remote, dst, recursive, bucket):
   pairs = []  # (blob, local path)
   blob = _get_blob(bucket, remote.name) if remote.name and not remote.name.endswith("/") \
       else None
-  if blob is not None and not recursive:
+  prefix = remote.name.rstrip("/")
+  prefix = prefix + "/" if prefix else ""
+  objects = _remote_objects(bucket, prefix) if recursive or blob is None else {}
+  if blob is not None and not objects:  # one object (also with -r, as gsutil does)
     path = dst
     if dst.endswith(("/", os.sep)) or os.path.isdir(dst):
       path = os.path.join(dst, remote.name.rsplit("/", 1)[-1])
     pairs.append((blob, path))
   else:
-    prefix = remote.name.rstrip("/")
-    prefix = prefix + "/" if prefix else ""
-    objects = _remote_objects(bucket, prefix)
     if not objects:
       raise GcsError(f"{remote}: no such object" + (" or prefix" if recursive else ""))
     if not recursive:
@@ -539,6 +539,8 @@ class _Uploader(object):
     except (_Interrupted, GcsError):
       raise
     except Exception as e:  # noqa: BLE001
+      if "CRC32C" in str(e):
+        raise _refused_crc(url) from e
       mapped = _api_error(e, url)
       if mapped is None:
         raise
@@ -612,8 +614,10 @@ class _Uploader(object):
           offset, failures = acked, 0
           continue
         if response is not None and response.status_code in (400, 401, 403, 404, 410):
-          if response.status_code in (404, 410):
+          if response.status_code != 403:  # the session is finished or gone
             os.remove(state_path)
+          if "CRC32C" in response.text:
+            raise _refused_crc(url)
           raise GcsError(f"{url}: upload refused (HTTP {response.status_code}: "
                          f"{redact(response.text[:200].strip())})")
         failures += 1
@@ -641,6 +645,12 @@ class _Uploader(object):
     if response.status_code in (200, 201):
       return response.json()
     return None
+
+
+def _refused_crc(url):
+  return GcsError(f"{url}: CRC32C mismatch: Cloud Storage received bytes that differ from "
+                  "the file's checksum (was the file written to during the upload?); no "
+                  "object was created, rerun the copy")
 
 
 def _acked(response):
