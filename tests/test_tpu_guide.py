@@ -1,0 +1,101 @@
+"""Every command line the TPU guide and the README show is one the project accepts.
+
+Each `python run_*.py ...` and `python -m util.gcs ...` line in a fenced code block of
+docs/tpu_training.md and README.md (continuation lines joined) is split as a shell would
+and parsed by the program's own build_parser(); run_pretraining's --hparams is resolved
+into a PretrainingConfig, so an unknown hparam fails too. A failure names file and line.
+"""
+import pathlib
+import re
+import shlex
+
+import pytest
+
+import run_pretraining
+from tests.conftest import ROOT
+from util import gcs
+
+DOCS = ("docs/tpu_training.md", "README.md")
+_COMMAND = re.compile(r"^python3? (?:(?P<script>run_\w+\.py)|-m (?P<module>util\.gcs))(?:\s|$)")
+
+
+def _check_run_pretraining(argv):
+  args = run_pretraining.build_parser().parse_args(argv)
+  run_pretraining.build_config(args)  # ConfigError on an unknown or invalid hparam
+
+
+def _check_gcs(argv):
+  args = gcs.build_parser().parse_args(argv)
+  for url in [getattr(args, "url", None), getattr(args, "src", None),
+              getattr(args, "dst", None)]:
+    if url and gcs.is_gs(url):
+      gcs.parse_gs(url)
+
+
+# script or module -> a check that raises (or exits) when the arguments are not accepted.
+CHECKS = {"run_pretraining.py": _check_run_pretraining, "util.gcs": _check_gcs}
+
+
+def documented_commands(relpath):
+  """(line number, program, argv) of every command in the file's fenced code blocks."""
+  lines = (ROOT / relpath).read_text(encoding="utf-8").splitlines()
+  out, in_block, i = [], False, 0
+  while i < len(lines):
+    line = lines[i]
+    if line.lstrip().startswith("```"):
+      in_block = not in_block
+      i += 1
+      continue
+    start = i
+    text = line.strip()
+    while in_block and text.endswith("\\") and i + 1 < len(lines):
+      i += 1
+      text = text[:-1] + " " + lines[i].strip()
+    i += 1
+    m = _COMMAND.match(text) if in_block else None
+    if m:
+      words = shlex.split(text, comments=True)
+      out.append((start + 1, m.group("script") or m.group("module"),
+                  words[2:] if m.group("script") else words[3:]))
+  return out
+
+
+def test_the_documents_show_commands():
+  # The extraction itself works: the guide's commands are found, with their arguments.
+  found = documented_commands("docs/tpu_training.md")
+  programs = {program for _, program, _ in found}
+  assert {"run_pretraining.py", "util.gcs"} <= programs
+  assert any("--hparams" in argv for _, _, argv in found)
+  assert documented_commands("README.md")
+
+
+@pytest.mark.parametrize("relpath", DOCS)
+def test_every_documented_command_parses(relpath, capsys):
+  failures = []
+  for lineno, program, argv in documented_commands(relpath):
+    if program not in CHECKS:
+      failures.append(f"{relpath}:{lineno}: {program} is not a program of this project")
+      continue
+    try:
+      CHECKS[program](argv)
+    except SystemExit:
+      failures.append(f"{relpath}:{lineno}: {program} rejects its arguments: "
+                      f"{capsys.readouterr().err.strip().splitlines()[-1]}")
+    except Exception as e:  # noqa: BLE001 - every rejection is reported with its line
+      failures.append(f"{relpath}:{lineno}: {program}: {e}")
+  assert not failures, "\n".join(failures)
+
+
+def test_a_bad_command_is_reported_with_its_line(tmp_path, monkeypatch, capsys):
+  doc = tmp_path / "doc.md"
+  doc.write_text("text\n```bash\npython -m util.gcs cp --bogus a gs://b-ok/x\n"
+                 "python run_pretraining.py --data-dir d --model-name m \\\n"
+                 "    --hparams '{\"no_such_hparam\": 1}'\n```\n", encoding="utf-8")
+  monkeypatch.setattr(__import__("tests.test_tpu_guide", fromlist=["ROOT"]), "ROOT", tmp_path)
+  found = documented_commands("doc.md")
+  assert [(n, p) for n, p, _ in found] == [(3, "util.gcs"), (4, "run_pretraining.py")]
+  with pytest.raises(AssertionError) as info:
+    test_every_documented_command_parses("doc.md", capsys)
+  message = str(info.value)
+  assert "doc.md:3: util.gcs rejects its arguments" in message and "--bogus" in message
+  assert "doc.md:4: run_pretraining.py" in message and "no_such_hparam" in message
