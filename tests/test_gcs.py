@@ -329,15 +329,19 @@ def test_cli_errors_are_one_line(env, tmp_path, args, message):
   assert r.stderr.count("\n") == 1 and r.stderr.startswith("error: ") and message in r.stderr
 
 
-def test_missing_credentials_one_line_without_network(tmp_path):
-  # Real service, no credentials: a key file that does not exist, an empty gcloud config,
-  # and the metadata server pointed at a closed local port (nothing leaves the machine).
-  r = _cli(["ls", f"gs://{BUCKET}"], {
-      "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "nowhere.json"),
-      "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "HOME": str(tmp_path),
-      "GCE_METADATA_HOST": f"127.0.0.1:{_free_port()}",
-      "GCE_METADATA_IP": f"127.0.0.1:{_free_port()}", "NO_GCE_CHECK": "True"})
+@pytest.mark.parametrize("key_file", [True, False])
+def test_missing_credentials_one_line_without_network(tmp_path, key_file):
+  # Real service, no credentials: an empty HOME and gcloud config, the metadata server
+  # pointed at a closed local port (nothing leaves the machine), and either a key file that
+  # does not exist or no key file at all (then the metadata server is asked, and refuses).
+  env = {"CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "HOME": str(tmp_path),
+         "GCE_METADATA_HOST": f"127.0.0.1:{_free_port()}",
+         "GCE_METADATA_IP": f"127.0.0.1:{_free_port()}"}
+  if key_file:
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = str(tmp_path / "nowhere.json")
+  r = _cli(["ls", f"gs://{BUCKET}"], env)
   assert r.returncode == 2, r.stderr
   assert r.stderr.count("\n") == 1
   assert r.stderr.startswith("error: no Google Cloud credentials")
-  assert "nowhere.json" in r.stderr and "GOOGLE_APPLICATION_CREDENTIALS" in r.stderr
+  assert "GOOGLE_APPLICATION_CREDENTIALS" in r.stderr
+  assert ("nowhere.json" in r.stderr) == key_file

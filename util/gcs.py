@@ -34,6 +34,7 @@ import argparse
 import base64
 import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -177,17 +178,24 @@ def make_client(project: typing.Optional[str] = None):
   if os.environ.get("STORAGE_EMULATOR_HOST"):
     return storage.Client(project=project or "koelectra-local",
                           credentials=AnonymousCredentials())
+  credentials, found = _default_credentials()
+  # A placeholder project keeps the client from looking one up; objects need none.
+  return storage.Client(project=project or found or "none", credentials=credentials)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_credentials():
+  """(credentials, project) found once per process, shared by the worker threads' clients
+  (each lookup may ask the metadata server)."""
   import google.auth
   import google.auth.exceptions
   try:
-    credentials, found = google.auth.default(scopes=[READ_WRITE_SCOPE])
+    return google.auth.default(scopes=[READ_WRITE_SCOPE])
   except google.auth.exceptions.DefaultCredentialsError as e:
     raise GcsError(
         f"no Google Cloud credentials ({redact(_first_line(e))}): run `gcloud auth "
         "application-default login`, or set GOOGLE_APPLICATION_CREDENTIALS to a "
         "service-account key file (a Cloud TPU VM uses its service account)") from e
-  # A placeholder project keeps the client from looking one up; objects need none.
-  return storage.Client(project=project or found or "none", credentials=credentials)
 
 
 def _first_line(e):
