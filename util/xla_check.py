@@ -13,6 +13,9 @@ and runs it once on the CPU's XLA backend:
   TPUEstimator's outfeed does;
 - one step runs: variables initialised, the compiled step executed, the summaries written.
 
+The host_call writes its summaries wherever the model_fn tells it (the config's model_dir):
+build the model_fn for a check from a config whose model_dir is a temporary directory.
+
 One deliberate difference: `CrossReplicaSum` (the gradient all-reduce that
 `CrossShardOptimizer` adds) has an XLA lowering only for TPUs. On a single core it returns its
 input, so the check replaces it with `Identity`; every other op is compiled as built.
@@ -24,8 +27,6 @@ message names the op type, op name, output tensor and the line of Python that ma
 import dataclasses
 import os
 import re
-import shutil
-import tempfile
 import time
 import typing
 
@@ -104,8 +105,7 @@ def _features_only(element):
   return element[0] if isinstance(element, tuple) else element
 
 
-def check_train_step(model_fn, features, params=None, summary_dir=None,
-                     labels=None) -> XlaCheckResult:
+def check_train_step(model_fn, features, params=None, labels=None) -> XlaCheckResult:
   """Compile the TRAIN step of `model_fn` whole with XLA on the CPU and run it once.
 
   Args:
@@ -113,7 +113,6 @@ def check_train_step(model_fn, features, params=None, summary_dir=None,
       TPUEstimatorSpec with loss, train_op and optionally host_call.
     features: {name: numpy array} of static shape, e.g. from `first_batch`.
     params: passed to model_fn (default {"batch_size": batch size, "use_tpu": True}).
-    summary_dir: where host_call's summaries go; default a temporary directory, removed.
     labels: numpy array or None, passed to model_fn like features.
 
   Returns:
@@ -136,66 +135,59 @@ def check_train_step(model_fn, features, params=None, summary_dir=None,
   batch_size = int(features[names[0]].shape[0]) if names else 0
   if params is None:
     params = {"batch_size": batch_size, "use_tpu": True}
-  own_dir = summary_dir is None
-  summary_dir = summary_dir or tempfile.mkdtemp(prefix="xla-check-")
-
   graph = tf.Graph()
   built = {}
-  try:
-    with graph.as_default():
-      inputs = [tf.constant(features[n], name=f"feature_{n}") for n in names]
-      if labels is not None:
-        inputs.append(tf.constant(np.asarray(labels), name="labels"))
+  with graph.as_default():
+    inputs = [tf.constant(features[n], name=f"feature_{n}") for n in names]
+    if labels is not None:
+      inputs.append(tf.constant(np.asarray(labels), name="labels"))
 
-      def step(*args):
-        spec = model_fn(dict(zip(names, args[:len(names)])),
-                        args[len(names)] if labels is not None else None,
-                        tf.estimator.ModeKeys.TRAIN, dict(params))
-        if spec.train_op is None or spec.loss is None:
-          raise XlaCheckError("model_fn returned no train_op or loss for TRAIN")
-        host_fn, host_tensors = _host_call(spec.host_call)
-        built["host_fn"] = host_fn
-        # The step's outputs are ready only after the update, as in TPUEstimator's loop.
-        with tf.control_dependencies([spec.train_op]):
-          return [tf.identity(spec.loss)] + [tf.identity(t) for t in host_tensors]
+    def step(*args):
+      spec = model_fn(dict(zip(names, args[:len(names)])),
+                      args[len(names)] if labels is not None else None,
+                      tf.estimator.ModeKeys.TRAIN, dict(params))
+      if spec.train_op is None or spec.loss is None:
+        raise XlaCheckError("model_fn returned no train_op or loss for TRAIN")
+      host_fn, host_tensors = _host_call(spec.host_call)
+      built["host_fn"] = host_fn
+      # The step's outputs are ready only after the update, as in TPUEstimator's loop.
+      with tf.control_dependencies([spec.train_op]):
+        return [tf.identity(spec.loss)] + [tf.identity(t) for t in host_tensors]
 
-      before = len(graph.get_operations())
+    before = len(graph.get_operations())
+    try:
+      # xla.compile is deprecated for tf.function(jit_compile=True), which cannot hold
+      # a TF1 model_fn's variables and collections; its warning is not the user's concern.
+      with tpu_function.tpu_shard_context(1), deprecation.silence():
+        outputs = xla.compile(step, inputs=inputs)
+    except XlaCheckError:
+      raise
+    except Exception as e:  # noqa: BLE001 - any build failure is reported in one line
+      raise XlaCheckError(f"the train step could not be built for XLA: "
+                          f"{type(e).__name__}: {_first_line(e)}") from e
+    compiled_ops = len(graph.get_operations()) - before
+    host_ops = built["host_fn"](*outputs[1:]) if built["host_fn"] else []
+    init = [tf.global_variables_initializer(), tf.local_variables_initializer(),
+            summary_ops_v2.summary_writer_initializer_op()]
+    fetch_names = {"loss": outputs[0].name,
+                   "host": [t.name for t in tf.nest.flatten(host_ops) if t is not None],
+                   "init": [op.name for op in tf.nest.flatten(init) if op is not None]}
+    graph_def, replaced = _replace_one_core_identities(graph.as_graph_def())
+
+  with tf.Graph().as_default() as run_graph:
+    tf.import_graph_def(graph_def, name="")
+    with tf.Session(graph=run_graph,
+                    config=tf.ConfigProto(allow_soft_placement=True)) as sess:
+      sess.run(fetch_names["init"])
       try:
-        # xla.compile is deprecated for tf.function(jit_compile=True), which cannot hold
-        # a TF1 model_fn's variables and collections; its warning is not the user's concern.
-        with tpu_function.tpu_shard_context(1), deprecation.silence():
-          outputs = xla.compile(step, inputs=inputs)
-      except XlaCheckError:
-        raise
-      except Exception as e:  # noqa: BLE001 - any build failure is reported in one line
-        raise XlaCheckError(f"the train step could not be built for XLA: "
-                            f"{type(e).__name__}: {_first_line(e)}") from e
-      compiled_ops = len(graph.get_operations()) - before
-      host_ops = built["host_fn"](*outputs[1:]) if built["host_fn"] else []
-      init = [tf.global_variables_initializer(), tf.local_variables_initializer(),
-              summary_ops_v2.summary_writer_initializer_op()]
-      fetch_names = {"loss": outputs[0].name,
-                     "host": [t.name for t in tf.nest.flatten(host_ops) if t is not None],
-                     "init": [op.name for op in tf.nest.flatten(init) if op is not None]}
-      graph_def, replaced = _replace_one_core_identities(graph.as_graph_def())
-
-    with tf.Graph().as_default() as run_graph:
-      tf.import_graph_def(graph_def, name="")
-      with tf.Session(graph=run_graph,
-                      config=tf.ConfigProto(allow_soft_placement=True)) as sess:
-        sess.run(fetch_names["init"])
-        try:
-          loss, _ = sess.run([fetch_names["loss"], fetch_names["host"]])
-        except tf.errors.OpError as e:
-          raise XlaCheckError(_describe_failure(e, graph)) from e
-    if not np.isfinite(loss):
-      raise XlaCheckError(f"the train step compiled and ran but its loss is {loss}")
-    return XlaCheckResult(loss=float(loss), compiled_ops=compiled_ops, replaced_ops=replaced,
-                          batch_shapes={k: tuple(features[k].shape) for k in names},
-                          seconds=time.time() - start)
-  finally:
-    if own_dir:
-      shutil.rmtree(summary_dir, ignore_errors=True)
+        loss, _ = sess.run([fetch_names["loss"], fetch_names["host"]])
+      except tf.errors.OpError as e:
+        raise XlaCheckError(_describe_failure(e, graph)) from e
+  if not np.isfinite(loss):
+    raise XlaCheckError(f"the train step compiled and ran but its loss is {loss}")
+  return XlaCheckResult(loss=float(loss), compiled_ops=compiled_ops, replaced_ops=replaced,
+                        batch_shapes={k: tuple(features[k].shape) for k in names},
+                        seconds=time.time() - start)
 
 
 def _host_call(host_call):
