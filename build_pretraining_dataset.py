@@ -16,6 +16,7 @@ prints the first examples of a TFRecord file decoded back to text. See docs/corp
 """
 import argparse
 import collections
+import dataclasses
 import hashlib
 import json
 import math
@@ -23,17 +24,17 @@ import multiprocessing
 import os
 import random
 import resource
-import struct
 import sys
 import time
+from typing import Optional, Sequence, Tuple
 
 from model import tokenization
 from pretrain import example_builder
 from util import corpus
+from util import errors
 from util import fileio
+from util import tfrecord_writer
 
-SHARD_NAME = "pretrain_data.tfrecord-{:05d}-of-{:05d}"
-SHARD_GLOB = "pretrain_data.tfrecord*"  # what run_pretraining reads
 STATE_DIR = ".build"                    # config + one manifest per complete shard
 SUMMARY = "summary.json"
 UNIT_BYTES = 1 << 20
@@ -47,78 +48,52 @@ LINES_PER_BATCH = 4096
 WINDOW_PER_PROCESS = 8
 
 
-class BuildError(Exception):
-  """A problem with the build's input or output; the message says what to do."""
+class BuildError(errors.UserError):
+  """A problem with the build's input, options or output; the message says what to do."""
 
 
-# ---------------------------------------------------------------------------
-# TFRecord framing: uint64 length, masked CRC32C of it, data, masked CRC32C of data.
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+  """Everything a build depends on (the CLI flags of the same names, docs/corpus.md).
 
+  Raises BuildError on construction when a value is out of range.
+  """
+  corpus_dir: Tuple[str, ...]          # directories (read recursively, sorted) and/or files
+  vocab_file: str                      # WordPiece vocab, one token a line
+  output_dir: str                      # local directory or scheme:// (gs://) path
+  max_seq_length: int = 128            # tokens per example, [CLS]/[SEP] included
+  num_processes: int = 1               # worker processes (fork); output does not depend on it
+  num_out_files: int = 0               # shards; 0: one per 64 MB of input, at most 1000
+  seed: int = 12345                    # same corpus + options + seed: byte-identical shards
+  text_field: Optional[str] = None     # JSON lines: the text is in this field
+  blanks_separate_docs: bool = True    # a blank line ends a document
+  do_lower_case: bool = False          # KoELECTRA vocabs are cased
+  strip_accents: Optional[bool] = None  # None: follow do_lower_case, as BERT does
+  tokenizer: str = "fast"              # "fast" (numpy) or "reference" (pure Python, same ids)
+  shuffle_window: int = 10000          # mix each shard's records in a window; 0: corpus order
+  original_sentence_order: bool = False  # the original's reordering of sentences into A/B
+  overwrite: bool = False              # replace shards of another build in output_dir
+  unit_mb: float = UNIT_BYTES / (1 << 20)  # work-unit size; also bounds reading past a unit
 
-def _crc32c_fn():
-  try:
-    import google_crc32c  # C implementation; installed with google-cloud-storage
-    return google_crc32c.value
-  except ImportError:
-    return _crc32c_python
-
-
-def _crc32c_table():
-  table = []
-  for i in range(256):
-    c = i
-    for _ in range(8):
-      c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    table.append(c)
-  return table
-
-
-_TABLE = None
-
-
-def _crc32c_python(data):
-  global _TABLE
-  if _TABLE is None:
-    _TABLE = _crc32c_table()
-  c = 0xFFFFFFFF
-  for b in data:
-    c = _TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-  return c ^ 0xFFFFFFFF
-
-
-def _masked(crc):
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def tfrecord_frame(data, crc=None):
-  crc = crc or _crc32c_fn()
-  length = struct.pack("<Q", len(data))
-  return (length + struct.pack("<I", _masked(crc(length))) + data +
-          struct.pack("<I", _masked(crc(data))))
-
-
-def read_tfrecords(path, limit=None):
-  """Yield the records of a TFRecord file (checks the CRCs), without TensorFlow."""
-  crc = _crc32c_fn()
-  n = 0
-  with fileio.open_file(path, "rb") as f:
-    while limit is None or n < limit:
-      head = f.read(12)
-      if not head:
-        return
-      if len(head) < 12:
-        raise BuildError(f"{path}: truncated record header after {n} records")
-      length, = struct.unpack("<Q", head[:8])
-      if struct.unpack("<I", head[8:])[0] != _masked(crc(head[:8])):
-        raise BuildError(f"{path}: bad length checksum in record {n}")
-      data = f.read(length)
-      tail = f.read(4)
-      if len(data) < length or len(tail) < 4:
-        raise BuildError(f"{path}: truncated record {n}")
-      if struct.unpack("<I", tail)[0] != _masked(crc(data)):
-        raise BuildError(f"{path}: bad data checksum in record {n}")
-      n += 1
-      yield data
+  def __post_init__(self):
+    paths = self.corpus_dir
+    paths = (paths,) if isinstance(paths, (str, os.PathLike)) else paths
+    object.__setattr__(self, "corpus_dir", tuple(str(p) for p in paths))
+    object.__setattr__(self, "vocab_file", str(self.vocab_file))
+    object.__setattr__(self, "output_dir", str(self.output_dir))
+    if self.max_seq_length < 5:
+      raise BuildError(f"--max-seq-length must be at least 5, got {self.max_seq_length}")
+    if self.shuffle_window < 0:
+      raise BuildError(f"--shuffle-window must be 0 or more, got {self.shuffle_window}")
+    if self.num_processes < 1:
+      raise BuildError(f"--num-processes must be at least 1, got {self.num_processes}")
+    if self.num_out_files < 0:
+      raise BuildError(
+          f"--num-out-files must be 0 (automatic) or more, got {self.num_out_files}")
+    if self.unit_mb <= 0:
+      raise BuildError(f"--unit-mb must be positive, got {self.unit_mb}")
+    if self.tokenizer not in ("fast", "reference"):
+      raise BuildError(f"--tokenizer must be fast or reference, got {self.tokenizer!r}")
 
 
 # ---------------------------------------------------------------------------
@@ -141,7 +116,7 @@ def _make_tokenizer(opts, parallel=False):
 def _init_worker(opts, tokenizer=None):
   tok = tokenizer or _make_tokenizer(opts)
   _WORKER.update(
-      opts=opts, tok=tok, unk=tok.vocab[tokenization.UNK], crc=_crc32c_fn(),
+      opts=opts, tok=tok, unk=tok.vocab[tokenization.UNK],
       ser=example_builder.ExampleSerializer(
           opts["max_seq_length"], tok.vocab[tokenization.CLS],
           tok.vocab[tokenization.SEP], len(tok.vocab)))
@@ -150,7 +125,7 @@ def _init_worker(opts, tokenizer=None):
 def build_unit(task):
   """Build the examples of one unit: (unit index, framed records, counts)."""
   unit, pieces = task
-  opts, tok, unk, ser, crc = (_WORKER[k] for k in ("opts", "tok", "unk", "ser", "crc"))
+  opts, tok, unk, ser = (_WORKER[k] for k in ("opts", "tok", "unk", "ser"))
   stats = corpus.CorpusStats()
   # Each unit has its own generator, seeded by (seed, unit): the output does not
   # depend on how units are spread over processes.
@@ -162,7 +137,7 @@ def build_unit(task):
 
   def emit(example):
     if example is not None:
-      out.append(tfrecord_frame(ser.serialize(*example), crc))
+      out.append(tfrecord_writer.frame(ser.serialize(*example)))
 
   def flush(batch):
     nonlocal unk_tokens
@@ -278,7 +253,7 @@ def _prepare_output(out_dir, config, overwrite):
   """Make the output directory ready; returns the set of complete shard indices."""
   fileio.makedirs(out_dir)
   state = fileio.join(out_dir, STATE_DIR)
-  shards = fileio.glob(fileio.join(out_dir, SHARD_GLOB))
+  shards = fileio.glob(fileio.join(out_dir, example_builder.SHARD_GLOB))
   config_path = fileio.join(state, "config.json")
   summary_path = fileio.join(out_dir, SUMMARY)
   old = None
@@ -309,7 +284,7 @@ def _prepare_output(out_dir, config, overwrite):
   done = set()
   n = config["num_out_files"]
   for i in range(n):
-    shard = fileio.join(out_dir, SHARD_NAME.format(i, n))
+    shard = fileio.join(out_dir, example_builder.SHARD_NAME.format(i, n))
     if fileio.exists(shard) and fileio.exists(_manifest_path(out_dir, i)):
       done.add(i)
   return done
@@ -319,26 +294,28 @@ def _manifest_path(out_dir, shard):
   return fileio.join(out_dir, STATE_DIR, f"shard-{shard:05d}.json")
 
 
-def build(args, progress=True):
-  """Run a build for parsed CLI args; returns the summary dict."""
+def build(args: BuildOptions, progress: bool = True) -> dict:
+  """Build the shards described by `args`; returns the summary (also in summary.json).
+
+  Args:
+    args: the build's options.
+    progress: show a progress bar on stderr.
+
+  Returns:
+    the summary dict (counts, times, options); see print_summary.
+
+  Raises:
+    BuildError, corpus.CorpusError, tokenization.VocabError / TokenizerConfigError:
+      bad options, input or output directory, with a message naming it.
+  """
   t0 = time.time()
-  if args.max_seq_length < 5:
-    raise BuildError(f"--max-seq-length must be at least 5, got {args.max_seq_length}")
-  if args.shuffle_window < 0:
-    raise BuildError(f"--shuffle-window must be 0 or more, got {args.shuffle_window}")
-  if args.num_processes < 1:
-    raise BuildError(f"--num-processes must be at least 1, got {args.num_processes}")
-  if args.num_out_files < 0:
-    raise BuildError(f"--num-out-files must be 0 (automatic) or more, got {args.num_out_files}")
-  if args.unit_mb <= 0:
-    raise BuildError(f"--unit-mb must be positive, got {args.unit_mb}")
   plan, skipped_files = corpus.plan_corpus(args.corpus_dir, args.text_field)
   files = [f for f, _ in plan]
   sizes = [corpus.file_size(f) for f in files]
   total = sum(sizes)
   if not total:
     raise BuildError(f"every corpus file is empty: {', '.join(files[:5])}")
-  opts = dict(vocab_file=str(args.vocab_file), do_lower_case=args.do_lower_case,
+  opts = dict(vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
               strip_accents=args.strip_accents, tokenizer=args.tokenizer,
               max_seq_length=args.max_seq_length, seed=args.seed,
               text_fields=dict(plan), blanks_separate_docs=args.blanks_separate_docs,
@@ -350,7 +327,8 @@ def build(args, progress=True):
   # Checks the vocab and case settings up front; workers inherit it.
   tokenizer = _make_tokenizer(opts, parallel=args.num_processes == 1)
 
-  num_out = args.num_out_files or min(MAX_AUTO_SHARDS, max(1, math.ceil(total / AUTO_SHARD_BYTES)))
+  num_out = args.num_out_files or min(MAX_AUTO_SHARDS,
+                                      max(1, math.ceil(total / AUTO_SHARD_BYTES)))
   num_units = max(num_out, math.ceil(total / (args.unit_mb * (1 << 20))))
   parts = corpus.split_ranges(files, num_units)
   shard_units = [range(s * num_units // num_out, (s + 1) * num_units // num_out)
@@ -358,7 +336,7 @@ def build(args, progress=True):
   config = {k: v for k, v in opts.items() if k not in ("tokenizer", "vocab_file")}
   config.update(vocab_sha1=_sha1(args.vocab_file), num_out_files=num_out,
                 num_units=num_units, files=[[f, s] for f, s in zip(files, sizes)])
-  out_dir = str(args.output_dir)
+  out_dir = args.output_dir
   done = _prepare_output(out_dir, config, args.overwrite)
 
   totals = Totals()
@@ -387,20 +365,20 @@ def build(args, progress=True):
   cpu_start = _cpu_seconds()
   try:
     for s in todo:
-      shard = fileio.join(out_dir, SHARD_NAME.format(s, num_out))
+      shard = fileio.join(out_dir, example_builder.SHARD_NAME.format(s, num_out))
       shard_totals = Totals()
       window = Shuffler(args.shuffle_window, f"{args.seed}:shard:{s}")
-      with fileio.atomic_write(shard, "wb") as f:
+      with tfrecord_writer.open_writer(shard) as writer:
         for u in shard_units[s]:
           unit, records, record = next(results)
           assert unit == u, (unit, u)
-          f.write(window.push(records))
+          writer.write_framed(window.push(records))
           shard_totals.add(record)
           if bar is not None:
             bar.update(unit_bytes(parts[u]))
             bar.set_postfix(examples=totals.counts["examples"] +
                             shard_totals.counts["examples"], refresh=False)
-        f.write(window.drain())
+        writer.write_framed(window.drain())
       with fileio.atomic_write(_manifest_path(out_dir, s)) as f:
         json.dump(shard_totals.as_record(), f)
       totals.add(shard_totals.as_record())
@@ -487,9 +465,9 @@ def inspect(path, vocab_file, num_examples, out=None):
     return " ".join(tokens).replace(" ##", "")
 
   n = 0
-  for n, record in enumerate(read_tfrecords(path, num_examples), 1):
+  for n, record in enumerate(tfrecord_writer.read_records(path, num_examples), 1):
     try:
-      ex = example_builder.parse_example(record)
+      ex = tfrecord_writer.decode_example(record)
       ids, mask, seg = ex["input_ids"], ex["input_mask"], ex["segment_ids"]
     except (ValueError, KeyError, IndexError) as e:
       raise BuildError(f"{path}: record {n} is not a pretraining example ({e})") from None
@@ -508,7 +486,8 @@ def inspect(path, vocab_file, num_examples, out=None):
 # ---------------------------------------------------------------------------
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+  """The command line; `options_from_args` turns its result into BuildOptions."""
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--corpus-dir", nargs="+", metavar="PATH",
@@ -547,29 +526,33 @@ def parse_args(argv=None):
   p.add_argument("--inspect", metavar="TFRECORD",
                  help="print the first examples of this file as text, then exit")
   p.add_argument("-n", "--num-examples", type=int, default=3)
-  args = p.parse_args(argv)
+  return p
+
+
+def options_from_args(args: argparse.Namespace) -> BuildOptions:
+  """BuildOptions from parsed command-line flags (same names)."""
+  fields = {f.name for f in dataclasses.fields(BuildOptions)}
+  return BuildOptions(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """The command line; returns the exit status (2 after a user error, via run_main)."""
+  parser = build_parser()
+  args = parser.parse_args(argv)
   if not args.inspect:
     missing = [f for f, v in (("--corpus-dir", args.corpus_dir),
                               ("--output-dir", args.output_dir)) if not v]
     if missing:
-      p.error(f"the following arguments are required: {', '.join(missing)}")
-  return args
-
-
-def main(argv=None):
-  args = parse_args(argv)
+      parser.error(f"the following arguments are required: {', '.join(missing)}")
   try:
     if args.inspect:
       inspect(args.inspect, args.vocab_file, args.num_examples)
       return 0
-    summary = build(args, progress=not args.no_progress)
-  except (BuildError, corpus.CorpusError, tokenization.VocabError,
-          tokenization.TokenizerConfigError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    summary = build(options_from_args(args), progress=not args.no_progress)
+  except (tokenization.VocabError, tokenization.TokenizerConfigError) as e:
+    raise BuildError(str(e)) from e  # user errors that predate errors.UserError
   except OSError as e:  # e.g. an output path that is a file, no permission, disk full
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    raise BuildError(str(e)) from e
   except KeyboardInterrupt:
     print("interrupted: complete shards are kept; rerun the same command to resume",
           file=sys.stderr)
@@ -583,4 +566,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(errors.run_main(main))

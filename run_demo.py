@@ -25,13 +25,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first
 
 import configure_pretraining  # noqa: E402
 import run_pretraining  # noqa: E402
-from util import tfrecord_input  # noqa: E402
+from pretrain import example_builder  # noqa: E402
+from util import errors  # noqa: E402
 
 HELDOUT_EVERY = 10  # every 10th line of each text is held out for evaluation
 
 
-class DemoError(RuntimeError):
-  pass
+class DemoError(errors.UserError):
+  """Something the demo needs is missing (names it and how to get it)."""
 
 
 def konlpy_corpus():
@@ -97,11 +98,12 @@ def build_tfrecords(corpus_dir, vocab_file, out_dir, max_seq_length):
     print(f"TFRecords exist: {out_dir}")
     return out_dir
   import build_pretraining_dataset as bpd
-  rc = bpd.main(["--corpus-dir", str(corpus_dir), "--vocab-file", str(vocab_file),
-                 "--output-dir", str(out_dir), "--max-seq-length", str(max_seq_length),
-                 "--num-out-files", "2", "--no-progress"])
-  if rc:
-    raise DemoError(f"building TFRecords from {corpus_dir} failed (exit {rc})")
+  summary = bpd.build(bpd.BuildOptions(corpus_dir, vocab_file, out_dir,
+                                       max_seq_length=max_seq_length, num_out_files=2),
+                      progress=False)
+  bpd.print_summary(summary)
+  if not summary["examples"]:
+    raise DemoError(f"building TFRecords from {corpus_dir} gave no examples")
   return out_dir
 
 
@@ -173,15 +175,14 @@ def main(argv=None):
     results = {}
     for which, pattern, txt in (
         ("train", config.pretrain_tfrecords, config.results_txt),
-        ("heldout", str(data_dir / "heldout_tfrecords" / "pretrain_data.tfrecord*"),
+        ("heldout", str(data_dir / "heldout_tfrecords" / example_builder.SHARD_GLOB),
          str(pathlib.Path(config.results_txt).with_name("heldout_results.txt")))):
       eval_config = configure_pretraining.PretrainingConfig(
           "demo", str(data_dir), **dict(hp, do_train=False, do_eval=True,
                                         pretrain_tfrecords=pattern, results_txt=txt))
       results[which] = run_pretraining.train_or_eval(eval_config)
     times["evaluation"] = time.time() - t
-  except (DemoError, configure_pretraining.ConfigError, run_pretraining.RunError,
-          tfrecord_input.InputError) as e:
+  except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
 

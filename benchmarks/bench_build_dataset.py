@@ -27,6 +27,7 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from pretrain.example_builder import SHARD_NAME  # noqa: E402
 from tests.conftest import shared_data_dir  # noqa: E402
 
 ORIGINAL_EXAMPLES_PER_S = 6100  # the original builder here, TF 2.15, 2 processes (issue 4)
@@ -112,10 +113,9 @@ def main():
             f"{s['build_time_s']:>8.2f} {s['wall_time_s']:>7.2f} {s['examples_per_s']:>8,.0f} "
             f"{s['tokens'] / s['build_time_s'] / 1e6:>7.2f} {s['build_cpu_s']:>7.2f} "
             f"{s['examples'] / s['build_cpu_s']:>8,.0f} {rss:>11.0f}")
-    same = all((tmp / f"out-{t}-{p}").joinpath(
-        "pretrain_data.tfrecord-00000-of-00001").read_bytes() ==
-        (tmp / "out-fast-2/pretrain_data.tfrecord-00000-of-00001").read_bytes()
-        for t, p in results)
+    same = all((tmp / f"out-{t}-{p}" / SHARD_NAME.format(0, 1)).read_bytes() ==
+               (tmp / "out-fast-2" / SHARD_NAME.format(0, 1)).read_bytes()
+               for t, p in results)
     print(f"all runs wrote byte-identical shards: {same}")
     fast = results["fast", 2]["examples_per_s"]
     for key in (("reference", 1), ("reference", 2)):

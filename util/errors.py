@@ -23,12 +23,15 @@ QUIET_TF_LOG_LEVEL = "2"
 def quiet_tensorflow(verbose=False):
   """Keep TensorFlow's C++ start-up lines off the console (call before importing TF).
 
+  An explicit TF_CPP_MIN_LOG_LEVEL in the environment is kept.
+
   Args:
-    verbose: leave TensorFlow's logging as it is.
+    verbose: show everything TensorFlow logs (level 0), whatever the environment says.
   """
   if verbose:
-    return
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_LOG_LEVEL)
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+  else:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_LOG_LEVEL)
 
 
 def run_main(main, argv=None):
@@ -49,3 +52,7 @@ def run_main(main, argv=None):
   except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     return 130
+
+
+class ConfigError(UserError):
+  """A bad hyperparameter, preset or model config; the message names the key (and file)."""

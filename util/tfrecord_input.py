@@ -10,10 +10,11 @@ it (per host on TPU, the global batch on CPU/GPU).
 """
 import tensorflow.compat.v1 as tf
 
+from util import errors
 from util import fileio
 
 
-class InputError(ValueError):
+class InputError(errors.UserError):
   """Bad input data: the message names the pattern or file."""
 
 
