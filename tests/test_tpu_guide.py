@@ -3,7 +3,8 @@
 Each `python run_*.py ...` and `python -m util.gcs ...` line in a fenced code block of
 docs/tpu_training.md and README.md (continuation lines joined) is split as a shell would
 and parsed by the program's own build_parser(); run_pretraining's --hparams is resolved
-into a PretrainingConfig, so an unknown hparam fails too. A failure names file and line.
+into a PretrainingConfig (run_finetuning's into a FinetuningConfig), so an unknown hparam
+fails too. A failure names file and line.
 """
 import pathlib
 import re
@@ -11,6 +12,9 @@ import shlex
 
 import pytest
 
+import configure_finetuning
+import configure_pretraining
+import run_finetuning
 import run_pretraining
 from tests.conftest import ROOT
 from util import gcs
@@ -21,7 +25,15 @@ _COMMAND = re.compile(r"^python3? (?:(?P<script>run_\w+\.py)|-m (?P<module>util\
 
 def _check_run_pretraining(argv):
   args = run_pretraining.build_parser().parse_args(argv)
-  run_pretraining.build_config(args)  # ConfigError on an unknown or invalid hparam
+  # As the runner resolves them: ConfigError on an unknown or invalid hparam.
+  configure_pretraining.PretrainingConfig.from_hparams(
+      args.model_name, args.data_dir, args.hparams, preset=args.preset)
+
+
+def _check_run_finetuning(argv):
+  args = run_finetuning.build_parser().parse_args(argv)
+  configure_finetuning.FinetuningConfig.from_hparams(
+      args.model_name, args.data_dir, args.hparams, preset=args.preset)
 
 
 def _check_gcs(argv):
@@ -33,7 +45,8 @@ def _check_gcs(argv):
 
 
 # script or module -> a check that raises (or exits) when the arguments are not accepted.
-CHECKS = {"run_pretraining.py": _check_run_pretraining, "util.gcs": _check_gcs}
+CHECKS = {"run_pretraining.py": _check_run_pretraining,
+          "run_finetuning.py": _check_run_finetuning, "util.gcs": _check_gcs}
 
 
 def documented_commands(relpath):
@@ -64,7 +77,7 @@ def test_the_documents_show_commands():
   # The extraction itself works: the guide's commands are found, with their arguments.
   found = documented_commands("docs/tpu_training.md")
   programs = {program for _, program, _ in found}
-  assert {"run_pretraining.py", "util.gcs"} <= programs
+  assert {"run_pretraining.py", "run_finetuning.py", "util.gcs"} <= programs
   assert any("--hparams" in argv for _, _, argv in found)
   assert documented_commands("README.md")
 
