@@ -296,8 +296,9 @@ class CopyReport:
 
 
 def _human(n):
+  """Bytes as B / KiB / MiB / GiB / TiB."""
   for unit in ("B", "KiB", "MiB", "GiB"):
-    if abs(n) < 1024 or unit == "GiB":
+    if abs(n) < 1024:
       return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
     n /= 1024.0
   return f"{n:.1f} TiB"
