@@ -21,12 +21,12 @@ import shutil
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
-
-import configure_pretraining  # noqa: E402
-import run_pretraining  # noqa: E402
-from pretrain import example_builder  # noqa: E402
-from util import errors  # noqa: E402
+import configure_pretraining
+import run_pretraining
+from model import tokenization
+from pretrain import example_builder
+from util import errors
+from util import tf_logging
 
 HELDOUT_EVERY = 10  # every 10th line of each text is held out for evaluation
 
@@ -134,6 +134,8 @@ def main(argv=None):
   p.add_argument("--max-seq-length", type=int, default=128)
   p.add_argument("--vocab-size", type=int, default=6000)
   p.add_argument("--fresh", action="store_true", help="delete --output-dir first")
+  p.add_argument("--verbose", action="store_true",
+                 help="also show TensorFlow's own start-up and compiler log lines")
   args = p.parse_args(argv)
   out = pathlib.Path(args.output_dir).resolve()
   if args.fresh:
@@ -162,7 +164,7 @@ def main(argv=None):
                     args.max_seq_length)
     times["tfrecords"] = time.time() - t
 
-    n_vocab = run_pretraining.count_vocab(str(vocab_file))
+    n_vocab = len(tokenization.load_vocab(str(vocab_file)))
     hp = demo_hparams(args, vocab_file, n_vocab)
     t = stage(f"4/5 pretraining: {args.steps} steps, batch {args.batch_size} "
               "(3 layers, hidden 128; generator hidden 64), CPU")
@@ -216,4 +218,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
   sys.exit(main())

@@ -22,6 +22,7 @@ import time
 import configure_finetuning
 from util import errors
 from util import fileio
+from util import tf_logging
 
 # Splits scored by do_eval / do_test.
 EVAL_SPLITS = (("do_eval", "dev"), ("do_test", "test"))
@@ -49,8 +50,9 @@ def find_init_checkpoint(config, log=print):
       log(f"no checkpoint at {where}: the encoder starts from random weights "
           "(allow_random_init)")
       return None
-    raise RunError(f"{e}; pretrain a model with run_pretraining.py, set init_checkpoint "
-                   "in --hparams, or set \"allow_random_init\": true for a smoke run") from e
+    raise RunError(f"no checkpoint to start from ({e}); pretrain a model with "
+                   "run_pretraining.py, set init_checkpoint in --hparams, or set "
+                   "\"allow_random_init\": true for a smoke run") from e
   variables = ckpt_lib.checkpoint_variables(prefix)
   table = variables.get("electra/embeddings/word_embeddings")
   if table is None:
@@ -71,11 +73,14 @@ def _tokenizer(config):
   return tokenization.FastTokenizer(config.vocab_file, do_lower_case=config.do_lower_case)
 
 
-def _cache_key(config, split, read):
-  """Features depend on the task, split, length, vocab and reading options."""
+def _cache_key(config, split, read, batch_size):
+  """Features depend on the task, split, length, vocab and reading options; evaluation
+  files are padded to a multiple of their batch size."""
   with fileio.open_file(config.vocab_file, "rb") as f:
     vocab = hashlib.sha1(f.read()).hexdigest()[:10]
   parts = [config.task_name, split, str(config.max_seq_length), vocab]
+  if split != "train":
+    parts.append(f"b{batch_size}")
   if config.task_name == "korquad":
     parts += [f"q{config.max_query_length}", f"s{config.doc_stride}"]
   if split == "train" and config.include_snli:
@@ -124,7 +129,7 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
   examples = read.examples
   if split == "train" and config.double_unordered and _unordered(config):
     examples = _both_orders(examples)
-  path = fileio.join(config.preprocessed_data_dir, _cache_key(config, split, read) +
+  path = fileio.join(config.preprocessed_data_dir, _cache_key(config, split, read, batch_size) +
                      ".tfrecord")
   meta_path = path + ".json"
   cached = (config.use_tfrecords_if_existing and fileio.exists(path)
@@ -151,13 +156,38 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
     records += [pad] * (-len(records) % batch_size)
   if not cached:
     fileio.makedirs(config.preprocessed_data_dir)
-    tfrecord_writer.write_records(
-        path, (tfrecord_writer.encode_example(r) for r in records))
+    tfrecord_writer.write_records(path, (tfrecord_writer.encode_example(
+        {k: np.atleast_1d(v) for k, v in r.items()}) for r in records))
     with fileio.atomic_write(meta_path) as f:
       json.dump({"num_records": len(records), "num_features": len(feature_set.features),
                  "num_examples": len(examples)}, f)
     log(f"  wrote {len(records):,} features to {path}")
   return Split(split, read, feature_set, path, len(records))
+
+
+def _build_for_variables(config):
+  """The finetuning graph on placeholders: what a checkpoint of `config` holds."""
+  import tensorflow.compat.v1 as tf
+  from finetune import features as features_lib
+  from finetune import model as model_lib
+  features = {
+      name: tf.placeholder(tf.int32 if dtype == "int64" else tf.float32, [2] + list(shape),
+                           name=name)
+      for name, (dtype, shape) in features_lib.feature_spec(
+          config.task_name, config.max_seq_length).items()}
+  model_lib.FinetuningModel(config, features, is_training=True)
+
+
+def check_architecture(config, checkpoint):
+  """Raises RunError if a trial's checkpoint was written by another architecture."""
+  from model import checkpoint as ckpt_lib
+  try:
+    ckpt_lib.check_checkpoint_matches(
+        checkpoint, ckpt_lib.variables_of(lambda: _build_for_variables(config)),
+        ignore=(r"^global_step$",))
+  except ckpt_lib.CheckpointError as e:
+    raise RunError(f"{checkpoint} was written by a model of another architecture; use "
+                   f"another model_dir or the hparams that wrote it.\n{e}") from e
 
 
 def _name_to_features(config):
@@ -171,8 +201,15 @@ def _name_to_features(config):
 
 # --- model_fn -------------------------------------------------------------------------------
 
-def model_fn_builder(config, num_train_steps, init_checkpoint):
-  """The TPUEstimator model_fn: FinetuningModel + optimizer (train) or outputs (predict)."""
+def model_fn_builder(config, num_train_steps, init_checkpoint, model_dir):
+  """The TPUEstimator model_fn: FinetuningModel + optimizer (train) or outputs (predict).
+
+  Args:
+    config: FinetuningConfig.
+    num_train_steps: length of the learning-rate schedule.
+    init_checkpoint: prefix whose electra/ variables initialise the encoder, or None.
+    model_dir: where TensorBoard summaries go (the trial's directory).
+  """
   import tensorflow.compat.v1 as tf
   from finetune import model as model_lib
   from model import checkpoint as ckpt_lib
@@ -211,22 +248,16 @@ def model_fn_builder(config, num_train_steps, init_checkpoint):
       lr = optimization.learning_rate_schedule(
           config.learning_rate, tf.train.get_or_create_global_step(), num_train_steps,
           warmup_proportion=config.warmup_proportion)
-      spec = estimator_lib.train_spec(
-          model.loss, train_op, {"loss": model.loss, "lr": lr}, model_dir=params_dir(),
+      return estimator_lib.train_spec(
+          model.loss, train_op, {"loss": model.loss, "lr": lr}, model_dir=model_dir,
           num_train_steps=num_train_steps, batch_size=config.train_batch_size,
-          log_every_steps=config.log_every_steps, use_tpu=config.use_tpu)
-      return spec._replace(scaffold_fn=scaffold_fn)
+          log_every_steps=config.log_every_steps, use_tpu=config.use_tpu,
+          scaffold_fn=scaffold_fn)
     if mode == tf.estimator.ModeKeys.PREDICT:
       return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, predictions=model.outputs,
                                                scaffold_fn=scaffold_fn)
     raise RunError(f"finetuning has no {mode} mode (evaluation goes through predict)")
 
-  current = {"model_dir": config.model_dir}
-
-  def params_dir():
-    return current["model_dir"]
-
-  model_fn.current = current
   return model_fn
 
 
@@ -259,10 +290,10 @@ def _evaluate(estimator, config, split, trial, word_level_logits, log=print):
   paths = predictions_lib.write_predictions(config.results_dir, config.task_name,
                                             split.name, trial, examples, preds)
   metrics = scorers.score(config.task_name, examples, preds)
-  seconds = time.time() - start
-  metrics["predict_examples_per_sec"] = len(split.feature_set.features) / max(seconds, 1e-9)
   log(f"  {split.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(metrics.items())
-                                      if k != "num_examples") + f" -> {paths[0]}")
+                                      if k != "num_examples") +
+      f" ({len(split.feature_set.features):,} features in {time.time() - start:.1f}s) "
+      f"-> {paths[0]}")
   return metrics
 
 
@@ -273,9 +304,11 @@ def run_trial(config, trial, splits, num_train_steps, init_checkpoint,
   from util import tfrecord_input
   from finetune import tasks as tasks_lib
   trial_dir = fileio.join(config.model_dir, f"trial_{trial}")
-  estimator_lib.recover_model_dir(trial_dir, log=log)
-  model_fn = model_fn_builder(config, num_train_steps, init_checkpoint)
-  model_fn.current["model_dir"] = trial_dir
+  resume = estimator_lib.recover_model_dir(trial_dir, log=log)
+  if resume:
+    check_architecture(config, resume)
+    log(f"trial {trial}: resuming from {resume}")
+  model_fn = model_fn_builder(config, num_train_steps, init_checkpoint, trial_dir)
   seed = None if config.seed is None else config.seed + trial - 1
   estimator = estimator_lib.from_config(
       config, model_fn, model_dir=trial_dir, tf_random_seed=seed,
@@ -290,6 +323,7 @@ def run_trial(config, trial, splits, num_train_steps, init_checkpoint,
         train.path, _name_to_features(config), is_training=True, seed=seed),
         max_steps=num_train_steps)
     out["train_seconds"] = time.time() - start
+    out["global_step"] = int(estimator.get_variable_value("global_step"))
   spec = tasks_lib.get_task(config.task_name)
   word_level = spec.kind == tasks_lib.TAGGING and config.classifier_head == "electra"
   for key, split_name in EVAL_SPLITS:
@@ -436,7 +470,6 @@ def main(argv=None):
 
 def _main(argv):
   args = build_parser().parse_args(argv)
-  errors.quiet_tensorflow(args.verbose)
   config = configure_finetuning.FinetuningConfig.from_hparams(
       args.model_name, args.data_dir, args.hparams, preset=args.preset)
   run(config)
@@ -444,4 +477,5 @@ def _main(argv):
 
 
 if __name__ == "__main__":
+  tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
   sys.exit(main())

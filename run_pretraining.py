@@ -16,6 +16,7 @@ import time
 import configure_pretraining
 from util import errors
 from util import fileio
+from util import tf_logging
 from util import tfrecord_input
 
 
@@ -202,7 +203,6 @@ def main(argv=None):
 
 def _main(argv):
   args = build_parser().parse_args(argv)
-  errors.quiet_tensorflow(args.verbose)
   config = configure_pretraining.PretrainingConfig.from_hparams(
       args.model_name, args.data_dir, args.hparams, preset=args.preset)
   out = train_or_eval(config)
@@ -213,4 +213,5 @@ def _main(argv):
 
 
 if __name__ == "__main__":
+  tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
   sys.exit(main())

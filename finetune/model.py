@@ -33,11 +33,13 @@ class FinetuningModel(object):
       inputs plus example_id / feature_id).
   """
 
-  def __init__(self, config, features: Dict[str, tf.Tensor], is_training: bool):
+  def __init__(self, config, features: Dict[str, tf.Tensor], is_training: bool,
+               fused: bool = False):
     """Args:
       config: configure_finetuning.FinetuningConfig.
       features: int32 / float32 tensors of static shapes [B, ...].
       is_training: dropout on, the joint QA head fed gold starts.
+      fused: the encoder's XLA-fused CPU/GPU kernels (model/fused_ops.py); off on TPU.
     """
     spec = tasks_lib.get_task(config.task_name)
     self.bert_config = sizes.bert_config(config.bert_hparams())
@@ -45,7 +47,7 @@ class FinetuningModel(object):
         bert_config=self.bert_config, is_training=is_training,
         input_ids=features["input_ids"], input_mask=features["input_mask"],
         token_type_ids=features["segment_ids"], use_one_hot_embeddings=config.use_tpu,
-        embedding_size=config.embedding_dim(), use_bf16=config.use_bf16)
+        embedding_size=config.embedding_dim(), use_bf16=config.use_bf16, fused=fused)
     sequence = self.encoder.get_sequence_output()                           # [B, L, H]
     dropout = self.bert_config.hidden_dropout_prob
     style = config.classifier_head

@@ -209,7 +209,7 @@ def recover_model_dir(model_dir, log=print):
 # --- model_fn outputs shared by the runners ------------------------------------------------
 
 def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_size,
-               log_every_steps, use_tpu):
+               log_every_steps, use_tpu, scaffold_fn=None):
   """The TRAIN-mode TPUEstimatorSpec: progress lines and TensorBoard scalars.
 
   Args:
@@ -221,6 +221,7 @@ def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_siz
     log_every_steps: interval of both the progress lines and the summaries.
     use_tpu: on TPU the hook cannot fetch the device loop's tensors, so it logs step,
       speed and ETA only; the scalars still reach TensorBoard through host_call.
+    scaffold_fn: TPUEstimator's scaffold_fn (initialisation from a checkpoint on TPU).
 
   Returns:
     tf.estimator.tpu.TPUEstimatorSpec.
@@ -230,7 +231,7 @@ def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_siz
                                      every_n_steps=log_every_steps)
   return tf.estimator.tpu.TPUEstimatorSpec(
       mode=tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
-      training_hooks=[hook],
+      training_hooks=[hook], scaffold_fn=scaffold_fn,
       host_call=training_hooks.make_host_call(model_dir, scalars, log_every_steps))
 
 
