@@ -116,3 +116,44 @@ def test_tiny_pretraining_step_compiles_with_tpu_settings(tmp_path, data_dir, vo
   assert np.isfinite(result.loss) and result.loss > 0
   # host_call ran on the host: its event file was written under config.model_dir.
   assert glob.glob(str(tmp_path / "models" / "tiny" / "events.out.tfevents.*"))
+
+
+def test_check_xla_flag_of_run_pretraining(tmp_path, data_dir, vocab_v3, capsys):
+  """The command line's --check-xla: the TPU graph (bf16) compiles and runs one step, and
+  nothing is written into the model directory."""
+  import json
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  lines = head_lines(data_dir / "corpus" / "hate-speech-unlabeled" / "unlabeled_comments_5.txt",
+                     64)
+  (corpus / "c.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+  assert build_pretraining_dataset.main([
+      "--corpus-dir", str(corpus), "--vocab-file", vocab_v3,
+      "--output-dir", str(tmp_path / "pretrain_tfrecords"), "--max-seq-length", str(SEQ),
+      "--num-out-files", "1", "--no-progress"]) in (0, None)
+  hp = dict(TINY, vocab_file=vocab_v3, use_bf16=True)
+  rc = run_pretraining.main(["--data-dir", str(tmp_path), "--model-name", "tiny",
+                             "--hparams", json.dumps(hp), "--check-xla"])
+  out = capsys.readouterr().out
+  assert rc == 0 and "XLA check passed" in out, out
+  assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("task,extra", [
+    ("nsmc", {"classifier_head": "electra"}),
+    ("korsts", {"classifier_head": "hf", "use_bf16": True}),
+    ("naver-ner", {"classifier_head": "electra"}),
+    ("korquad", {"classifier_head": "electra", "joint_prediction": True, "beam_size": 4,
+                 "max_seq_length": 64, "doc_stride": 32, "max_query_length": 16}),
+])
+def test_check_xla_flag_of_run_finetuning_per_head(tmp_path, capsys, task, extra):
+  import json
+  import run_finetuning
+  from tests.test_run_finetuning import TINY as FT_TINY, _data
+  data = _data(tmp_path, task, rows=16)
+  hp = dict(FT_TINY, task_names=[task], **extra)
+  rc = run_finetuning.main(["--data-dir", str(data), "--model-name", "tiny",
+                            "--hparams", json.dumps(hp), "--check-xla"])
+  out = capsys.readouterr().out
+  assert rc == 0 and "XLA check passed" in out, out
+  assert not (data / "models" / "tiny" / "finetuning_models").exists()
