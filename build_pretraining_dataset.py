@@ -3,7 +3,9 @@
   python build_pretraining_dataset.py --corpus-dir CORPUS --vocab-file VOCAB \\
       --output-dir DATA/pretrain_tfrecords --max-seq-length 128 --num-processes 2
 
-Examples are built by the original ELECTRA algorithm (pretrain/example_builder.py).
+Examples are built by the original ELECTRA algorithm (pretrain/example_builder.py),
+one input line being one sentence; with --split-sentences rules (util/sentence_split.py)
+lines holding paragraphs are first split into sentences.
 The corpus, taken as one byte stream in file order, is cut into ~1 MB work units at
 document boundaries; units are tokenized in parallel and written in order, a run of
 consecutive units per shard. A unit's output depends only on the corpus, the options

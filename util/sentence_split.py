@@ -90,8 +90,8 @@ _BARE_DA = re.compile(
 # Emoticons written with jamo or symbols (ㅋㅋ, ㅎㅎ, ㅠㅠ, ^^, ;;): they close the
 # utterance before them.
 _EMOTICON = re.compile(r"(?:[ㄱ-ㅎㅏ-ㅣ^;♡♥~]+\s*)*[ㄱ-ㅎㅏ-ㅣ^;♡♥~]+(?=\s|$)")
-_EMOTICON_RUN = re.compile(
-    r"(?<=\S)\s*(?:[ㄱ-ㅎㅏ-ㅣ]{2,}|[ㅠㅜ]|\^\^|;;)(?P<space>\s+)(?=\S)")
+_EMOTICON_RUN = re.compile(r"(?:[ㄱ-ㅎㅏ-ㅣ]{2,}|[ㅠㅜ]|\^\^|;;)(?P<space>\s+)(?=\S)")
+_EMOTICON_CHAR = re.compile(r"[ㄱ-ㅎㅏ-ㅣ^;]")  # cheap test before the search above
 # Korean writers end sentences with an ellipsis as often as with a period, also after a
 # connective ending ("팬인데.. 이제 ..."); only after a conjunction standing alone does
 # the sentence go on ("그런데... 사실은").
@@ -194,27 +194,20 @@ def split_sentences(text: str) -> List[str]:
   text = text.strip()
   if not text:
     return []
-  protected = None  # computed lazily: most lines have no candidate near a bracket
-
-  def inside(i):
-    nonlocal protected
-    if protected is None:
-      protected = _protected(text)
-    return protected[i]
-
+  protected = _protected(text) if _BRACKET.search(text) else bytes(len(text))
   cuts = []  # (end of sentence, start of next)
   for m in _CANDIDATE.finditer(text):
     nxt = m.end()
     if nxt >= len(text):
       continue  # the end of the line needs no cut
-    mark, close, space = m.group("mark"), m.group("close"), m.group("space")
+    mark, close, space = m.groups()
     if space is None and (close or not "가" <= text[m.start() - 1:m.start()] <= "힣"):
       continue  # glued to what follows: only "다.그", "다.5년", "다.(" count, not "3.5"
     if space is None and text[nxt].isdigit() and len(mark) > 1:
       continue  # "지금은...3시간": an ellipsis glued to a number goes on
     # The mark of a quotation or parenthesis that closes here ends a sentence; a mark
     # inside one that goes on does not.
-    if inside(m.end("close") - 1 if close else m.start()):
+    if protected[m.end("close") - 1 if close else m.start()]:
       continue
     if mark == "." and "가" <= text[m.start() - 1] <= "힣":
       pass  # the common case, a period after Hangul ("했습니다."): no word checks
@@ -231,9 +224,13 @@ def split_sentences(text: str) -> List[str]:
     if close and _QUOTATIVE.match(text, nxt):
       continue  # "...?" 하고 물었다: the quotation goes on
     cuts.append((m.end("close"), nxt))
-  for pattern in (_BARE_ENDING, _BARE_DA, _EMOTICON_RUN):
+  patterns = (_BARE_ENDING, _BARE_DA)
+  if _EMOTICON_CHAR.search(text):
+    patterns += (_EMOTICON_RUN,)
+  for pattern in patterns:
     for m in pattern.finditer(text):
-      if not inside(m.start("space")):
+      # (An emoticon run at the very start closes nothing.)
+      if m.start() and not protected[m.start("space")]:
         cuts.append((m.start("space"), m.end()))
   if not cuts:
     return [text]
