@@ -568,9 +568,10 @@ def print_summary(s, out=None):
   if s["split_sentences"] != "none" or s["long_sentences_cut"]:
     print(f"  sentences ({s['split_sentences']}) {s['sentences']:,}, "
           f"{s['sentences_per_line']:.2f} per line; tokens kept {s['kept_share']:.1%} "
-          f"(without splitting {s['kept_share_unsplit']:.1%}); "
-          f"{s['long_sentences_cut']:,} sentences over "
-          f"{s['options'].get('max_sentence_tokens', 0)} tokens cut"
+          f"(without splitting {s['kept_share_unsplit']:.1%})"
+          + (f"; {s['long_sentences_cut']:,} sentences over "
+             f"{s['options']['max_sentence_tokens']} tokens cut"
+             if s["options"].get("max_sentence_tokens") else "")
           + (f"; splitter failed on {s['split_errors']:,} lines (kept whole)"
              if s["split_errors"] else ""), file=out)
   print(f"  wall time {s['wall_time_s']:.1f}s, {s['examples_per_s']:,.0f} examples/s "
