@@ -21,18 +21,17 @@ import shutil
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
-
-import configure_pretraining  # noqa: E402
-import run_pretraining  # noqa: E402
-from pretrain import example_builder  # noqa: E402
-from util import tfrecord_input  # noqa: E402
+import configure_pretraining
+import run_pretraining
+from pretrain import example_builder
+from util import errors
+from util import tf_logging
 
 HELDOUT_EVERY = 10  # every 10th line of each text is held out for evaluation
 
 
-class DemoError(RuntimeError):
-  pass
+class DemoError(errors.UserError):
+  """Something the demo needs is missing (names it and how to get it)."""
 
 
 def konlpy_corpus():
@@ -134,6 +133,8 @@ def main(argv=None):
   p.add_argument("--max-seq-length", type=int, default=128)
   p.add_argument("--vocab-size", type=int, default=6000)
   p.add_argument("--fresh", action="store_true", help="delete --output-dir first")
+  p.add_argument("--verbose", action="store_true",
+                 help="also show TensorFlow's own start-up and compiler log lines")
   args = p.parse_args(argv)
   out = pathlib.Path(args.output_dir).resolve()
   if args.fresh:
@@ -182,8 +183,7 @@ def main(argv=None):
                                         pretrain_tfrecords=pattern, results_txt=txt))
       results[which] = run_pretraining.train_or_eval(eval_config)
     times["evaluation"] = time.time() - t
-  except (DemoError, configure_pretraining.ConfigError, run_pretraining.RunError,
-          tfrecord_input.InputError) as e:
+  except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
 
@@ -217,4 +217,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
   sys.exit(main())

@@ -4,6 +4,7 @@
                                                        [--variants fp32,bf16,...]
                                                        [--rounds 2]
   PYTHONPATH=. python benchmarks/bench_pretraining.py --loss-curve [--curve-steps 300]
+  PYTHONPATH=. python benchmarks/bench_pretraining.py --baseline DIR [--variants ...]
 
 Each variant runs in its own process (so peak memory is its own): the real
 run_pretraining model_fn under TPUEstimator, `warmup` steps, then `steps` timed steps.
@@ -19,11 +20,21 @@ variant).
 --loss-curve trains a small config for a few hundred steps in float32 and in bfloat16
 with the same seeds and data order and prints both loss curves' moving averages.
 
-Variants "fp32-unfused" / "bf16-unfused" set the hparam fused_kernels off
-(modeling.FUSED_ELEMENTWISE and optimization.FUSED_UPDATE): plain TF ops throughout, the
+Variants "fp32-unfused" / "bf16-unfused" set the hparam fused_kernels off (run_pretraining
+then builds the model and optimizer with fused=False): plain TF ops throughout, the
 original's graph (and the one used on TPU), for before/after.
 --rounds N runs the variant list N times in turn and keeps each variant's fastest round,
 so load from other jobs on a shared machine hits all variants alike.
+
+--baseline DIR: "did this change the speed?" Each variant also runs from another checkout
+(DIR, e.g. a git worktree of the commit before the change), in the same rounds, the two
+alternating and the order flipped every round; printed per variant: best ex/s of each and
+the ratio this tree / baseline. The exact before/after of the fused-kernel move (quiet
+machine, ~25 minutes):
+
+  git worktree add --detach /tmp/bench-base 07f5c9c
+  PYTHONPATH=. python benchmarks/bench_pretraining.py --baseline /tmp/bench-base \
+      --variants bf16,fp32-unfused --rounds 3 --warmup 5 --steps 15
 
 Needs ../shared/data (or KOELECTRA_DATA): TFRecords are built from petitions text with
 the v3 vocab.
@@ -189,12 +200,14 @@ def run_child(args):
   print("RESULT " + json.dumps(out), flush=True)
 
 
-def spawn(name, settings, data_dir, work, warmup, steps, seed=1):
+def spawn(name, settings, data_dir, work, warmup, steps, seed=1, root=ROOT):
+  """Runs one variant in a child process of the benchmark in checkout `root`."""
   model_name = f"bench-{name.replace('/', '_')}-{int(time.time())}"
-  cmd = [sys.executable, __file__, "--child", model_name, "--settings", json.dumps(settings),
-         "--data-dir", str(data_dir), "--warmup", str(warmup), "--steps", str(steps),
-         "--seed", str(seed)]
-  env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+  script = pathlib.Path(root) / "benchmarks" / "bench_pretraining.py"
+  cmd = [sys.executable, str(script), "--child", model_name, "--settings",
+         json.dumps(settings), "--data-dir", str(data_dir), "--warmup", str(warmup),
+         "--steps", str(steps), "--seed", str(seed)]
+  env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="2")
   if settings.get("xla"):
     # global_jit_level alone does not cluster CPU ops; this flag lets auto-clustering
     # (XLA) take the CPU graph too.
@@ -265,6 +278,48 @@ def speed(args, work):
   return rows
 
 
+def against_baseline(args, work):
+  """Each variant from this tree and from args.baseline, interleaved; prints the ratios."""
+  baseline = pathlib.Path(args.baseline).resolve()
+  if not (baseline / "benchmarks" / "bench_pretraining.py").exists():
+    sys.exit(f"--baseline {baseline}: no benchmarks/bench_pretraining.py there")
+  data_dir = build_data(work, 128)
+  names = [v for v in args.variants.split(",") if v]
+  trees = {"this": ROOT, "baseline": baseline}
+  best = {}
+  for rnd in range(args.rounds):
+    for name in names:
+      # Flip the order every round so a trend in the machine's load favours neither.
+      order = ("this", "baseline") if (rnd + names.index(name)) % 2 == 0 else \
+          ("baseline", "this")
+      for tree in order:
+        print(f"round {rnd + 1}/{args.rounds}: {name} @ {tree} ...", flush=True)
+        r = spawn(name, VARIANTS[name], data_dir, work, args.warmup, args.steps,
+                  root=trees[tree])
+        if r is None:
+          print("  failed", flush=True)
+          continue
+        print(f"  {r['examples_per_sec']:.2f} ex/s, {r['cpu_s_per_step']:.2f} cpu s/step",
+              flush=True)
+        key = (name, tree)
+        if key not in best or r["examples_per_sec"] > best[key]["examples_per_sec"]:
+          best[key] = r
+  print(f"\nthis tree {ROOT} vs baseline {baseline}: KoELECTRA-Small, length 128, batch 32, "
+        f"best of {args.rounds} interleaved round(s), {args.steps} steps after "
+        f"{args.warmup} warm-up; load average {os.getloadavg()[0]:.2f}")
+  print(f"{'variant':16s} {'this ex/s':>10s} {'base ex/s':>10s} {'ratio':>7s} "
+        f"{'this cpu s':>11s} {'base cpu s':>11s}")
+  for name in names:
+    a, b = best.get((name, "this")), best.get((name, "baseline"))
+    if a is None or b is None:
+      print(f"{name:16s} failed (see stderr)")
+      continue
+    print(f"{name:16s} {a['examples_per_sec']:10.2f} {b['examples_per_sec']:10.2f} "
+          f"{a['examples_per_sec'] / b['examples_per_sec']:6.3f}x "
+          f"{a['cpu_s_per_step']:11.2f} {b['cpu_s_per_step']:11.2f}")
+  return best
+
+
 def loss_curve(args, work):
   """Small config, fp32 vs bf16, identical seeds and data order."""
   data_dir = build_data(work, 64)
@@ -305,6 +360,7 @@ def main():
   p.add_argument("--curve-steps", type=int, default=300)
   p.add_argument("--window", type=int, default=25)
   p.add_argument("--work-dir", help="keep TFRecords here between runs (default: temporary)")
+  p.add_argument("--baseline", help="another checkout to compare each variant against")
   # internal: one variant in a child process
   p.add_argument("--child", help=argparse.SUPPRESS)
   p.add_argument("--settings", help=argparse.SUPPRESS)
@@ -320,6 +376,8 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     if args.loss_curve:
       loss_curve(args, work)
+    elif args.baseline:
+      against_baseline(args, work)
     else:
       speed(args, work)
 

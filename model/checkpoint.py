@@ -13,11 +13,14 @@ import re
 
 import tensorflow.compat.v1 as tf
 
+from util import errors
+
 # AdamWeightDecayOptimizer slots (model/optimization.py), named as the original names them.
-OPTIMIZER_SLOT_SUFFIXES = ("/adam_m", "/adam_v")
+ADAM_M, ADAM_V = "/adam_m", "/adam_v"
+OPTIMIZER_SLOT_SUFFIXES = (ADAM_M, ADAM_V)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(errors.UserError):
   """A checkpoint that cannot be found or used."""
 
 
@@ -62,6 +65,19 @@ def graph_variables(graph=None, include_optimizer=False):
   return collections.OrderedDict(
       (v.op.name, tuple(v.shape.as_list())) for v in sorted(variables, key=lambda v: v.op.name)
       if include_optimizer or not is_optimizer_slot(v.op.name))
+
+
+def variables_of(build_fn):
+  """{name: shape} of the variables `build_fn()` creates, built in a throwaway graph.
+
+  Building a graph alone (no session, no initialisation) takes a second or two and gives
+  the exact names and shapes whatever the options (tied embeddings, generator size, task
+  heads), so a run can refuse a checkpoint of another architecture before it starts.
+  """
+  graph = tf.Graph()
+  with graph.as_default():
+    build_fn()
+  return graph_variables(graph)
 
 
 def parse_variable_list(text):

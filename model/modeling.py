@@ -1,5 +1,8 @@
 """The ELECTRA/BERT transformer encoder (TF1 graph mode), with original ELECTRA variable names.
 
+Reads top to bottom as the model runs: BertConfig -> BertModel -> embeddings ->
+transformer layers -> attention -> dense / activation -> shape helpers.
+
 Variables (see docs/architecture.md and /work/shared/reference):
   electra/embeddings/{word_embeddings, position_embeddings, token_type_embeddings, LayerNorm}
   <scope>/embeddings_project/{kernel, bias}      only when embedding size != hidden size
@@ -9,34 +12,42 @@ Variables (see docs/architecture.md and /work/shared/reference):
 The generator is built with scope="generator": it reads the discriminator's embeddings under
 "electra/embeddings" (one shared table) unless untied_embeddings=True.
 
-All shapes are static when the inputs have static shapes (TPU requirement).
+Initialisers, as the original: truncated normal(initializer_range) for embeddings and
+transformer kernels, Glorot uniform for embeddings_project (the original's tf.layers.dense
+default), zero biases, LayerNorm gamma 1 / beta 0.
+
+All shapes are static when the inputs have static shapes (TPU requirement). Shape letters:
+  B batch size, S sequence length (F "from" / T "to" in attention), E embedding size,
+  W hidden size, I intermediate size, N attention heads, H size per head (W = N * H).
 
 use_bf16: embeddings are looked up and normalised in float32, then the projection and every
 transformer matmul run in bfloat16 (variables stay float32 and are cast on use). Softmax,
 LayerNorm statistics and the residual sums are float32; outputs are returned as float32.
 
-FUSED_ELEMENTWISE (default on): GELU, dropout + residual add + LayerNorm and attention
-scale + mask + softmax + dropout run as XLA-compiled functions with hand-written gradients,
-the same math as the plain ops (docs/running.md, "Speed on CPU", has the measurements).
-Their dropout masks come from 16-bit random draws (_dropout_bits), which round the rate to
-a multiple of 2^-16 (0.1 -> 0.1000061) and rescale kept values by the exact keep
-probability. run_pretraining turns it off with use_tpu (the TPU program is XLA-compiled
-whole, so the plain ops are used) or the hparam fused_kernels off.
+fused (default False): GELU, dropout (+ residual add) + LayerNorm and attention softmax +
+dropout run as the XLA-compiled kernels of model/fused_ops.py, the same math; False is the
+plain TF ops of the original, and what a TPU runs. Each function below that has element-wise
+work takes `fused` explicitly.
 """
 import copy
 import json
 import math
+from typing import Callable, List, Optional, Tuple, Union
 
-import tensorflow as tf2
 import tensorflow.compat.v1 as tf
+
+from model import fused_ops
+from util import errors
 
 LAYER_NORM_EPSILON = 1e-12
 # Added to attention scores of padded positions before the softmax (original BERT value).
 ATTENTION_MASK_ADDER = -10000.0
 
+Dim = Union[int, tf.Tensor]
 
-class ConfigError(ValueError):
-  """A model config file or dict that cannot be used (names the key / file)."""
+
+# A model config file or dict that cannot be used (names the key / file).
+ConfigError = errors.ConfigError
 
 
 class BertConfig(object):
@@ -113,19 +124,44 @@ class BertModel(object):
   """The encoder. Outputs are float32 even when use_bf16 computes in bfloat16."""
 
   def __init__(self,
-               bert_config,
-               is_training,
-               input_ids,
-               input_mask=None,
-               token_type_ids=None,
-               use_one_hot_embeddings=True,
-               scope=None,
-               embedding_size=None,
-               input_embeddings=None,
-               input_reprs=None,
-               update_embeddings=True,
-               untied_embeddings=False,
-               use_bf16=False):
+               bert_config: BertConfig,
+               is_training: bool,
+               input_ids: tf.Tensor,
+               input_mask: Optional[tf.Tensor] = None,
+               token_type_ids: Optional[tf.Tensor] = None,
+               use_one_hot_embeddings: bool = True,
+               scope: Optional[str] = None,
+               embedding_size: Optional[int] = None,
+               input_embeddings: Optional[tf.Tensor] = None,
+               input_reprs: Optional[tf.Tensor] = None,
+               update_embeddings: bool = True,
+               untied_embeddings: bool = False,
+               use_bf16: bool = False,
+               fused: bool = False):
+    """Builds the encoder graph.
+
+    Args:
+      bert_config: the encoder's hyperparameters.
+      is_training: False sets both dropout rates to 0.
+      input_ids: [B, S] int32 token ids.
+      input_mask: [B, S] int32, 1 for real tokens, 0 for padding (default all 1).
+      token_type_ids: [B, S] int32 segment ids (default all 0).
+      use_one_hot_embeddings: look up word embeddings by one-hot matmul (fast on TPU)
+        rather than tf.gather (fast on CPU/GPU).
+      scope: variable scope of the transformer (default "electra"; "generator").
+      embedding_size: E; None takes bert_config.embedding_size, then the hidden size.
+      input_embeddings: [B, S, E] word embeddings to use instead of looking up input_ids.
+      input_reprs: [B, S, E] embedding-layer output to use instead of computing it.
+      update_embeddings: False stops gradients at the embedding output.
+      untied_embeddings: give this model its own `<scope>/embeddings` instead of sharing
+        "electra/embeddings".
+      use_bf16: run the projection and transformer matmuls in bfloat16.
+      fused: use the XLA-fused CPU/GPU kernels (model/fused_ops.py); False on TPU.
+
+    Raises:
+      ConfigError: hidden size not a multiple of the head count, unknown activation.
+      ValueError: inputs of the wrong rank, sequence longer than the position table.
+    """
     config = copy.deepcopy(bert_config)
     if not is_training:
       config.hidden_dropout_prob = 0.0
@@ -169,17 +205,19 @@ class BertModel(object):
             position_embedding_name="position_embeddings",
             initializer_range=config.initializer_range,
             max_position_embeddings=config.max_position_embeddings,
-            dropout_prob=config.hidden_dropout_prob)
+            dropout_prob=config.hidden_dropout_prob,
+            fused=fused)
     else:
       self.embedding_output = input_reprs
     if not update_embeddings:
       self.embedding_output = tf.stop_gradient(self.embedding_output)
 
     with tf.variable_scope(scope_name):
-      hidden = tf.cast(self.embedding_output, compute_dtype)
+      hidden = tf.cast(self.embedding_output, compute_dtype)              # [B, S, E]
       if self.embedding_output.shape[-1] != config.hidden_size:
+        # The original uses tf.layers.dense defaults here: Glorot-uniform kernel, zero bias.
         hidden = dense(hidden, config.hidden_size, name="embeddings_project",
-                       kernel_initializer=create_initializer(config.initializer_range))
+                       kernel_initializer=tf.glorot_uniform_initializer(), fused=fused)
       with tf.variable_scope("encoder"):
         attention_mask = create_attention_mask_from_input_mask(input_ids, input_mask)
         layer_outputs, attn_maps = transformer_model(
@@ -189,398 +227,102 @@ class BertModel(object):
             num_hidden_layers=config.num_hidden_layers,
             num_attention_heads=config.num_attention_heads,
             intermediate_size=config.intermediate_size,
-            intermediate_act_fn=get_activation(config.hidden_act),
+            intermediate_act_fn=get_activation(config.hidden_act, fused=fused),
             hidden_dropout_prob=config.hidden_dropout_prob,
             attention_probs_dropout_prob=config.attention_probs_dropout_prob,
-            initializer_range=config.initializer_range)
+            initializer_range=config.initializer_range,
+            fused=fused)
       self.all_layer_outputs = [tf.cast(t, tf.float32) for t in layer_outputs]
       self.attn_maps = [tf.cast(t, tf.float32) for t in attn_maps]
       self.sequence_output = self.all_layer_outputs[-1]
       # ELECTRA has no pooler layer: the [CLS] vector is the pooled output.
       self.pooled_output = self.sequence_output[:, 0]
 
-  def get_pooled_output(self):
+  def get_pooled_output(self) -> tf.Tensor:
+    """[B, W] float32: the [CLS] position of the last layer (ELECTRA has no pooler)."""
     return self.pooled_output
 
-  def get_sequence_output(self):
-    """[batch_size, seq_length, hidden_size] float32."""
+  def get_sequence_output(self) -> tf.Tensor:
+    """[B, S, W] float32: the last layer's output."""
     return self.sequence_output
 
-  def get_all_encoder_layers(self):
-    """One [batch_size, seq_length, hidden_size] tensor per transformer layer."""
+  def get_all_encoder_layers(self) -> List[tf.Tensor]:
+    """One [B, S, W] float32 tensor per transformer layer."""
     return self.all_layer_outputs
 
-  def get_embedding_output(self):
-    """Embeddings after LayerNorm/dropout, before embeddings_project (float32)."""
+  def get_embedding_output(self) -> tf.Tensor:
+    """[B, S, E] embeddings after LayerNorm/dropout, before embeddings_project (float32)."""
     return self.embedding_output
 
-  def get_embedding_table(self):
-    """The (shared) word embedding variable, [vocab_size, embedding_size]."""
+  def get_embedding_table(self) -> Optional[tf.Variable]:
+    """The (shared) word embedding variable, [vocab_size, E]; None with input_reprs or
+    input_embeddings."""
     return self.embedding_table
 
 
-def gelu(x):
-  """Exact GELU, x * Phi(x) with erf (as the original checkpoints were trained).
-
-  Forward and backward each run as one fused XLA kernel (see _fused): on CPU the unfused
-  graph is ~10 memory-bound element-wise passes over [tokens, intermediate] and took ~20%
-  of a training step; fused it is ~2.7x faster. Same formula, so results agree with
-  `gelu_reference` to float rounding.
-  """
-  if not FUSED_ELEMENTWISE:
-    return gelu_reference(x)
-  return _gelu_fused(x)
-
-
-def gelu_reference(x):
-  """The unfused exact-erf GELU (TF ops only)."""
-  return x * (0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF)))
-
-
-_SQRT_HALF = 1.0 / math.sqrt(2.0)
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-# Fuse GELU and LayerNorm into XLA-compiled functions (forward and hand-written backward).
-# Off: the plain TF ops, e.g. to compare against or on a platform without an XLA JIT.
-FUSED_ELEMENTWISE = True
-
-
-def _fused(fn):
-  # jit_compile: XLA compiles the function (on CPU too, no global JIT flags needed) and
-  # fuses its element-wise ops into one loop. One trace per input signature, so all layers
-  # of one width share one compiled kernel. Inside a TPU computation it is simply inlined.
-  return tf2.function(fn, jit_compile=True, autograph=False)
-
-
-def _outer_axes(x):
-  return list(range(x.shape.ndims - 1))
-
-
-@_fused
-def _gelu_fwd(x, bias=None):
-  if bias is None:
-    return gelu_reference(x)
-  return tf.cast(gelu_reference(tf.cast(x, tf.float32) + bias), x.dtype)
-
-
-@_fused
-def _gelu_bwd(x, dy, bias=None):
-  """dx (and, with a bias, the float32 bias gradient: dx summed over the outer axes)."""
-  h, dy_h = x, dy
-  if bias is not None:
-    h, dy_h = tf.cast(x, tf.float32) + bias, tf.cast(dy, tf.float32)
-  # d/dh h*Phi(h) = Phi(h) + h*phi(h); recomputing Phi here is cheaper than storing it.
-  cdf = 0.5 * (1.0 + tf.math.erf(h * _SQRT_HALF))
-  pdf = tf.exp(-0.5 * tf.square(h)) * _INV_SQRT_2PI
-  dh = dy_h * (cdf + h * pdf)
-  if bias is None:
-    return dh
-  return tf.cast(dh, x.dtype), tf.reduce_sum(dh, _outer_axes(x))
-
-
-@tf.custom_gradient
-def _gelu_fused(x):
-  def grad(dy):
-    return _gelu_bwd(x, dy)
-  return _gelu_fwd(x), grad
-
-
-@tf.custom_gradient
-def _bias_gelu_fused(x, bias):
-  """gelu(x + bias), the sum in float32: the bias add and its gradient (a reduction that
-  BiasAddGrad does slowly in bfloat16 on CPU) ride along in the GELU kernels."""
-  def grad(dy):
-    return _gelu_bwd(x, dy, bias)
-  return _gelu_fwd(x, bias), grad
-
-
-def get_activation(activation_string):
-  """Maps a config string ("gelu", "relu", "tanh", "linear") to a function."""
-  if not isinstance(activation_string, str):
-    return activation_string
-  act = activation_string.lower()
-  if not act or act == "linear":
-    return None
-  table = {"relu": tf.nn.relu, "gelu": gelu, "tanh": tf.tanh}
-  if act not in table:
-    raise ConfigError("unsupported hidden_act %r (use one of: gelu, relu, tanh, linear)" %
-                      activation_string)
-  return table[act]
-
-
-def dropout(input_tensor, dropout_prob):
-  if dropout_prob is None or dropout_prob == 0.0:
-    return input_tensor
-  if FUSED_ELEMENTWISE:
-    return _dropout_fused(input_tensor, dropout_prob)
-  return tf.nn.dropout(input_tensor, rate=dropout_prob)
-
-
-_BITS_RANGE = 1 << 16
-
-
-def _dropout_threshold(rate):
-  """(threshold, scale) for a dropout rate: keep where bits >= threshold, kept values times
-  scale. The drop probability is threshold / 2^16, the rate rounded to a multiple of 2^-16
-  (0.1 -> 0.1000061; tf.nn.dropout's float draw rounds it too, to 2^-23); scale is one over
-  the resulting keep probability, so the expected value is unchanged exactly."""
-  rate = float(rate)
-  threshold = int(round(rate * _BITS_RANGE))
-  if not 0.0 <= rate < 1.0 or threshold >= _BITS_RANGE:
-    raise ConfigError("dropout rate %r is outside [0, 1)" % rate)
-  return threshold, _BITS_RANGE / float(_BITS_RANGE - threshold)
-
-
-def _dropout_bits(shape):
-  """uint16 random bits of `shape`, one per dropout decision.
-
-  Drawn as full-range uint32 (stateless Philox, seeded per run by a stateful op, so every
-  step draws afresh and tf.set_random_seed makes a run repeatable) and split in halves:
-  half the generator work and memory of the float32 uniform tf.nn.dropout draws, which was
-  the largest element-wise cost of a CPU training step.
-  """
-  if all(isinstance(d, int) for d in shape):
-    size = math.prod(shape)
-  else:
-    size = tf.reduce_prod(tf.stack(shape))
-  seed = tf.random.uniform([2], minval=-2 ** 31, maxval=2 ** 31 - 1, dtype=tf.int32)
-  words = tf.random.stateless_uniform([(size + 1) // 2], seed, minval=None, maxval=None,
-                                      dtype=tf.uint32)
-  bits = tf.reshape(tf.bitcast(words, tf.uint16), [-1])
-  if not isinstance(size, int) or size % 2:
-    bits = bits[:size]
-  return tf.reshape(bits, shape)
-
-
-def _dropout_mask(shape, rate):
-  """(bits, threshold, scale) for the fused kernels; (None, 0, 1.0) without dropout."""
-  if not rate:
-    return None, 0, 1.0
-  threshold, scale = _dropout_threshold(rate)
-  return _dropout_bits(shape), threshold, scale
-
-
-def _apply_mask(x, bits, threshold, scale):
-  """Inside a kernel: x (float32) where kept, times scale; 0 where dropped."""
-  return x if bits is None else tf2.where(bits >= threshold, x * scale, 0.0)
-
-
-@_fused
-def _dropout_fwd(x, bits, threshold, scale):
-  # Scaled in float32: a bfloat16 scale 1/0.9 would round to 1.109.
-  return tf.cast(_apply_mask(tf.cast(x, tf.float32), bits, threshold, scale), x.dtype)
-
-
-def _dropout_fused(x, rate):
-  bits, threshold, scale = _dropout_mask(get_shape_list(x), rate)
-
-  @tf.custom_gradient
-  def fused(x, bits):
-    def grad(dy):
-      return _dropout_fwd(dy, bits, threshold, scale), None
-    return _dropout_fwd(x, bits, threshold, scale), grad
-
-  return fused(x, bits)
-
-
-def layer_norm(input_tensor, name=None, residual=None, dropout_prob=0.0, bias=None):
-  """LayerNorm over the last axis of `input_tensor` (+ `residual`), variables
-  `<name>/gamma` and `<name>/beta`; with dropout_prob, `input_tensor` is dropped out first
-  (the transformer's dropout(x) + residual); `bias` (float32, from dense(return_bias=True))
-  is added to `input_tensor` before all that.
-
-  The sum and the statistics are computed in float32 (as on TPU); the result has the
-  input's dtype. With FUSED_ELEMENTWISE, forward and backward each run as one XLA kernel
-  (dropout included).
-  """
-  dtype = input_tensor.dtype
-  width = input_tensor.shape[-1]
-  with tf.variable_scope(name, default_name="LayerNorm"):
-    beta = tf.get_variable("beta", [width], tf.float32, initializer=tf.zeros_initializer())
-    gamma = tf.get_variable("gamma", [width], tf.float32, initializer=tf.ones_initializer())
-    gamma_t, beta_t = tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
-    if FUSED_ELEMENTWISE and residual is not None:
-      return _add_layer_norm_fused(input_tensor, residual, gamma_t, beta_t, dropout_prob,
-                                   bias)
-    if bias is not None:
-      input_tensor = tf.nn.bias_add(input_tensor, tf.cast(bias, dtype))
-    if FUSED_ELEMENTWISE:
-      return _layer_norm_fused(dropout(input_tensor, dropout_prob), gamma_t, beta_t)
-    input_tensor = dropout(input_tensor, dropout_prob)
-    x = tf.cast(input_tensor, tf.float32)
-    if residual is not None:
-      x += tf.cast(residual, tf.float32)
-    y = _layer_norm_math(x, gamma_t, beta_t)
-  return tf.cast(y, dtype)
-
-
-def _layer_norm_stats(x):
-  """Mean and 1/std of x over its last axis (two-pass, as tf.nn.moments), keepdims."""
-  mean = tf.reduce_mean(x, -1, keepdims=True)
-  variance = tf.reduce_mean(tf.square(x - mean), -1, keepdims=True)
-  return mean, tf.math.rsqrt(variance + LAYER_NORM_EPSILON)
-
-
-def _layer_norm_math(x, gamma, beta):
-  """float32 LayerNorm of x over its last axis."""
-  return _ln_with_stats(x, gamma, beta, tf.float32)[0]
-
-
-def _layer_norm_grad(x, gamma, dy, mean, rstd):
-  """Gradients of _layer_norm_math w.r.t. (x, gamma, beta), given the forward's statistics
-  (kept from the forward kernel: recomputing them took a third of the backward)."""
-  normed = (x - mean) * rstd
-  dy = tf.cast(dy, tf.float32)
-  g = dy * gamma
-  dx = rstd * (g - tf.reduce_mean(g, -1, keepdims=True) -
-               normed * tf.reduce_mean(g * normed, -1, keepdims=True))
-  outer = _outer_axes(x)
-  return dx, tf.reduce_sum(dy * normed, outer), tf.reduce_sum(dy, outer)
-
-
-def _ln_with_stats(h, gamma, beta, dtype):
-  """(LayerNorm(h) in dtype, mean, 1/std) for float32 h."""
-  mean, rstd = _layer_norm_stats(h)
-  return tf.cast((h - mean) * rstd * gamma + beta, dtype), mean, rstd
-
-
-@_fused
-def _ln_fwd(x, gamma, beta):
-  """(LayerNorm(x), mean, 1/std): the statistics go to the backward kernel."""
-  return _ln_with_stats(tf.cast(x, tf.float32), gamma, beta, x.dtype)
-
-
-@_fused
-def _ln_bwd(x, gamma, dy, mean, rstd):
-  dx, dgamma, dbeta = _layer_norm_grad(tf.cast(x, tf.float32), gamma, dy, mean, rstd)
-  return tf.cast(dx, x.dtype), dgamma, dbeta
-
-
-def _dropped_sum(x, residual, bits, threshold, scale, bias):
-  x = tf.cast(x, tf.float32)
-  if bias is not None:
-    x += bias
-  return _apply_mask(x, bits, threshold, scale) + tf.cast(residual, tf.float32)
-
-
-@_fused
-def _add_ln_fwd(x, residual, gamma, beta, bits, threshold, scale, bias=None):
-  """(LayerNorm(dropout(x + bias) + residual), mean, 1/std)."""
-  h = _dropped_sum(x, residual, bits, threshold, scale, bias)
-  return _ln_with_stats(h, gamma, beta, x.dtype)
-
-
-@_fused
-def _add_ln_bwd(x, residual, gamma, dy, mean, rstd, bits, threshold, scale, bias=None):
-  """(dx, dresidual, dgamma, dbeta), then dbias (float32) when there is a bias."""
-  h = _dropped_sum(x, residual, bits, threshold, scale, bias)
-  dh, dgamma, dbeta = _layer_norm_grad(h, gamma, dy, mean, rstd)
-  dx = _apply_mask(dh, bits, threshold, scale)
-  grads = (tf.cast(dx, x.dtype), tf.cast(dh, residual.dtype), dgamma, dbeta)
-  if bias is not None:
-    grads += (tf.reduce_sum(dx, _outer_axes(x)),)
-  return grads
-
-
-@tf.custom_gradient
-def _layer_norm_fused(x, gamma, beta):
-  def grad(dy):
-    return _ln_bwd(x, gamma, dy, mean, rstd)
-  y, mean, rstd = _ln_fwd(x, gamma, beta)
-  return y, grad
-
-
-def _add_layer_norm_fused(x, residual, gamma, beta, dropout_prob=0.0, bias=None):
-  bits, threshold, scale = _dropout_mask(get_shape_list(x), dropout_prob)
-
-  @tf.custom_gradient
-  def fused(x, residual, gamma, beta, *extra):
-    b = extra[0] if bias is not None else None
-
-    def grad(dy):
-      grads = list(_add_ln_bwd(x, residual, gamma, dy, mean, rstd, bits, threshold, scale,
-                               b))
-      return grads + [None] * (4 + len(extra) - len(grads))  # None for the bits
-    y, mean, rstd = _add_ln_fwd(x, residual, gamma, beta, bits, threshold, scale, b)
-    return y, grad
-
-  extra = [t for t in (bias, bits) if t is not None]
-  return fused(x, residual, gamma, beta, *extra)
-
-
-def layer_norm_and_dropout(input_tensor, dropout_prob, name=None):
-  return dropout(layer_norm(input_tensor, name), dropout_prob)
-
-
-def create_initializer(initializer_range=0.02):
-  return tf.truncated_normal_initializer(stddev=initializer_range)
-
-
-def dense(input_tensor, units, name, activation=None, kernel_initializer=None,
-          use_bias=True, return_bias=False):
-  """A dense layer with variables `<name>/kernel` and `<name>/bias` (float32).
-
-  Weights are cast to the input's dtype, so a bfloat16 input gives a bfloat16 matmul.
-  Works on inputs of any rank >= 2 (applied to the last axis).
-  return_bias: return (output, bias); with FUSED_ELEMENTWISE and a bfloat16 input the bias
-  is then NOT added, for the caller's next fused kernel to add (layer_norm(bias=...));
-  otherwise it is added and None returned. Likewise a GELU activation then takes the bias
-  add into its kernel: oneDNN's bfloat16 matmul + bias costs up to twice the plain matmul
-  on CPU (float32 biases it fuses cheaply, so they stay in the matmul).
-  """
-  dtype = input_tensor.dtype
-  shape = get_shape_list(input_tensor)
-  width = shape[-1]
-  with tf.variable_scope(name):
-    kernel = tf.get_variable("kernel", [width, units], tf.float32,
-                             initializer=kernel_initializer or create_initializer())
-    x = tf.reshape(input_tensor, [-1, width]) if len(shape) != 2 else input_tensor
-    y = tf.matmul(x, tf.cast(kernel, dtype))
-    deferred = None
-    # oneDNN fuses a float32 bias into the matmul cheaply; a bfloat16 one it does not.
-    defer = FUSED_ELEMENTWISE and dtype == tf.bfloat16
-    if use_bias:
-      bias = tf.get_variable("bias", [units], tf.float32, initializer=tf.zeros_initializer())
-      if defer and return_bias:
-        deferred = tf.convert_to_tensor(bias)
-      elif defer and activation is gelu:
-        y, activation = _bias_gelu_fused(y, tf.convert_to_tensor(bias)), None
-      else:
-        y = tf.nn.bias_add(y, tf.cast(bias, dtype))
-    if activation is not None:
-      y = activation(y)
-  if len(shape) != 2:
-    y = tf.reshape(y, shape[:-1] + [units])
-  return (y, deferred) if return_bias else y
-
-
-def embedding_lookup(input_ids, vocab_size, embedding_size=128, initializer_range=0.02,
-                     word_embedding_name="word_embeddings", use_one_hot_embeddings=False):
-  """Looks up ids [batch, seq] -> ([batch, seq, embedding_size], table).
+# --- embeddings -----------------------------------------------------------------------------
+
+def embedding_lookup(input_ids: tf.Tensor, vocab_size: int, embedding_size: int = 128,
+                     initializer_range: float = 0.02,
+                     word_embedding_name: str = "word_embeddings",
+                     use_one_hot_embeddings: bool = False) -> Tuple[tf.Tensor, tf.Variable]:
+  """Looks up word embeddings (variable `word_embedding_name` in the current scope).
 
   The one-hot matmul form is faster on TPU; the gather form is cheaper on CPU/GPU.
+
+  Args:
+    input_ids: [B, S] int32.
+    vocab_size, embedding_size: the table's shape.
+    initializer_range: stddev of the truncated normal initialiser.
+    word_embedding_name: the variable's name.
+    use_one_hot_embeddings: one-hot matmul instead of tf.gather.
+
+  Returns:
+    ([B, S, E] float32 embeddings, the [vocab_size, E] table).
   """
   embedding_table = tf.get_variable(
       name=word_embedding_name, shape=[vocab_size, embedding_size],
       initializer=create_initializer(initializer_range))
   input_shape = get_shape_list(input_ids)
-  flat_ids = tf.reshape(input_ids, [-1])
+  flat_ids = tf.reshape(input_ids, [-1])                                    # [B*S]
   if use_one_hot_embeddings:
     one_hot = tf.one_hot(flat_ids, depth=vocab_size)
     output = tf.matmul(one_hot, embedding_table)
   else:
     output = tf.gather(embedding_table, flat_ids)
-  output = tf.reshape(output, input_shape + [embedding_size])
+  output = tf.reshape(output, input_shape + [embedding_size])               # [B, S, E]
   return output, embedding_table
 
 
-def embedding_postprocessor(input_tensor, use_token_type=False, token_type_ids=None,
-                            token_type_vocab_size=2,
-                            token_type_embedding_name="token_type_embeddings",
-                            use_position_embeddings=True,
-                            position_embedding_name="position_embeddings",
-                            initializer_range=0.02, max_position_embeddings=512,
-                            dropout_prob=0.1):
-  """Adds token-type and position embeddings, then LayerNorm and dropout."""
+def embedding_postprocessor(input_tensor: tf.Tensor, use_token_type: bool = False,
+                            token_type_ids: Optional[tf.Tensor] = None,
+                            token_type_vocab_size: int = 2,
+                            token_type_embedding_name: str = "token_type_embeddings",
+                            use_position_embeddings: bool = True,
+                            position_embedding_name: str = "position_embeddings",
+                            initializer_range: float = 0.02,
+                            max_position_embeddings: int = 512,
+                            dropout_prob: float = 0.1, fused: bool = False) -> tf.Tensor:
+  """Adds token-type and position embeddings, then LayerNorm and dropout.
+
+  Args:
+    input_tensor: [B, S, E] word embeddings.
+    use_token_type: add token-type embeddings (then token_type_ids is required).
+    token_type_ids: [B, S] int32.
+    token_type_vocab_size: rows of the token-type table.
+    token_type_embedding_name, position_embedding_name: the variables' names.
+    use_position_embeddings: add learned absolute position embeddings.
+    initializer_range: stddev of the truncated normal initialisers.
+    max_position_embeddings: rows of the position table (created whole, whatever S is).
+    dropout_prob: dropout rate after the LayerNorm.
+    fused: fused kernels for the LayerNorm and dropout.
+
+  Returns:
+    [B, S, E] float32.
+
+  Raises:
+    ValueError: token_type_ids missing, or S longer than max_position_embeddings.
+  """
   input_shape = get_shape_list(input_tensor, expected_rank=3)
   batch_size, seq_length, width = input_shape
   output = input_tensor
@@ -591,7 +333,7 @@ def embedding_postprocessor(input_tensor, use_token_type=False, token_type_ids=N
         name=token_type_embedding_name, shape=[token_type_vocab_size, width],
         initializer=create_initializer(initializer_range))
     # The vocabulary is tiny, so a one-hot matmul is fastest everywhere.
-    flat_ids = tf.reshape(token_type_ids, [-1])
+    flat_ids = tf.reshape(token_type_ids, [-1])                             # [B*S]
     one_hot = tf.one_hot(flat_ids, depth=token_type_vocab_size)
     token_type_embeddings = tf.matmul(one_hot, token_type_table)
     output += tf.reshape(token_type_embeddings, [batch_size, seq_length, width])
@@ -599,146 +341,159 @@ def embedding_postprocessor(input_tensor, use_token_type=False, token_type_ids=N
     if isinstance(seq_length, int) and seq_length > max_position_embeddings:
       raise ValueError("sequence length %d exceeds max_position_embeddings %d" %
                        (seq_length, max_position_embeddings))
-    # The full table always exists (512 rows), whatever the sequence length.
     full_position_embeddings = tf.get_variable(
         name=position_embedding_name, shape=[max_position_embeddings, width],
         initializer=create_initializer(initializer_range))
     position_embeddings = tf.slice(full_position_embeddings, [0, 0], [seq_length, -1])
-    output += tf.expand_dims(position_embeddings, 0)
-  return layer_norm_and_dropout(output, dropout_prob, name="LayerNorm")
+    output += tf.expand_dims(position_embeddings, 0)                        # [1, S, E]
+  return layer_norm_and_dropout(output, dropout_prob, name="LayerNorm", fused=fused)
 
 
-def create_attention_mask_from_input_mask(from_tensor, to_mask):
-  """[batch, from_seq] x mask [batch, to_seq] -> float32 mask [batch, from_seq, to_seq]."""
+def layer_norm_and_dropout(input_tensor: tf.Tensor, dropout_prob: float,
+                           name: Optional[str] = None, fused: bool = False) -> tf.Tensor:
+  """dropout(LayerNorm(input_tensor)); see layer_norm and dropout."""
+  return dropout(layer_norm(input_tensor, name, fused=fused), dropout_prob, fused=fused)
+
+
+def layer_norm(input_tensor: tf.Tensor, name: Optional[str] = None,
+               residual: Optional[tf.Tensor] = None, dropout_prob: float = 0.0,
+               bias: Optional[tf.Tensor] = None, fused: bool = False) -> tf.Tensor:
+  """LayerNorm over the last axis, variables `<name>/beta` (zeros), `<name>/gamma` (ones).
+
+  Computes LayerNorm(dropout(input_tensor + bias) + residual) when residual / dropout_prob
+  / bias are given (the transformer's sublayer output); the sum and the statistics are
+  float32 (as on TPU) so bfloat16 rounding is not compounded.
+
+  Args:
+    input_tensor: [..., W] float32 or bfloat16.
+    name: variable scope (default "LayerNorm").
+    residual: optional [..., W], added after the dropout.
+    dropout_prob: dropout rate applied to input_tensor (+ bias).
+    bias: optional [W] float32, e.g. the bias dense(defer_bias=True) left out.
+    fused: one XLA kernel each way (model/fused_ops.py), dropout included.
+
+  Returns:
+    [..., W] in input_tensor's dtype.
+  """
+  dtype = input_tensor.dtype
+  width = input_tensor.shape[-1]
+  with tf.variable_scope(name, default_name="LayerNorm"):
+    beta = tf.get_variable("beta", [width], tf.float32, initializer=tf.zeros_initializer())
+    gamma = tf.get_variable("gamma", [width], tf.float32, initializer=tf.ones_initializer())
+    gamma_t, beta_t = tf.convert_to_tensor(gamma), tf.convert_to_tensor(beta)
+    if fused and residual is not None:
+      return fused_ops.residual_layer_norm(input_tensor, residual, gamma_t, beta_t,
+                                           LAYER_NORM_EPSILON, dropout_prob, bias)
+    if bias is not None:
+      input_tensor = tf.nn.bias_add(input_tensor, tf.cast(bias, dtype))
+    input_tensor = dropout(input_tensor, dropout_prob, fused=fused)
+    if fused:
+      return fused_ops.layer_norm(input_tensor, gamma_t, beta_t, LAYER_NORM_EPSILON)
+    x = tf.cast(input_tensor, tf.float32)
+    if residual is not None:
+      x += tf.cast(residual, tf.float32)
+    # Two-pass statistics, as tf.nn.moments (and the fused kernel).
+    mean = tf.reduce_mean(x, -1, keepdims=True)
+    variance = tf.reduce_mean(tf.square(x - mean), -1, keepdims=True)
+    y = (x - mean) * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * gamma_t + beta_t
+  return tf.cast(y, dtype)
+
+
+def dropout(input_tensor: tf.Tensor, dropout_prob: Optional[float],
+            fused: bool = False) -> tf.Tensor:
+  """Inverted dropout (kept values scaled by 1 / (1 - dropout_prob)).
+
+  Args:
+    input_tensor: float tensor of any shape.
+    dropout_prob: drop probability; None or 0 returns input_tensor unchanged.
+    fused: one kernel with 16-bit draws (fused_ops.dropout: the rate rounds to a multiple
+      of 2^-16) instead of tf.nn.dropout.
+
+  Returns:
+    Same shape and dtype.
+  """
+  if dropout_prob is None or dropout_prob == 0.0:
+    return input_tensor
+  if fused:
+    return fused_ops.dropout(input_tensor, dropout_prob)
+  return tf.nn.dropout(input_tensor, rate=dropout_prob)
+
+
+# --- transformer --------------------------------------------------------------------------
+
+def create_attention_mask_from_input_mask(from_tensor: tf.Tensor,
+                                          to_mask: tf.Tensor) -> tf.Tensor:
+  """Broadcasts a padding mask to every query position.
+
+  Args:
+    from_tensor: [B, F] or [B, F, ...] (only its shape is used).
+    to_mask: [B, T] int32, 1 for real tokens.
+
+  Returns:
+    [B, F, T] float32.
+  """
   from_shape = get_shape_list(from_tensor, expected_rank=[2, 3])
   batch_size, from_seq_length = from_shape[0], from_shape[1]
   to_shape = get_shape_list(to_mask, expected_rank=2)
   to_seq_length = to_shape[1]
   to_mask = tf.cast(tf.reshape(to_mask, [batch_size, 1, to_seq_length]), tf.float32)
   broadcast_ones = tf.ones(shape=[batch_size, from_seq_length, 1], dtype=tf.float32)
-  return broadcast_ones * to_mask
+  return broadcast_ones * to_mask                                           # [B, F, T]
 
 
-def attention_layer(from_tensor, to_tensor, attention_mask=None, num_attention_heads=1,
-                    size_per_head=512, attention_probs_dropout_prob=0.0,
-                    initializer_range=0.02, batch_size=None, from_seq_length=None,
-                    to_seq_length=None):
-  """Multi-head attention on 2D inputs [batch*seq, width].
-
-  Returns ([batch*from_seq, heads*size_per_head], probs [batch, heads, from, to]).
-  Scores are computed in the inputs' dtype; the softmax runs in float32.
-  """
-  dtype = from_tensor.dtype
-  init = create_initializer(initializer_range)
-  width = num_attention_heads * size_per_head
-  query = dense(from_tensor, width, name="query", kernel_initializer=init)
-  key = dense(to_tensor, width, name="key", kernel_initializer=init)
-  value = dense(to_tensor, width, name="value", kernel_initializer=init)
-
-  def split_heads(t, seq_length):
-    t = tf.reshape(t, [batch_size, seq_length, num_attention_heads, size_per_head])
-    return tf.transpose(t, [0, 2, 1, 3])
-
-  query = split_heads(query, from_seq_length)
-  key = split_heads(key, to_seq_length)
-  value = split_heads(value, to_seq_length)
-  scores = tf.matmul(query, key, transpose_b=True)
-  scale = 1.0 / math.sqrt(float(size_per_head))
-  adder = None
-  if attention_mask is not None:
-    mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=1)
-    adder = (1.0 - mask) * ATTENTION_MASK_ADDER
-  # The probabilities returned (attention maps) are only computed if fetched.
-  probs = _masked_softmax(scores, adder, scale)
-  if FUSED_ELEMENTWISE:
-    dropped = _softmax_dropout_fused(scores, adder, scale, attention_probs_dropout_prob,
-                                     dtype)
-  else:
-    dropped = dropout(tf.cast(probs, dtype), attention_probs_dropout_prob)
-  context = tf.matmul(dropped, value)
-  context = tf.transpose(context, [0, 2, 1, 3])
-  context = tf.reshape(context, [batch_size * from_seq_length, width])
-  return context, tf.cast(probs, dtype)
-
-
-def _scaled_scores(scores, adder, scale):
-  scores = tf.cast(scores, tf.float32) * scale
-  if adder is not None:
-    scores += adder
-  return scores
-
-
-def _masked_softmax(scores, adder, scale):
-  """float32 softmax(scores * scale + adder) over the last axis."""
-  return tf.nn.softmax(_scaled_scores(scores, adder, scale))
-
-
-@_fused
-def _softmax_dropout_fwd(scores, adder, bits, scale, threshold, keep_scale):
-  """(dropout(softmax(z)), logsumexp(z)) for z = scores * scale + adder; the row
-  log-sum-exp lets the backward recompute the softmax without its two row reductions."""
-  z = _scaled_scores(scores, adder, scale)
-  row_max = tf.reduce_max(z, -1, keepdims=True)
-  e = tf.exp(z - row_max)
-  total = tf.reduce_sum(e, -1, keepdims=True)
-  probs = _apply_mask(e / total, bits, threshold, keep_scale)
-  return tf.cast(probs, scores.dtype), row_max + tf.math.log(total)
-
-
-@_fused
-def _softmax_dropout_bwd(scores, adder, bits, dy, lse, scale, threshold, keep_scale):
-  probs = tf.exp(_scaled_scores(scores, adder, scale) - lse)
-  dy = _apply_mask(tf.cast(dy, tf.float32), bits, threshold, keep_scale)
-  dscores = probs * (dy - tf.reduce_sum(dy * probs, -1, keepdims=True)) * scale
-  return tf.cast(dscores, scores.dtype)
-
-
-def _softmax_dropout_fused(scores, adder, scale, rate, dtype):
-  """dropout(softmax(scores * scale + adder)) as one XLA kernel each way (float32 inside).
-
-  The keep mask comes from 16-bit draws (_dropout_bits); the backward recomputes the
-  softmax from the forward's row log-sum-exp rather than keeping a float32 copy of it.
-  """
-  scores = tf.cast(scores, dtype)
-  bits, threshold, keep_scale = _dropout_mask(get_shape_list(scores), rate)
-  inputs = [t for t in (scores, adder, bits) if t is not None]
-
-  @tf.custom_gradient
-  def fused(*args):
-    it = iter(args)
-    s = next(it)
-    a = next(it) if adder is not None else None
-    b = next(it) if bits is not None else None
-
-    def grad(dy):
-      dscores = _softmax_dropout_bwd(s, a, b, dy, lse, scale, threshold, keep_scale)
-      return [dscores] + [None] * (len(args) - 1)
-    dropped, lse = _softmax_dropout_fwd(s, a, b, scale, threshold, keep_scale)
-    return dropped, grad
-
-  return fused(*inputs)
-
-
-def transformer_model(input_tensor, attention_mask=None, hidden_size=768,
-                      num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                      intermediate_act_fn=gelu, hidden_dropout_prob=0.1,
-                      attention_probs_dropout_prob=0.1, initializer_range=0.02):
+def transformer_model(input_tensor: tf.Tensor, attention_mask: Optional[tf.Tensor] = None,
+                      hidden_size: int = 768, num_hidden_layers: int = 12,
+                      num_attention_heads: int = 12, intermediate_size: int = 3072,
+                      intermediate_act_fn: Union[str, Callable, None] = "gelu",
+                      hidden_dropout_prob: float = 0.1,
+                      attention_probs_dropout_prob: float = 0.1,
+                      initializer_range: float = 0.02,
+                      fused: bool = False) -> Tuple[List[tf.Tensor], List[tf.Tensor]]:
   """Post-LayerNorm transformer layers `layer_0..layer_{N-1}` in the current scope.
 
-  Returns (list of [batch, seq, hidden] layer outputs, list of attention probabilities),
-  both in the input's dtype.
+  Args:
+    input_tensor: [B, S, W] float32 or bfloat16 (the matmul dtype).
+    attention_mask: [B, S, S] float32, 1 where a query may attend to a key.
+    hidden_size, num_hidden_layers, num_attention_heads, intermediate_size: W, layers, N, I.
+    intermediate_act_fn: activation of the intermediate dense layer: a function, None
+      (linear) or a name for get_activation(name, fused).
+    hidden_dropout_prob: dropout on each sublayer's output before its residual add.
+    attention_probs_dropout_prob: dropout on the attention probabilities.
+    initializer_range: stddev of the truncated normal kernel initialisers.
+    fused: fused element-wise kernels; in bfloat16 the output dense layers' biases are
+      then added inside the residual LayerNorm kernel (dense(defer_bias=True)).
+
+  Returns:
+    (list of [B, S, W] layer outputs, list of [B, N, S, S] attention probabilities), both
+    in input_tensor's dtype.
+
+  Raises:
+    ConfigError: hidden_size not a multiple of num_attention_heads.
+    ValueError: input width differs from hidden_size.
   """
   if hidden_size % num_attention_heads != 0:
     raise ConfigError("hidden_size %d is not a multiple of num_attention_heads %d" %
                       (hidden_size, num_attention_heads))
+  intermediate_act_fn = get_activation(intermediate_act_fn, fused=fused)
   size_per_head = hidden_size // num_attention_heads
   input_shape = get_shape_list(input_tensor, expected_rank=3)
   batch_size, seq_length, input_width = input_shape
   if input_width != hidden_size:
     raise ValueError("input width %d != hidden_size %d" % (input_width, hidden_size))
   init = create_initializer(initializer_range)
+  # oneDNN fuses a float32 bias into its matmul cheaply but a bfloat16 one costs up to a
+  # second matmul on CPU, so with fused kernels the bfloat16 biases go into the LayerNorm.
+  defer_bias = fused and input_tensor.dtype == tf.bfloat16
 
-  prev_output = reshape_to_matrix(input_tensor)
+  def output_sublayer(x, residual):
+    """LayerNorm(dropout(dense(x)) + residual) under scope dense / LayerNorm."""
+    out = dense(x, hidden_size, name="dense", kernel_initializer=init, fused=fused,
+                defer_bias=defer_bias)
+    out, bias = out if defer_bias else (out, None)
+    return layer_norm(out, name="LayerNorm", residual=residual,
+                      dropout_prob=hidden_dropout_prob, bias=bias, fused=fused)
+
+  prev_output = reshape_to_matrix(input_tensor)                             # [B*S, W]
   all_layer_outputs, attn_maps = [], []
   for layer_idx in range(num_hidden_layers):
     with tf.variable_scope("layer_%d" % layer_idx):
@@ -751,35 +506,203 @@ def transformer_model(input_tensor, attention_mask=None, hidden_size=768,
               size_per_head=size_per_head,
               attention_probs_dropout_prob=attention_probs_dropout_prob,
               initializer_range=initializer_range, batch_size=batch_size,
-              from_seq_length=seq_length, to_seq_length=seq_length)
+              from_seq_length=seq_length, to_seq_length=seq_length, fused=fused)
           attn_maps.append(probs)
         with tf.variable_scope("output"):
-          attention_output, bias = dense(attention_output, hidden_size, name="dense",
-                                         kernel_initializer=init, return_bias=True)
-          attention_output = _residual_layer_norm(attention_output, layer_input,
-                                                  hidden_dropout_prob, bias)
+          attention_output = output_sublayer(attention_output, layer_input)
       with tf.variable_scope("intermediate"):
         intermediate_output = dense(attention_output, intermediate_size, name="dense",
-                                    activation=intermediate_act_fn, kernel_initializer=init)
+                                    activation=intermediate_act_fn, kernel_initializer=init,
+                                    fused=fused)                            # [B*S, I]
       with tf.variable_scope("output"):
-        layer_output, bias = dense(intermediate_output, hidden_size, name="dense",
-                                   kernel_initializer=init, return_bias=True)
-        layer_output = _residual_layer_norm(layer_output, attention_output,
-                                            hidden_dropout_prob, bias)
+        layer_output = output_sublayer(intermediate_output, attention_output)
       prev_output = layer_output
       all_layer_outputs.append(reshape_from_matrix(layer_output, input_shape))
   return all_layer_outputs, attn_maps
 
 
-def _residual_layer_norm(x, residual, dropout_prob, bias=None):
-  # LayerNorm(dropout(x + bias) + residual). The residual sum is formed in float32 so
-  # bfloat16 rounding is not compounded.
-  return layer_norm(x, name="LayerNorm", residual=residual, dropout_prob=dropout_prob,
-                    bias=bias)
+def attention_layer(from_tensor: tf.Tensor, to_tensor: tf.Tensor,
+                    attention_mask: Optional[tf.Tensor] = None, num_attention_heads: int = 1,
+                    size_per_head: int = 512, attention_probs_dropout_prob: float = 0.0,
+                    initializer_range: float = 0.02, batch_size: Optional[Dim] = None,
+                    from_seq_length: Optional[Dim] = None,
+                    to_seq_length: Optional[Dim] = None,
+                    fused: bool = False) -> Tuple[tf.Tensor, tf.Tensor]:
+  """Multi-head scaled dot-product attention on flattened inputs.
+
+  Shapes: B batch, F from (query) length, T to (key) length, N heads, H size per head.
+  Scores are computed in the inputs' dtype; the softmax runs in float32.
+
+  Args:
+    from_tensor: [B*F, W_from] queries' input.
+    to_tensor: [B*T, W_to] keys' and values' input.
+    attention_mask: [B, F, T], 1 where attending is allowed.
+    num_attention_heads, size_per_head: N, H.
+    attention_probs_dropout_prob: dropout on the probabilities.
+    initializer_range: stddev of the query/key/value kernel initialisers.
+    batch_size, from_seq_length, to_seq_length: B, F, T.
+    fused: softmax + dropout as one kernel each way (fused_ops.softmax_dropout).
+
+  Returns:
+    (context [B*F, N*H], probabilities [B, N, F, T] before dropout), in from_tensor's
+    dtype. The probabilities (attention maps) are only computed if fetched.
+  """
+  dtype = from_tensor.dtype
+  init = create_initializer(initializer_range)
+  width = num_attention_heads * size_per_head
+  query = dense(from_tensor, width, name="query", kernel_initializer=init, fused=fused)
+  key = dense(to_tensor, width, name="key", kernel_initializer=init, fused=fused)
+  value = dense(to_tensor, width, name="value", kernel_initializer=init, fused=fused)
+
+  def split_heads(t, seq_length):
+    t = tf.reshape(t, [batch_size, seq_length, num_attention_heads, size_per_head])
+    return tf.transpose(t, [0, 2, 1, 3])                                    # [B, N, S, H]
+
+  query = split_heads(query, from_seq_length)                               # [B, N, F, H]
+  key = split_heads(key, to_seq_length)                                     # [B, N, T, H]
+  value = split_heads(value, to_seq_length)                                 # [B, N, T, H]
+  scores = tf.matmul(query, key, transpose_b=True)                          # [B, N, F, T]
+  scale = 1.0 / math.sqrt(float(size_per_head))
+  adder = None
+  if attention_mask is not None:
+    mask = tf.expand_dims(tf.cast(attention_mask, tf.float32), axis=1)      # [B, 1, F, T]
+    adder = (1.0 - mask) * ATTENTION_MASK_ADDER
+  z = tf.cast(scores, tf.float32) * scale
+  if adder is not None:
+    z += adder
+  probs = tf.nn.softmax(z)                                                  # [B, N, F, T]
+  if fused:
+    dropped = fused_ops.softmax_dropout(scores, adder, scale, attention_probs_dropout_prob,
+                                        dtype)
+  else:
+    dropped = dropout(tf.cast(probs, dtype), attention_probs_dropout_prob)
+  context = tf.matmul(dropped, value)                                       # [B, N, F, H]
+  context = tf.transpose(context, [0, 2, 1, 3])                             # [B, F, N, H]
+  context = tf.reshape(context, [batch_size * from_seq_length, width])      # [B*F, N*H]
+  return context, tf.cast(probs, dtype)
 
 
-def get_shape_list(tensor, expected_rank=None, name=None):
-  """Shape as a list: Python ints where static, scalar tensors where dynamic."""
+# --- dense layers and activations ------------------------------------------------------------
+
+def dense(input_tensor: tf.Tensor, units: int, name: str,
+          activation: Optional[Callable] = None,
+          kernel_initializer: Optional[Callable] = None,
+          use_bias: bool = True, fused: bool = False,
+          defer_bias: bool = False) -> Union[tf.Tensor, Tuple[tf.Tensor, tf.Tensor]]:
+  """A dense layer with variables `<name>/kernel` and `<name>/bias` (float32).
+
+  Weights are cast to the input's dtype, so a bfloat16 input gives a bfloat16 matmul.
+
+  Args:
+    input_tensor: [..., D] (rank >= 2), float32 or bfloat16.
+    units: output width U.
+    name: variable scope.
+    activation: applied to the output (after the bias), or None.
+    kernel_initializer: default truncated normal(0.02).
+    use_bias: create and add `<name>/bias` (zeros).
+    fused: with a bfloat16 input and the fused GELU (get_activation("gelu", fused=True)),
+      the bias add runs in float32 inside the GELU kernels (fused_ops.bias_gelu): oneDNN's
+      bfloat16 matmul + bias costs up to twice the plain matmul on CPU.
+    defer_bias: do not add the bias; return it for the caller to add (the residual
+      LayerNorm kernel takes it, layer_norm(bias=...)). Needs use_bias and no activation.
+
+  Returns:
+    [..., U] in the input's dtype; with defer_bias, ([..., U] without the bias, the [U]
+    float32 bias).
+
+  Raises:
+    ValueError: defer_bias with use_bias False or with an activation.
+  """
+  if defer_bias and (not use_bias or activation is not None):
+    raise ValueError("dense %r: defer_bias needs use_bias and no activation" % name)
+  dtype = input_tensor.dtype
+  shape = get_shape_list(input_tensor)
+  width = shape[-1]
+  with tf.variable_scope(name):
+    kernel = tf.get_variable("kernel", [width, units], tf.float32,
+                             initializer=kernel_initializer or create_initializer())
+    x = tf.reshape(input_tensor, [-1, width]) if len(shape) != 2 else input_tensor
+    y = tf.matmul(x, tf.cast(kernel, dtype))
+    bias = None
+    if use_bias:
+      bias = tf.convert_to_tensor(
+          tf.get_variable("bias", [units], tf.float32, initializer=tf.zeros_initializer()))
+      if defer_bias:
+        pass
+      elif fused and dtype == tf.bfloat16 and activation is fused_ops.gelu:
+        y, activation = fused_ops.bias_gelu(y, bias), None
+      else:
+        y = tf.nn.bias_add(y, tf.cast(bias, dtype))
+    if activation is not None:
+      y = activation(y)
+  if len(shape) != 2:
+    y = tf.reshape(y, shape[:-1] + [units])
+  return (y, bias) if defer_bias else y
+
+
+def create_initializer(initializer_range: float = 0.02):
+  """The truncated normal initialiser of the original's kernels and embeddings."""
+  return tf.truncated_normal_initializer(stddev=initializer_range)
+
+
+def get_activation(activation_string: Union[str, Callable, None],
+                   fused: bool = False) -> Optional[Callable]:
+  """Maps a config string ("gelu", "relu", "tanh", "linear") to a function.
+
+  Args:
+    activation_string: the name; a callable (or None) is returned unchanged.
+    fused: "gelu" gives the fused kernel fused_ops.gelu (same math) instead of gelu.
+
+  Returns:
+    The activation function, or None for "linear" / "".
+
+  Raises:
+    ConfigError: an unknown name.
+  """
+  if not isinstance(activation_string, str):
+    return activation_string
+  act = activation_string.lower()
+  if not act or act == "linear":
+    return None
+  table = {"relu": tf.nn.relu, "gelu": fused_ops.gelu if fused else gelu, "tanh": tf.tanh}
+  if act not in table:
+    raise ConfigError("unsupported hidden_act %r (use one of: gelu, relu, tanh, linear)" %
+                      activation_string)
+  return table[act]
+
+
+def gelu(x: tf.Tensor, fused: bool = False) -> tf.Tensor:
+  """Exact GELU, x * Phi(x) with erf (as the original checkpoints were trained).
+
+  Args:
+    x: float tensor of any shape.
+    fused: one XLA kernel each way (fused_ops.gelu), same formula.
+
+  Returns:
+    Same shape and dtype.
+  """
+  if fused:
+    return fused_ops.gelu(x)
+  return x * (0.5 * (1.0 + tf.math.erf(x * (1.0 / math.sqrt(2.0)))))
+
+
+# --- shape helpers --------------------------------------------------------------------------
+
+def get_shape_list(tensor: tf.Tensor, expected_rank=None, name: Optional[str] = None
+                   ) -> List[Dim]:
+  """The shape as a list: Python ints where static, scalar tensors where dynamic.
+
+  Args:
+    tensor: any tensor.
+    expected_rank: an int or list of ints; checked if given.
+    name: the tensor's name in the error message.
+
+  Returns:
+    list of int or scalar int32 tensor.
+
+  Raises:
+    ValueError: the rank is not expected_rank.
+  """
   if expected_rank is not None:
     assert_rank(tensor, expected_rank, name)
   shape = tensor.shape.as_list()
@@ -792,8 +715,8 @@ def get_shape_list(tensor, expected_rank=None, name=None):
   return shape
 
 
-def reshape_to_matrix(input_tensor):
-  """[..., width] -> [N, width]."""
+def reshape_to_matrix(input_tensor: tf.Tensor) -> tf.Tensor:
+  """[..., W] -> [N, W] (rank 2 is returned as it is)."""
   ndims = input_tensor.shape.ndims
   if ndims < 2:
     raise ValueError("input tensor must have rank >= 2, got shape %s" % input_tensor.shape)
@@ -803,15 +726,15 @@ def reshape_to_matrix(input_tensor):
   return tf.reshape(input_tensor, [-1, width])
 
 
-def reshape_from_matrix(output_tensor, orig_shape_list):
-  """[N, width] -> orig_shape_list[:-1] + [width]."""
+def reshape_from_matrix(output_tensor: tf.Tensor, orig_shape_list: List[Dim]) -> tf.Tensor:
+  """[N, W] -> orig_shape_list[:-1] + [W]."""
   if len(orig_shape_list) == 2:
     return output_tensor
   output_shape = get_shape_list(output_tensor)
   return tf.reshape(output_tensor, orig_shape_list[0:-1] + [output_shape[-1]])
 
 
-def assert_rank(tensor, expected_rank, name=None):
+def assert_rank(tensor: tf.Tensor, expected_rank, name: Optional[str] = None) -> None:
   """Raises ValueError if the tensor's static rank is not expected_rank (int or list)."""
   if name is None:
     name = tensor.name
@@ -820,4 +743,3 @@ def assert_rank(tensor, expected_rank, name=None):
   if actual not in expected:
     raise ValueError("tensor %s has rank %s, expected %s (shape %s)" %
                      (name, actual, sorted(expected), tensor.shape))
-

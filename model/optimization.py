@@ -7,16 +7,17 @@
   decay over all N steps, multiplied by a linear warm-up factor).
 - Layer-wise LR decay for finetuning, with the top-layer off-by-one of the original fixed
   (google-research/electra issue 51; see docs/optimization.md).
-- FUSED_UPDATE (default on, off on TPU): each variable's update runs as one XLA kernel,
-  the same formula, rather than ~12 element-wise ops each making a pass over the weights.
+- fused (argument of create_optimizer, default False; never on TPU): each variable's
+  update runs as one XLA kernel, the same formula, rather than ~12 element-wise ops each
+  making a pass over the weights.
 """
 import collections
 import re
 
-import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 
-FUSED_UPDATE = True
+from model import checkpoint
+from model import fused_ops
 
 CLIP_NORM = 1.0
 EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
@@ -61,19 +62,24 @@ def _variable_name(name):
 
 
 class AdamWeightDecayOptimizer(tf.train.Optimizer):
-  """Adam with decoupled weight decay and no bias correction (the original BERT optimizer).
+  """Adam with decoupled weight decay; by default no bias correction (the original BERT
+  optimizer).
 
   learning_rate: a scalar (tensor) or a dict {name pattern: scalar}; with a dict, every
   variable must match exactly one pattern (substring of its name).
   apply_gradients does not increment global_step (create_optimizer does, as the original).
   fused: compute each variable's new value and slots in one XLA kernel (_adamw_step).
+  bias_correction: scale the step by sqrt(1 - beta_2^t) / (1 - beta_1^t), t = global_step
+  + 1, as Hugging Face's AdamW (KoELECTRA's finetuning) does; epsilon is then added to
+  the uncorrected sqrt(v), as there.
   """
 
   def __init__(self, learning_rate, weight_decay_rate=0.0, beta_1=0.9, beta_2=0.999,
                epsilon=1e-6, exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
-               name="AdamWeightDecayOptimizer", fused=False):
+               name="AdamWeightDecayOptimizer", fused=False, bias_correction=False):
     super(AdamWeightDecayOptimizer, self).__init__(False, name)
     self.fused = fused
+    self.bias_correction = bias_correction
     self.learning_rate = learning_rate
     self.weight_decay_rate = weight_decay_rate
     self.beta_1 = beta_1
@@ -99,19 +105,26 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
 
   def apply_gradients(self, grads_and_vars, global_step=None, name=None):
     assignments = []
+    correction = tf.constant(1.0)
+    if self.bias_correction:
+      if global_step is None:
+        raise ValueError("bias_correction needs the global_step")
+      t = tf.cast(global_step, tf.float32) + 1.0
+      correction = tf.sqrt(1.0 - tf.pow(self.beta_2, t)) / (1.0 - tf.pow(self.beta_1, t))
     for grad, param in grads_and_vars:
       if grad is None or param is None:
         continue
       param_name = _variable_name(param.name)
       lr = self._lr_for(param_name)
       grad = tf.convert_to_tensor(grad)
-      m = _slot(param, param_name + "/adam_m")
-      v = _slot(param, param_name + "/adam_v")
+      m = _slot(param, param_name + checkpoint.ADAM_M)
+      v = _slot(param, param_name + checkpoint.ADAM_V)
       decay = self.weight_decay_rate if self._use_weight_decay(param_name) else 0.0
       step = _adamw_step_fused if self.fused else _adamw_step
       next_param, next_m, next_v = step(
           tf.convert_to_tensor(param), tf.convert_to_tensor(m), tf.convert_to_tensor(v),
-          grad, tf.cast(lr, tf.float32), self.beta_1, self.beta_2, self.epsilon, decay)
+          grad, tf.cast(lr, tf.float32), correction, self.beta_1, self.beta_2, self.epsilon,
+          decay)
       assignments.extend([param.assign(next_param), m.assign(next_m), v.assign(next_v)])
     return tf.group(*assignments, name=name)
 
@@ -126,11 +139,13 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
     raise NotImplementedError("use apply_gradients")
 
 
-def _adamw_step(param, m, v, grad, lr, beta_1, beta_2, epsilon, weight_decay_rate):
-  """One AdamW update (no bias correction): (new param, new m, new v)."""
+def _adamw_step(param, m, v, grad, lr, correction, beta_1, beta_2, epsilon,
+                weight_decay_rate):
+  """One AdamW update: (new param, new m, new v). correction: the bias-correction factor
+  of the Adam step (1.0 for none, the original's rule)."""
   next_m = beta_1 * m + (1.0 - beta_1) * grad
   next_v = beta_2 * v + (1.0 - beta_2) * tf.square(grad)
-  update = next_m / (tf.sqrt(next_v) + epsilon)
+  update = correction * next_m / (tf.sqrt(next_v) + epsilon)
   if weight_decay_rate:
     update += weight_decay_rate * param
   return param - lr * update, next_m, next_v
@@ -138,7 +153,7 @@ def _adamw_step(param, m, v, grad, lr, beta_1, beta_2, epsilon, weight_decay_rat
 
 # One XLA kernel per variable shape: a single pass over the weights, slots and gradient
 # (CPU/GPU). The hyperparameters are Python floats, so they are compiled in as constants.
-_adamw_step_fused = tf2.function(_adamw_step, jit_compile=True, autograph=False)
+_adamw_step_fused = fused_ops.xla_kernel(_adamw_step)
 
 
 def _slot(param, full_name):
@@ -150,12 +165,31 @@ def _slot(param, full_name):
                            trainable=False, initializer=tf.zeros_initializer())
 
 
-def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False):
-  """The optimizer used by create_optimizer (wrapped in CrossShardOptimizer on TPU)."""
+def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False, fused=False,
+                   epsilon=1e-6, bias_correction=False):
+  """The optimizer used by create_optimizer (wrapped in CrossShardOptimizer on TPU).
+
+  Args:
+    learning_rate: scalar (tensor) or {variable-name pattern: scalar}.
+    weight_decay_rate: decoupled weight decay (not on LayerNorm / bias variables).
+    use_tpu: wrap in CrossShardOptimizer.
+    fused: one XLA kernel per variable update (CPU/GPU).
+    epsilon: Adam's epsilon (the original 1e-6; Hugging Face's 1e-8).
+    bias_correction: Hugging Face AdamW's bias correction (the original has none).
+
+  Returns:
+    the optimizer.
+
+  Raises:
+    ValueError: fused together with use_tpu (the TPU program is compiled whole; pass
+      fused=False there).
+  """
+  if fused and use_tpu:
+    raise ValueError("fused optimizer kernels are for CPU/GPU; pass fused=False with use_tpu")
   optimizer = AdamWeightDecayOptimizer(learning_rate=learning_rate,
                                        weight_decay_rate=weight_decay_rate,
-                                       beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                                       fused=FUSED_UPDATE and not use_tpu)
+                                       beta_1=0.9, beta_2=0.999, epsilon=epsilon,
+                                       fused=fused, bias_correction=bias_correction)
   if use_tpu:
     optimizer = tf.tpu.CrossShardOptimizer(optimizer)
   return optimizer
@@ -164,8 +198,30 @@ def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False):
 def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0,
                      use_tpu=False, warmup_steps=0, warmup_proportion=0, lr_decay_power=1.0,
                      layerwise_lr_decay_power=-1, n_transformer_layers=None,
-                     legacy_layerwise_lr=False):
-  """The train op: clipped AdamW step on all trainable variables, global_step += 1."""
+                     legacy_layerwise_lr=False, fused=False, epsilon=1e-6,
+                     bias_correction=False):
+  """The train op: clipped AdamW step on all trainable variables, global_step += 1.
+
+  Args:
+    loss: scalar float32 loss.
+    learning_rate: peak learning rate.
+    num_train_steps: steps of the polynomial decay to 0.
+    weight_decay_rate: decoupled weight decay.
+    use_tpu: wrap the optimizer for cross-shard gradient summing.
+    warmup_steps, warmup_proportion: linear warm-up length (the larger of the two).
+    lr_decay_power: power of the polynomial decay.
+    layerwise_lr_decay_power: > 0 enables layer-wise LR decay (finetuning).
+    n_transformer_layers: needed with layer-wise decay.
+    legacy_layerwise_lr: the original's off-by-one layer depths.
+    fused: one XLA kernel per variable update (CPU/GPU only; False with use_tpu).
+    epsilon, bias_correction: as make_optimizer.
+
+  Returns:
+    the train op (update, then global_step + 1).
+
+  Raises:
+    ValueError: fused with use_tpu; layer-wise decay without n_transformer_layers.
+  """
   global_step = tf.train.get_or_create_global_step()
   lr = learning_rate_schedule(learning_rate, global_step, num_train_steps,
                               warmup_steps=warmup_steps, warmup_proportion=warmup_proportion,
@@ -174,7 +230,8 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
     multipliers = layerwise_lr_multipliers(n_transformer_layers, layerwise_lr_decay_power,
                                            legacy=legacy_layerwise_lr)
     lr = collections.OrderedDict((k, lr * m) for k, m in multipliers.items())
-  optimizer = make_optimizer(lr, weight_decay_rate=weight_decay_rate, use_tpu=use_tpu)
+  optimizer = make_optimizer(lr, weight_decay_rate=weight_decay_rate, use_tpu=use_tpu,
+                             fused=fused, epsilon=epsilon, bias_correction=bias_correction)
   tvars = tf.trainable_variables()
   grads = tf.gradients(loss, tvars)
   grads, _ = tf.clip_by_global_norm(grads, clip_norm=CLIP_NORM)

@@ -115,6 +115,46 @@ def test_variables_match_original_checkpoints(data_dir, ref_name, args):
   assert sum(1 for n in got if n.endswith("word_embeddings")) == 1
 
 
+def test_embeddings_project_is_glorot_uniform_as_the_original():
+  """A fresh KoELECTRA-Small graph (vocab 35000, embedding 128, hidden 256, generator of
+  the same width): both embeddings_project kernels follow tf.layers.dense's default,
+  Glorot uniform on +-sqrt(6 / (fan_in + fan_out)), with zero biases; the transformer
+  kernels keep truncated normal(0.02)."""
+  g = tf.Graph()
+  with g.as_default():
+    tf.set_random_seed(0)
+    ids = tf.zeros([2, 8], tf.int32)
+    cfg = modeling.BertConfig(35000, hidden_size=256, num_hidden_layers=12,
+                              num_attention_heads=4, intermediate_size=1024,
+                              embedding_size=128)
+    modeling.BertModel(cfg, True, ids, scope="generator", use_one_hot_embeddings=False)
+    modeling.BertModel(cfg, True, ids, use_one_hot_embeddings=False)
+    names = ["electra/embeddings_project/kernel", "electra/embeddings_project/bias",
+             "generator/embeddings_project/kernel", "generator/embeddings_project/bias",
+             "electra/encoder/layer_0/attention/self/query/kernel"]
+    variables = {v.op.name: v for v in tf.global_variables()}
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      values = dict(zip(names, sess.run([variables[n] for n in names])))
+  limit = math.sqrt(6.0 / (128 + 256))  # 0.125
+  for scope in ("electra", "generator"):
+    kernel = values[scope + "/embeddings_project/kernel"]
+    assert kernel.shape == (128, 256)
+    assert np.abs(kernel).max() <= limit
+    assert np.abs(kernel).max() > 0.95 * limit  # spread over the whole interval
+    # 32768 draws: the sample std is within ~0.3% of limit / sqrt(3) = 0.0722.
+    assert kernel.std() == pytest.approx(limit / math.sqrt(3), rel=0.02)
+    assert abs(kernel.mean()) < 0.002
+    # Uniform, not normal: a quarter of the mass in each quarter of [-limit, limit].
+    counts = np.histogram(kernel, bins=4, range=(-limit, limit))[0] / kernel.size
+    np.testing.assert_allclose(counts, 0.25, atol=0.01)
+    assert (values[scope + "/embeddings_project/bias"] == 0).all()
+  assert not np.array_equal(values["electra/embeddings_project/kernel"],
+                            values["generator/embeddings_project/kernel"])
+  query = values["electra/encoder/layer_0/attention/self/query/kernel"]
+  assert np.abs(query).max() <= 0.04 and query.std() == pytest.approx(0.0176, rel=0.05)
+
+
 def test_untied_generator_embeddings_get_their_own_table():
   g = tf.Graph()
   with g.as_default():
