@@ -403,7 +403,7 @@ def build(args: BuildOptions, progress: bool = True) -> dict:
     the summary dict (counts, times, options); see print_summary.
 
   Raises:
-    BuildError, corpus.CorpusError, tokenization.VocabError / TokenizerConfigError:
+    errors.UserError (BuildError, corpus.CorpusError, tokenization.VocabError, ...):
       bad options, input or output directory, with a message naming it.
   """
   t0 = time.time()
@@ -686,8 +686,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       inspect(args.inspect, args.vocab_file, args.num_examples)
       return 0
     summary = build(options_from_args(args), progress=not args.no_progress)
-  except (tokenization.VocabError, tokenization.TokenizerConfigError) as e:
-    raise BuildError(str(e)) from e  # user errors that predate errors.UserError
   except OSError as e:  # e.g. an output path that is a file, no permission, disk full
     raise BuildError(str(e)) from e
   except KeyboardInterrupt:
