@@ -121,8 +121,8 @@ COUNTS = ("examples", "single_segment", "tokens", "tokens_written", "tokens_trim
           "sentences", "empty_sentences", "split_errors",
           # Sentences longer than max_sentence_tokens, cut into pieces.
           "long_sentences_cut",
-          # With splitting: the tokens the same build would keep without it, from a
-          # second example builder fed whole lines (same random draws as a `none` build).
+          # The tokens a `none` build keeps: with splitting or cutting, from a second
+          # example builder fed whole lines (the same random draws as a `none` build).
           "tokens_written_unsplit")
 
 _WORKER = {}
@@ -164,10 +164,10 @@ def build_unit(task):
   builder = example_builder.ExampleBuilder(
       opts["max_seq_length"], random.Random(seed),
       original_sentence_order=opts["original_sentence_order"])
-  # With splitting, a second builder is fed whole lines (each line's ids are the
-  # concatenation of its sentences' ids: util/sentence_split.py) with the same seed, so
-  # the summary can say what `none` would have kept. It only counts.
-  unsplit = None if split is None else example_builder.ExampleBuilder(
+  # With splitting or cutting, a second builder is fed whole lines (each line's ids are
+  # the concatenation of its sentences' ids: util/sentence_split.py) with the same seed,
+  # so the summary can say what `none` would have kept. It only counts.
+  unsplit = None if split is None and not max_tokens else example_builder.ExampleBuilder(
       opts["max_seq_length"], random.Random(seed),
       original_sentence_order=opts["original_sentence_order"])
   out = []
@@ -213,8 +213,11 @@ def build_unit(task):
     for item in corpus.iter_file(path, opts["text_fields"][path], stats,
                                  opts["blanks_separate_docs"], start, end,
                                  align_docs=True, max_overrun=opts["max_overrun"]):
-      if item is None or split is None:
+      if item is None:
         batch.append(item)
+      elif split is None:
+        batch.append(item)
+        line_ends.append(True)
       else:
         try:
           sentences = split(item) or [item]
@@ -334,7 +337,9 @@ class Totals:
   def add(self, record):
     self.corpus.merge(corpus.CorpusStats(**record["corpus"]))
     for k in COUNTS:
-      self.counts[k] += record.get(k, 0)  # manifests of older builds lack newer counts
+      # Manifests of older builds (always `none`) lack the newer counts.
+      self.counts[k] += record.get(
+          k, record["tokens_written"] if k == "tokens_written_unsplit" else 0)
 
   def as_record(self):
     return {"corpus": self.corpus.as_dict(), **self.counts}
@@ -530,8 +535,7 @@ def build(args: BuildOptions, progress: bool = True) -> dict:
       # Shares of all tokens that reach an example, with this build's splitting and
       # (from the second builder) without any.
       "kept_share": k["tokens_written"] / k["tokens"] if k["tokens"] else 0.0,
-      "kept_share_unsplit": ((k["tokens_written"] if args.split_sentences == "none"
-                              else k["tokens_written_unsplit"]) / k["tokens"]
+      "kept_share_unsplit": (k["tokens_written_unsplit"] / k["tokens"]
                              if k["tokens"] else 0.0),
       "wall_time_s": round(time.time() - t0, 3),
       "build_time_s": round(elapsed, 3),

@@ -238,6 +238,14 @@ def test_resume_after_interruption(small_corpus, tmp_path, vocab_v3):
   (out / "summary.json").unlink()
   first = out / SHARD_NAME.format(0, 3)
   mtime = first.stat().st_mtime_ns
+  # The complete shards' manifests as the builder wrote them before it counted sentences:
+  # a build started with that version resumes with this one.
+  for manifest in (out / ".build").glob("shard-*.json"):
+    record = json.loads(manifest.read_text())
+    for key in ("sentences", "empty_sentences", "split_errors", "long_sentences_cut",
+                "tokens_written_unsplit"):
+      del record[key]
+    manifest.write_text(json.dumps(record))
   summary = _build(small_corpus, out, vocab_v3, num_out_files=3, unit_mb=0.02)
   assert summary["resumed_shards"] == 2
   assert first.stat().st_mtime_ns == mtime  # complete shards are not rebuilt
@@ -245,7 +253,8 @@ def test_resume_after_interruption(small_corpus, tmp_path, vocab_v3):
   for p in sorted(ref.glob(SHARD_GLOB)):
     assert (out / p.name).read_bytes() == p.read_bytes()
   ref_summary = json.loads((ref / "summary.json").read_text())
-  for k in ("examples", "tokens", "documents", "lines", "tokens_trimmed"):
+  for k in ("examples", "tokens", "documents", "lines", "tokens_trimmed", "kept_share",
+            "kept_share_unsplit"):
     assert summary[k] == ref_summary[k]
 
 
@@ -498,3 +507,12 @@ def test_long_sentences_are_cut_at_word_starts(vocab_v3, ref_tok, data_dir):
   # A single "word" longer than a piece is cut where it falls.
   word = [ids[0]] + [ref_tok.vocab["##다"]] * 20
   assert bpd.cut_long_sentence(word, 8, continuation) == [word[:7], word[7:14], word[14:]]
+
+
+def test_cutting_without_splitting_counts_the_uncut_share(paragraph_corpus, tmp_path,
+                                                          vocab_v3):
+  common = dict(num_out_files=1, text_field="content", max_seq_length=128)
+  none = _build(paragraph_corpus, tmp_path / "none", vocab_v3, **common)
+  cut = _build(paragraph_corpus, tmp_path / "cut", vocab_v3, max_sentence_tokens=40, **common)
+  assert cut["long_sentences_cut"] > 0 and cut["kept_share"] > none["kept_share"]
+  assert cut["kept_share_unsplit"] == none["kept_share"] == none["kept_share_unsplit"]
