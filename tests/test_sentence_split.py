@@ -108,11 +108,13 @@ def test_odd_input_never_raises_and_loses_nothing():
 
 def test_boundary_quality_on_the_labelled_samples(data_dir):
   """Boundary F1 against the hand labels (benchmarks/sentence_boundaries*.tsv)."""
-  for (name, path), min_f1 in zip(bench.LABELS, (0.95, 0.9)):
+  min_f1 = {"development": 0.95, "held-out": 0.9, "blind": 0.93}
+  assert [name for name, _ in bench.LABELS] == list(min_f1)
+  for name, path in bench.LABELS:
     rows = bench.load_labels(data_dir, path)
-    assert len(rows) >= 38
+    assert len(rows) >= 20 and sum(len(gold) for _, _, gold in rows) >= 100
     precision, recall, f1, *_ = bench.score(rows, split_sentences)
-    assert f1 >= min_f1, (name, precision, recall, f1)
+    assert f1 >= min_f1[name], (name, precision, recall, f1)
 
 
 def test_splitter_names():
