@@ -38,7 +38,7 @@ from util import sentence_split  # noqa: E402
 # (name, file): the rules were tuned while reading the first; the second was labelled
 # from kiwi's and kss's boundaries only, before the rules were run on it (its errors
 # were then studied: some rules came from them); the third was labelled the same way
-# after the rules were final and measured once.
+# after the rules were final and measured once (docs/corpus.md lists what changed after).
 LABELS = (("development", ROOT / "benchmarks" / "sentence_boundaries.tsv"),
           ("held-out", ROOT / "benchmarks" / "sentence_boundaries_heldout.tsv"),
           ("blind", ROOT / "benchmarks" / "sentence_boundaries_blind.tsv"))
