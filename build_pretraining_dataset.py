@@ -677,7 +677,11 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """The command line; returns the exit status (2 after a user error, via run_main)."""
+  """The command line; returns the exit status (2 and one error line for a UserError)."""
+  return errors.run_main(_main, argv)
+
+
+def _main(argv):
   parser = build_parser()
   args = parser.parse_args(argv)
   if not args.inspect:
@@ -705,4 +709,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(errors.run_main(main))
+  sys.exit(main())
