@@ -271,6 +271,9 @@ class FinetuningConfig(object):
     need(self.embedding_size is None or
          (isinstance(self.embedding_size, int) and self.embedding_size > 0),
          f"embedding_size must be a positive integer or null, got {self.embedding_size!r}")
+    need(not self.joint_prediction or self.classifier_head == "electra",
+         "joint_prediction is the original ELECTRA's QA head: it needs "
+         "\"classifier_head\": \"electra\"")
     hp = self.bert_hparams()
     need(self.max_seq_length <= hp["max_position_embeddings"],
          f"max_seq_length {self.max_seq_length} exceeds max_position_embeddings "

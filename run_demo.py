@@ -23,6 +23,7 @@ import time
 
 import configure_pretraining
 import run_pretraining
+from model import tokenization
 from pretrain import example_builder
 from util import errors
 from util import tf_logging
@@ -163,7 +164,7 @@ def main(argv=None):
                     args.max_seq_length)
     times["tfrecords"] = time.time() - t
 
-    n_vocab = run_pretraining.count_vocab(str(vocab_file))
+    n_vocab = len(tokenization.load_vocab(str(vocab_file)))
     hp = demo_hparams(args, vocab_file, n_vocab)
     t = stage(f"4/5 pretraining: {args.steps} steps, batch {args.batch_size} "
               "(3 layers, hidden 128; generator hidden 64), CPU")

@@ -405,6 +405,38 @@ def results_table(results_dir, model_size):
   return "\n".join(lines) + "\n"
 
 
+# --- TPU readiness -------------------------------------------------------------------------
+
+# Rows of the batch the XLA check compiles (compilation does not depend on the batch size).
+XLA_CHECK_ROWS = 2
+
+
+def check_xla(config, log=print):
+  """--check-xla: one train step of this task built as use_tpu builds it, compiled whole by
+  XLA on the CPU and run once, on the first features of the training split (random
+  encoder weights: the check is about the graph, not the checkpoint).
+
+  Returns:
+    util.xla_check.XlaCheckResult.
+
+  Raises:
+    util.xla_check.XlaCheckError: naming the op and tensor that blocked compilation.
+  """
+  import copy
+  import tempfile
+  from util import tfrecord_input
+  from util import xla_check
+  train = prepare_split(config, "train", _tokenizer(config), config.train_batch_size,
+                        log=log, shuffle_seed=config.seed)
+  input_fn = tfrecord_input.get_input_fn(train.path, _name_to_features(config),
+                                         is_training=True)
+  batch = xla_check.first_batch(input_fn, XLA_CHECK_ROWS)
+  tpu = copy.deepcopy(config)
+  tpu.use_tpu, tpu.fused_kernels = True, False
+  with tempfile.TemporaryDirectory() as tmp:
+    return xla_check.check_train_step(model_fn_builder(tpu, 10, None, tmp), batch)
+
+
 # --- driver ---------------------------------------------------------------------------------
 
 def run(config, estimator_overrides=None, log=print):
@@ -460,6 +492,9 @@ def build_parser():
                       "--hparams; both given must agree)")
   p.add_argument("--verbose", action="store_true",
                  help="also show TensorFlow's own start-up and compiler log lines")
+  p.add_argument("--check-xla", action="store_true",
+                 help="build the train step as on a TPU, compile it with XLA on this "
+                      "machine's CPU, run it once and exit (writes no checkpoint)")
   return p
 
 
@@ -472,6 +507,9 @@ def _main(argv):
   args = build_parser().parse_args(argv)
   config = configure_finetuning.FinetuningConfig.from_hparams(
       args.model_name, args.data_dir, args.hparams, preset=args.preset)
+  if args.check_xla:
+    print(check_xla(config).summary())
+    return 0
   run(config)
   return 0
 

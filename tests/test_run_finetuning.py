@@ -60,10 +60,10 @@ QA = {"max_seq_length": 128, "doc_stride": 64, "max_query_length": 32}
 ])
 def test_each_head_learns_and_writes_one_prediction_per_example(tmp_path, capsys, task,
                                                                 head, extra, splits):
-  data = _data(tmp_path, task, rows=24)
-  # About 20 steps on the same few rows: enough to see the loss fall, not to learn the task.
+  data = _data(tmp_path, task, rows=64)
+  # About 20 steps on 64 rows: enough to see the loss fall, not to learn the task.
   hp = dict(TINY, task_names=[task], classifier_head=head, learning_rate=3e-3, seed=3,
-            num_train_epochs=1.5 if task == "korquad" else 15.0, log_every_steps=1,
+            num_train_epochs=1.5 if task == "korquad" else 3.0, log_every_steps=1,
             do_eval="dev" in splits, do_test="test" in splits, **extra)
   config = run_finetuning.configure_finetuning.FinetuningConfig("tiny", str(data), **hp)
   path, _ = run_finetuning.run(config)
@@ -71,7 +71,7 @@ def test_each_head_learns_and_writes_one_prediction_per_example(tmp_path, capsys
   losses = _losses(out)
   third = len(losses) // 3
   assert third >= 5, out[-3000:]
-  assert np.mean(losses[-third:]) < 0.8 * np.mean(losses[:third]), losses
+  assert np.mean(losses[-third:]) < 0.9 * np.mean(losses[:third]), losses
   record = json.load(open(path, encoding="utf-8"))
   metric = record["metric"]
   for split in splits:
