@@ -291,6 +291,27 @@ def test_run_finetuning_starts_from_an_import(made, tmp_path):
   assert 0 < delta < 0.01, delta
 
 
+def test_sharded_safetensors_are_read(made, tmp_path):
+  """model.safetensors.index.json + shards (how the hub stores large models)."""
+  from safetensors.numpy import load_file, save_file
+  src = _export(made, "discriminator")
+  folder = tmp_path / "sharded"
+  shutil.copytree(src, folder)
+  state = load_file(str(folder / "model.safetensors"))
+  os.remove(folder / "model.safetensors")
+  names = sorted(state)
+  weight_map = {}
+  for i, part in enumerate((names[::2], names[1::2])):
+    shard = "model-%05d-of-00002.safetensors" % (i + 1)
+    save_file({n: state[n] for n in part}, str(folder / shard), metadata={"format": "pt"})
+    weight_map.update({n: shard for n in part})
+  (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+  got = hf_format.read_weights(str(folder))
+  assert sorted(got) == names
+  for n in names:
+    assert np.array_equal(got[n], state[n]), n
+
+
 def test_pytorch_bin_with_other_objects_is_refused(tmp_path):
   """The restricted unpickler refuses any class but tensors: a crafted file runs nothing."""
   import pickle
