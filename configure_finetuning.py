@@ -113,6 +113,10 @@ class FinetuningConfig(object):
     self.joint_prediction = False  # the original's end-given-start QA head
     self.beam_size = 20  # start candidates kept by the joint head
     self.skip_bad_answers = False  # ours: count and skip answers not found in context
+    # ours: how a KorQuAD span becomes text: "offsets" (the context characters of its
+    # sub-tokens) or "bert" (BERT's get_final_text, which loses answers holding [UNK]:
+    # 0.8 EM of the gold-span ceiling on the shared questions; docs/finetuning.md)
+    self.qa_final_text = "offsets"
 
     # TPU settings
     self.use_tpu = False
@@ -264,6 +268,8 @@ class FinetuningConfig(object):
          f"layerwise_lr_decay must be in [0, 1] (0 = off), got {self.layerwise_lr_decay}")
     need(self.loss_reduction in ("mean", "sum"),
          f"loss_reduction must be \"mean\" or \"sum\", got {self.loss_reduction!r}")
+    need(self.qa_final_text in ("offsets", "bert"),
+         f"qa_final_text must be \"offsets\" or \"bert\", got {self.qa_final_text!r}")
     need(self.classifier_head in ("electra", "hf"),
          f"classifier_head must be \"electra\" or \"hf\", got {self.classifier_head!r}")
     need(self.seed is None or (isinstance(self.seed, int) and not isinstance(self.seed, bool)),

@@ -286,7 +286,8 @@ def _evaluate(estimator, config, split, trial, word_level_logits, log=print):
   preds = postprocess.decode(config.task_name, examples, split.feature_set, outputs,
                              word_level_logits=word_level_logits,
                              n_best_size=config.n_best_size,
-                             max_answer_length=config.max_answer_length)
+                             max_answer_length=config.max_answer_length,
+                             final_text=config.qa_final_text)
   paths = predictions_lib.write_predictions(config.results_dir, config.task_name,
                                             split.name, trial, examples, preds)
   metrics = scorers.score(config.task_name, examples, preds)
