@@ -3,7 +3,9 @@
   python build_pretraining_dataset.py --corpus-dir CORPUS --vocab-file VOCAB \\
       --output-dir DATA/pretrain_tfrecords --max-seq-length 128 --num-processes 2
 
-Examples are built by the original ELECTRA algorithm (pretrain/example_builder.py).
+Examples are built by the original ELECTRA algorithm (pretrain/example_builder.py),
+one input line being one sentence; with --split-sentences rules (util/sentence_split.py)
+lines holding paragraphs are first split into sentences.
 The corpus, taken as one byte stream in file order, is cut into ~1 MB work units at
 document boundaries; units are tokenized in parallel and written in order, a run of
 consecutive units per shard. A unit's output depends only on the corpus, the options
@@ -16,6 +18,7 @@ prints the first examples of a TFRecord file decoded back to text. See docs/corp
 """
 import argparse
 import collections
+import dataclasses
 import hashlib
 import json
 import math
@@ -23,17 +26,18 @@ import multiprocessing
 import os
 import random
 import resource
-import struct
 import sys
 import time
+from typing import List, Optional, Sequence, Tuple
 
 from model import tokenization
 from pretrain import example_builder
 from util import corpus
+from util import errors
 from util import fileio
+from util import sentence_split
+from util import tfrecord_writer
 
-SHARD_NAME = "pretrain_data.tfrecord-{:05d}-of-{:05d}"
-SHARD_GLOB = "pretrain_data.tfrecord*"  # what run_pretraining reads
 STATE_DIR = ".build"                    # config + one manifest per complete shard
 SUMMARY = "summary.json"
 UNIT_BYTES = 1 << 20
@@ -47,85 +51,79 @@ LINES_PER_BATCH = 4096
 WINDOW_PER_PROCESS = 8
 
 
-class BuildError(Exception):
-  """A problem with the build's input or output; the message says what to do."""
+class BuildError(errors.UserError):
+  """A problem with the build's input, options or output; the message says what to do."""
 
 
-# ---------------------------------------------------------------------------
-# TFRecord framing: uint64 length, masked CRC32C of it, data, masked CRC32C of data.
+@dataclasses.dataclass(frozen=True)
+class BuildOptions:
+  """Everything a build depends on (the CLI flags of the same names, docs/corpus.md).
 
+  Raises BuildError on construction when a value is out of range.
+  """
+  corpus_dir: Tuple[str, ...]          # directories (read recursively, sorted) and/or files
+  vocab_file: str                      # WordPiece vocab, one token a line
+  output_dir: str                      # local directory or scheme:// (gs://) path
+  max_seq_length: int = 128            # tokens per example, [CLS]/[SEP] included
+  num_processes: int = 1               # worker processes (fork); output does not depend on it
+  num_out_files: int = 0               # shards; 0: one per 64 MB of input, at most 1000
+  seed: int = 12345                    # same corpus + options + seed: byte-identical shards
+  text_field: Optional[str] = None     # JSON lines: the text is in this field
+  blanks_separate_docs: bool = True    # a blank line ends a document
+  do_lower_case: bool = False          # KoELECTRA vocabs are cased
+  strip_accents: Optional[bool] = None  # None: follow do_lower_case, as BERT does
+  tokenizer: str = "fast"              # "fast" (numpy) or "reference" (pure Python, same ids)
+  shuffle_window: int = 10000          # mix each shard's records in a window; 0: corpus order
+  original_sentence_order: bool = False  # the original's reordering of sentences into A/B
+  split_sentences: str = "none"        # "none": a line is a sentence (the original);
+                                       # "rules" / "kiwi": util/sentence_split.py
+  # Sentences longer than this many tokens are cut into near-equal pieces at word starts
+  # before example building. None: (max_seq_length - 3) // 2 (segment A's aim) when
+  # splitting, 0 (never, the original) otherwise.
+  max_sentence_tokens: Optional[int] = None
+  overwrite: bool = False              # replace shards of another build in output_dir
+  unit_mb: float = UNIT_BYTES / (1 << 20)  # work-unit size; also bounds reading past a unit
 
-def _crc32c_fn():
-  try:
-    import google_crc32c  # C implementation; installed with google-cloud-storage
-    return google_crc32c.value
-  except ImportError:
-    return _crc32c_python
-
-
-def _crc32c_table():
-  table = []
-  for i in range(256):
-    c = i
-    for _ in range(8):
-      c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-    table.append(c)
-  return table
-
-
-_TABLE = None
-
-
-def _crc32c_python(data):
-  global _TABLE
-  if _TABLE is None:
-    _TABLE = _crc32c_table()
-  c = 0xFFFFFFFF
-  for b in data:
-    c = _TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-  return c ^ 0xFFFFFFFF
-
-
-def _masked(crc):
-  return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def tfrecord_frame(data, crc=None):
-  crc = crc or _crc32c_fn()
-  length = struct.pack("<Q", len(data))
-  return (length + struct.pack("<I", _masked(crc(length))) + data +
-          struct.pack("<I", _masked(crc(data))))
-
-
-def read_tfrecords(path, limit=None):
-  """Yield the records of a TFRecord file (checks the CRCs), without TensorFlow."""
-  crc = _crc32c_fn()
-  n = 0
-  with fileio.open_file(path, "rb") as f:
-    while limit is None or n < limit:
-      head = f.read(12)
-      if not head:
-        return
-      if len(head) < 12:
-        raise BuildError(f"{path}: truncated record header after {n} records")
-      length, = struct.unpack("<Q", head[:8])
-      if struct.unpack("<I", head[8:])[0] != _masked(crc(head[:8])):
-        raise BuildError(f"{path}: bad length checksum in record {n}")
-      data = f.read(length)
-      tail = f.read(4)
-      if len(data) < length or len(tail) < 4:
-        raise BuildError(f"{path}: truncated record {n}")
-      if struct.unpack("<I", tail)[0] != _masked(crc(data)):
-        raise BuildError(f"{path}: bad data checksum in record {n}")
-      n += 1
-      yield data
+  def __post_init__(self):
+    paths = self.corpus_dir
+    paths = (paths,) if isinstance(paths, (str, os.PathLike)) else paths
+    object.__setattr__(self, "corpus_dir", tuple(str(p) for p in paths))
+    object.__setattr__(self, "vocab_file", str(self.vocab_file))
+    object.__setattr__(self, "output_dir", str(self.output_dir))
+    if self.max_seq_length < 5:
+      raise BuildError(f"--max-seq-length must be at least 5, got {self.max_seq_length}")
+    if self.shuffle_window < 0:
+      raise BuildError(f"--shuffle-window must be 0 or more, got {self.shuffle_window}")
+    if self.num_processes < 1:
+      raise BuildError(f"--num-processes must be at least 1, got {self.num_processes}")
+    if self.num_out_files < 0:
+      raise BuildError(
+          f"--num-out-files must be 0 (automatic) or more, got {self.num_out_files}")
+    if self.unit_mb <= 0:
+      raise BuildError(f"--unit-mb must be positive, got {self.unit_mb}")
+    if self.split_sentences not in sentence_split.SPLITTERS:
+      raise BuildError(f"--split-sentences must be one of "
+                       f"{', '.join(sentence_split.SPLITTERS)}, got {self.split_sentences!r}")
+    if self.max_sentence_tokens is not None and self.max_sentence_tokens < 0:
+      raise BuildError(f"--max-sentence-tokens must be 0 (never cut) or more, got "
+                       f"{self.max_sentence_tokens}")
+    if self.tokenizer not in ("fast", "reference"):
+      raise BuildError(f"--tokenizer must be fast or reference, got {self.tokenizer!r}")
 
 
 # ---------------------------------------------------------------------------
 # One work unit: byte ranges of the corpus -> framed records + counts.
 
 COUNTS = ("examples", "single_segment", "tokens", "tokens_written", "tokens_trimmed",
-          "unk_tokens")
+          "unk_tokens",
+          # Sentences given to the example builder (lines when not splitting), those of
+          # them that tokenized to nothing, and lines whose splitter failed (kept whole).
+          "sentences", "empty_sentences", "split_errors",
+          # Sentences longer than max_sentence_tokens, cut into pieces.
+          "long_sentences_cut",
+          # The tokens a `none` build keeps: with splitting or cutting, from a second
+          # example builder fed whole lines (the same random draws as a `none` build).
+          "tokens_written_unsplit")
 
 _WORKER = {}
 
@@ -140,8 +138,14 @@ def _make_tokenizer(opts, parallel=False):
 
 def _init_worker(opts, tokenizer=None):
   tok = tokenizer or _make_tokenizer(opts)
+  name = opts.get("split_sentences", "none")
   _WORKER.update(
-      opts=opts, tok=tok, unk=tok.vocab[tokenization.UNK], crc=_crc32c_fn(),
+      # Made here, in each worker after the fork: a library splitter's threads and
+      # model are never shared across a fork.
+      split=None if name == "none" else sentence_split.get_splitter(name),
+      # Ids of WordPiece continuations (##...): a long sentence is never cut before one.
+      continuation=bytes(t.startswith("##") for t in sorted(tok.vocab, key=tok.vocab.get)),
+      opts=opts, tok=tok, unk=tok.vocab[tokenization.UNK],
       ser=example_builder.ExampleSerializer(
           opts["max_seq_length"], tok.vocab[tokenization.CLS],
           tok.vocab[tokenization.SEP], len(tok.vocab)))
@@ -150,48 +154,120 @@ def _init_worker(opts, tokenizer=None):
 def build_unit(task):
   """Build the examples of one unit: (unit index, framed records, counts)."""
   unit, pieces = task
-  opts, tok, unk, ser, crc = (_WORKER[k] for k in ("opts", "tok", "unk", "ser", "crc"))
+  opts, tok, unk, ser, split, continuation = (
+      _WORKER[k] for k in ("opts", "tok", "unk", "ser", "split", "continuation"))
+  max_tokens = opts.get("max_sentence_tokens", 0)
   stats = corpus.CorpusStats()
   # Each unit has its own generator, seeded by (seed, unit): the output does not
   # depend on how units are spread over processes.
+  seed = f"{opts['seed']}:{unit}"
   builder = example_builder.ExampleBuilder(
-      opts["max_seq_length"], random.Random(f"{opts['seed']}:{unit}"),
+      opts["max_seq_length"], random.Random(seed),
+      original_sentence_order=opts["original_sentence_order"])
+  # With splitting or cutting, a second builder is fed whole lines (each line's ids are
+  # the concatenation of its sentences' ids: util/sentence_split.py) with the same seed,
+  # so the summary can say what `none` would have kept. It only counts.
+  unsplit = None if split is None and not max_tokens else example_builder.ExampleBuilder(
+      opts["max_seq_length"], random.Random(seed),
       original_sentence_order=opts["original_sentence_order"])
   out = []
-  unk_tokens = 0
+  counts = dict.fromkeys(("unk_tokens", "sentences", "empty_sentences", "split_errors",
+                          "long_sentences_cut"), 0)
 
   def emit(example):
     if example is not None:
-      out.append(tfrecord_frame(ser.serialize(*example), crc))
+      out.append(tfrecord_writer.frame(ser.serialize(*example)))
 
-  def flush(batch):
-    nonlocal unk_tokens
+  def end_document():
+    emit(builder.end_document())
+    if unsplit is not None:
+      unsplit.end_document()
+
+  def flush(batch, line_ends):
+    """Tokenize and build a batch: sentences and None (document ends)."""
     encoded = iter(tok.encode_batch([x for x in batch if x is not None]))
+    ends = iter(line_ends)
+    line_ids = []
     for item in batch:
       if item is None:
-        emit(builder.end_document())
+        end_document()
+        continue
+      ids = next(encoded)
+      counts["sentences"] += 1
+      counts["unk_tokens"] += ids.count(unk)
+      counts["empty_sentences"] += not ids
+      if max_tokens and len(ids) > max_tokens:
+        counts["long_sentences_cut"] += 1
+        for piece in cut_long_sentence(ids, max_tokens, continuation):
+          emit(builder.add_sentence(piece))
       else:
-        ids = next(encoded)
-        unk_tokens += ids.count(unk)
         emit(builder.add_sentence(ids))
+      if unsplit is not None:
+        line_ids.extend(ids)
+        if next(ends):
+          unsplit.add_sentence(line_ids)
+          line_ids = []
 
   for path, start, end in pieces:
-    batch = []
+    batch, line_ends = [], []
     for item in corpus.iter_file(path, opts["text_fields"][path], stats,
                                  opts["blanks_separate_docs"], start, end,
                                  align_docs=True, max_overrun=opts["max_overrun"]):
-      batch.append(item)
+      if item is None:
+        batch.append(item)
+      elif split is None:
+        batch.append(item)
+        line_ends.append(True)
+      else:
+        try:
+          sentences = split(item) or [item]
+        except Exception:  # a library splitter's failure must not stop a long build
+          counts["split_errors"] += 1
+          sentences = [item]
+        batch.extend(sentences)
+        line_ends.extend([False] * (len(sentences) - 1) + [True])
       if len(batch) >= LINES_PER_BATCH:
-        flush(batch)
-        batch = []
-    flush(batch)
-    emit(builder.end_document())  # a file (or range) end closes the document
-  counts = dict(examples=builder.examples, single_segment=builder.single_segment,
+        flush(batch, line_ends)
+        batch, line_ends = [], []
+    flush(batch, line_ends)
+    end_document()  # a file (or range) end closes the document
+  counts.update(examples=builder.examples, single_segment=builder.single_segment,
                 tokens=builder.tokens_in, tokens_written=builder.tokens_kept,
-                tokens_trimmed=builder.tokens_trimmed, unk_tokens=unk_tokens)
+                tokens_trimmed=builder.tokens_trimmed,
+                tokens_written_unsplit=(builder.tokens_kept if unsplit is None
+                                        else unsplit.tokens_kept))
   if not opts["shuffle_window"]:
     out = [b"".join(out)]  # one object is cheaper to send back than many
   return unit, out, {"corpus": stats.as_dict(), **counts}
+
+
+def cut_long_sentence(ids: List[int], max_tokens: int,
+                      continuation: bytes) -> List[List[int]]:
+  """Cut a sentence's token ids into near-equal pieces of about max_tokens or fewer.
+
+  The original trims a sentence that overflows an example; a long sentence overflows
+  by much, and on paragraph corpora long sentences carry much of the text
+  (docs/corpus.md). Each cut moves back to the nearest word start, so no piece begins
+  with a ## continuation (a single word longer than a piece is cut where it falls).
+
+  Args:
+    ids: token ids, len(ids) > max_tokens > 0.
+    max_tokens: the aimed-at piece length.
+    continuation: continuation[i] is 1 when id i is a ## piece.
+
+  Returns:
+    ceil(len(ids) / max_tokens) pieces whose concatenation is ids.
+  """
+  n = -(-len(ids) // max_tokens)
+  cuts = [0]
+  for k in range(1, n):
+    cut = len(ids) * k // n
+    back = cut
+    while back > cuts[-1] + 1 and continuation[ids[back]]:
+      back -= 1
+    cuts.append(back if not continuation[ids[back]] else cut)
+  cuts.append(len(ids))
+  return [ids[a:b] for a, b in zip(cuts, cuts[1:])]
 
 
 def _unit_results(tasks, opts, tokenizer, num_processes):
@@ -261,7 +337,9 @@ class Totals:
   def add(self, record):
     self.corpus.merge(corpus.CorpusStats(**record["corpus"]))
     for k in COUNTS:
-      self.counts[k] += record[k]
+      # Manifests of older builds (always `none`) lack the newer counts.
+      self.counts[k] += record.get(
+          k, record["tokens_written"] if k == "tokens_written_unsplit" else 0)
 
   def as_record(self):
     return {"corpus": self.corpus.as_dict(), **self.counts}
@@ -278,7 +356,7 @@ def _prepare_output(out_dir, config, overwrite):
   """Make the output directory ready; returns the set of complete shard indices."""
   fileio.makedirs(out_dir)
   state = fileio.join(out_dir, STATE_DIR)
-  shards = fileio.glob(fileio.join(out_dir, SHARD_GLOB))
+  shards = fileio.glob(fileio.join(out_dir, example_builder.SHARD_GLOB))
   config_path = fileio.join(state, "config.json")
   summary_path = fileio.join(out_dir, SUMMARY)
   old = None
@@ -309,7 +387,7 @@ def _prepare_output(out_dir, config, overwrite):
   done = set()
   n = config["num_out_files"]
   for i in range(n):
-    shard = fileio.join(out_dir, SHARD_NAME.format(i, n))
+    shard = fileio.join(out_dir, example_builder.SHARD_NAME.format(i, n))
     if fileio.exists(shard) and fileio.exists(_manifest_path(out_dir, i)):
       done.add(i)
   return done
@@ -319,26 +397,28 @@ def _manifest_path(out_dir, shard):
   return fileio.join(out_dir, STATE_DIR, f"shard-{shard:05d}.json")
 
 
-def build(args, progress=True):
-  """Run a build for parsed CLI args; returns the summary dict."""
+def build(args: BuildOptions, progress: bool = True) -> dict:
+  """Build the shards described by `args`; returns the summary (also in summary.json).
+
+  Args:
+    args: the build's options.
+    progress: show a progress bar on stderr.
+
+  Returns:
+    the summary dict (counts, times, options); see print_summary.
+
+  Raises:
+    errors.UserError (BuildError, corpus.CorpusError, tokenization.VocabError, ...):
+      bad options, input or output directory, with a message naming it.
+  """
   t0 = time.time()
-  if args.max_seq_length < 5:
-    raise BuildError(f"--max-seq-length must be at least 5, got {args.max_seq_length}")
-  if args.shuffle_window < 0:
-    raise BuildError(f"--shuffle-window must be 0 or more, got {args.shuffle_window}")
-  if args.num_processes < 1:
-    raise BuildError(f"--num-processes must be at least 1, got {args.num_processes}")
-  if args.num_out_files < 0:
-    raise BuildError(f"--num-out-files must be 0 (automatic) or more, got {args.num_out_files}")
-  if args.unit_mb <= 0:
-    raise BuildError(f"--unit-mb must be positive, got {args.unit_mb}")
   plan, skipped_files = corpus.plan_corpus(args.corpus_dir, args.text_field)
   files = [f for f, _ in plan]
   sizes = [corpus.file_size(f) for f in files]
   total = sum(sizes)
   if not total:
     raise BuildError(f"every corpus file is empty: {', '.join(files[:5])}")
-  opts = dict(vocab_file=str(args.vocab_file), do_lower_case=args.do_lower_case,
+  opts = dict(vocab_file=args.vocab_file, do_lower_case=args.do_lower_case,
               strip_accents=args.strip_accents, tokenizer=args.tokenizer,
               max_seq_length=args.max_seq_length, seed=args.seed,
               text_fields=dict(plan), blanks_separate_docs=args.blanks_separate_docs,
@@ -347,10 +427,21 @@ def build(args, progress=True):
               # A document longer than this past a unit boundary is cut there
               # (bounded memory and balance on files without blank lines).
               max_overrun=int(args.unit_mb * (1 << 20)))
+  max_tokens = args.max_sentence_tokens
+  if max_tokens is None:
+    max_tokens = (args.max_seq_length - 3) // 2 if args.split_sentences != "none" else 0
+  # Recorded only when used: the options (config.json) of a `none` build stay those of
+  # before, so its output directory still resumes.
+  if args.split_sentences != "none":
+    opts["split_sentences"] = args.split_sentences
+    sentence_split.check_splitter(args.split_sentences)  # e.g. kiwi not installed
+  if max_tokens:
+    opts["max_sentence_tokens"] = max_tokens
   # Checks the vocab and case settings up front; workers inherit it.
   tokenizer = _make_tokenizer(opts, parallel=args.num_processes == 1)
 
-  num_out = args.num_out_files or min(MAX_AUTO_SHARDS, max(1, math.ceil(total / AUTO_SHARD_BYTES)))
+  num_out = args.num_out_files or min(MAX_AUTO_SHARDS,
+                                      max(1, math.ceil(total / AUTO_SHARD_BYTES)))
   num_units = max(num_out, math.ceil(total / (args.unit_mb * (1 << 20))))
   parts = corpus.split_ranges(files, num_units)
   shard_units = [range(s * num_units // num_out, (s + 1) * num_units // num_out)
@@ -358,7 +449,7 @@ def build(args, progress=True):
   config = {k: v for k, v in opts.items() if k not in ("tokenizer", "vocab_file")}
   config.update(vocab_sha1=_sha1(args.vocab_file), num_out_files=num_out,
                 num_units=num_units, files=[[f, s] for f, s in zip(files, sizes)])
-  out_dir = str(args.output_dir)
+  out_dir = args.output_dir
   done = _prepare_output(out_dir, config, args.overwrite)
 
   totals = Totals()
@@ -387,20 +478,20 @@ def build(args, progress=True):
   cpu_start = _cpu_seconds()
   try:
     for s in todo:
-      shard = fileio.join(out_dir, SHARD_NAME.format(s, num_out))
+      shard = fileio.join(out_dir, example_builder.SHARD_NAME.format(s, num_out))
       shard_totals = Totals()
       window = Shuffler(args.shuffle_window, f"{args.seed}:shard:{s}")
-      with fileio.atomic_write(shard, "wb") as f:
+      with tfrecord_writer.open_writer(shard) as writer:
         for u in shard_units[s]:
           unit, records, record = next(results)
           assert unit == u, (unit, u)
-          f.write(window.push(records))
+          writer.write_framed(window.push(records))
           shard_totals.add(record)
           if bar is not None:
             bar.update(unit_bytes(parts[u]))
             bar.set_postfix(examples=totals.counts["examples"] +
                             shard_totals.counts["examples"], refresh=False)
-        f.write(window.drain())
+        writer.write_framed(window.drain())
       with fileio.atomic_write(_manifest_path(out_dir, s)) as f:
         json.dump(shard_totals.as_record(), f)
       totals.add(shard_totals.as_record())
@@ -435,6 +526,17 @@ def build(args, progress=True):
       "trimmed_share": k["tokens_trimmed"] / k["tokens"] if k["tokens"] else 0.0,
       "unk_tokens": k["unk_tokens"],
       "unk_ratio": k["unk_tokens"] / k["tokens"] if k["tokens"] else 0.0,
+      "split_sentences": args.split_sentences,
+      "sentences": k["sentences"],
+      "sentences_per_line": k["sentences"] / c.lines if c.lines else 0.0,
+      "empty_sentences": k["empty_sentences"],
+      "split_errors": k["split_errors"],
+      "long_sentences_cut": k["long_sentences_cut"],
+      # Shares of all tokens that reach an example, with this build's splitting and
+      # (from the second builder) without any.
+      "kept_share": k["tokens_written"] / k["tokens"] if k["tokens"] else 0.0,
+      "kept_share_unsplit": (k["tokens_written_unsplit"] / k["tokens"]
+                             if k["tokens"] else 0.0),
       "wall_time_s": round(time.time() - t0, 3),
       "build_time_s": round(elapsed, 3),
       "build_cpu_s": round(cpu, 3),
@@ -467,6 +569,15 @@ def print_summary(s, out=None):
   print(f"  tokens {s['tokens']:,}, written {s['tokens_written']:,}, trimmed "
         f"{s['trimmed_share']:.2%}, [UNK] {s['unk_ratio']:.3%}, single-segment "
         f"examples {s['single_segment_examples']:,}", file=out)
+  if s["split_sentences"] != "none" or s["long_sentences_cut"]:
+    print(f"  sentences ({s['split_sentences']}) {s['sentences']:,}, "
+          f"{s['sentences_per_line']:.2f} per line; tokens kept {s['kept_share']:.1%} "
+          f"(without splitting {s['kept_share_unsplit']:.1%})"
+          + (f"; {s['long_sentences_cut']:,} sentences over "
+             f"{s['options']['max_sentence_tokens']} tokens cut"
+             if s["options"].get("max_sentence_tokens") else "")
+          + (f"; splitter failed on {s['split_errors']:,} lines (kept whole)"
+             if s["split_errors"] else ""), file=out)
   print(f"  wall time {s['wall_time_s']:.1f}s, {s['examples_per_s']:,.0f} examples/s "
         f"with {s['num_processes']} process(es); summary in {SUMMARY}", file=out)
 
@@ -487,9 +598,9 @@ def inspect(path, vocab_file, num_examples, out=None):
     return " ".join(tokens).replace(" ##", "")
 
   n = 0
-  for n, record in enumerate(read_tfrecords(path, num_examples), 1):
+  for n, record in enumerate(tfrecord_writer.read_records(path, num_examples), 1):
     try:
-      ex = example_builder.parse_example(record)
+      ex = tfrecord_writer.decode_example(record)
       ids, mask, seg = ex["input_ids"], ex["input_mask"], ex["segment_ids"]
     except (ValueError, KeyError, IndexError) as e:
       raise BuildError(f"{path}: record {n} is not a pretraining example ({e})") from None
@@ -508,7 +619,8 @@ def inspect(path, vocab_file, num_examples, out=None):
 # ---------------------------------------------------------------------------
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+  """The command line; `options_from_args` turns its result into BuildOptions."""
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--corpus-dir", nargs="+", metavar="PATH",
@@ -537,6 +649,14 @@ def parse_args(argv=None):
   p.add_argument("--shuffle-window", type=int, default=10000, metavar="N",
                  help="mix each shard's records within a window of N records (default "
                       "10000; 0 keeps corpus order; see docs/corpus.md)")
+  p.add_argument("--split-sentences", choices=sentence_split.SPLITTERS, default="none",
+                 help="split each line into sentences first: none (default, the "
+                      "original: a line is a sentence), rules (built in), kiwi (needs "
+                      "kiwipiepy); see docs/corpus.md")
+  p.add_argument("--max-sentence-tokens", type=int, default=None, metavar="N",
+                 help="cut longer sentences into pieces at word starts (default with "
+                      "--split-sentences: (max-seq-length - 3) // 2; 0 never; "
+                      "docs/corpus.md)")
   p.add_argument("--original-sentence-order", action="store_true",
                  help="reproduce the original's reordering of sentences (docs/corpus.md)")
   p.add_argument("--overwrite", action="store_true",
@@ -547,29 +667,35 @@ def parse_args(argv=None):
   p.add_argument("--inspect", metavar="TFRECORD",
                  help="print the first examples of this file as text, then exit")
   p.add_argument("-n", "--num-examples", type=int, default=3)
-  args = p.parse_args(argv)
+  return p
+
+
+def options_from_args(args: argparse.Namespace) -> BuildOptions:
+  """BuildOptions from parsed command-line flags (same names)."""
+  fields = {f.name for f in dataclasses.fields(BuildOptions)}
+  return BuildOptions(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """The command line; returns the exit status (2 and one error line for a UserError)."""
+  return errors.run_main(_main, argv)
+
+
+def _main(argv):
+  parser = build_parser()
+  args = parser.parse_args(argv)
   if not args.inspect:
     missing = [f for f, v in (("--corpus-dir", args.corpus_dir),
                               ("--output-dir", args.output_dir)) if not v]
     if missing:
-      p.error(f"the following arguments are required: {', '.join(missing)}")
-  return args
-
-
-def main(argv=None):
-  args = parse_args(argv)
+      parser.error(f"the following arguments are required: {', '.join(missing)}")
   try:
     if args.inspect:
       inspect(args.inspect, args.vocab_file, args.num_examples)
       return 0
-    summary = build(args, progress=not args.no_progress)
-  except (BuildError, corpus.CorpusError, tokenization.VocabError,
-          tokenization.TokenizerConfigError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    summary = build(options_from_args(args), progress=not args.no_progress)
   except OSError as e:  # e.g. an output path that is a file, no permission, disk full
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+    raise BuildError(str(e)) from e
   except KeyboardInterrupt:
     print("interrupted: complete shards are kept; rerun the same command to resume",
           file=sys.stderr)

@@ -1,43 +1,32 @@
-"""PretrainingConfig: every hyperparameter of ELECTRA pretraining, KoELECTRA presets,
-`--hparams` JSON overrides and a FLOPs-per-step estimate.
+"""PretrainingConfig: every hyperparameter of ELECTRA pretraining, KoELECTRA presets and
+`--hparams` overrides.
 
 Defaults are those of the original google-research/electra `configure_pretraining.py`;
 the presets carry KoELECTRA's published settings (see docs/pretraining.md for sources).
-Resolution order: original defaults -> preset -> model-size defaults -> explicit
-hparams (explicit hparams always win) -> derived values (paths,
-`max_predictions_per_seq`) unless given explicitly.
+Resolution order, as the original: defaults -> preset -> explicit hparams -> debug-mode
+and model-size defaults (`embedding_size` 128 for "small") unless given explicitly ->
+derived values (paths, `max_predictions_per_seq`) unless given explicitly. Encoder shapes
+come from model/sizes.py (the original's `get_bert_config` order); the FLOPs estimate from
+model/flops.py.
 
-This module does not import TensorFlow; `get_bert_config` / `get_generator_config`
-import model.modeling lazily.
+This module does not import TensorFlow.
 
 CLI: `python configure_pretraining.py --preset koelectra-small-v3 [--hparams JSON]`
 prints the resolved config and its FLOPs estimate.
 """
 import argparse
 import copy
-import difflib
 import json
 import sys
 
+from model import flops
+from model import sizes
+from pretrain import example_builder
+from util import errors
 from util import fileio
+from util import hparams as hparams_lib
 
-
-class ConfigError(ValueError):
-  """Bad pretraining configuration: the message names the key (and file)."""
-
-
-# Transformer sizes of the original `training_utils.get_bert_config`.
-MODEL_SIZES = {
-    "small": {"hidden_size": 256, "num_hidden_layers": 12},
-    "base": {"hidden_size": 768, "num_hidden_layers": 12},
-    "large": {"hidden_size": 1024, "num_hidden_layers": 24},
-}
-
-# BertConfig fields a user may override through `model_hparam_overrides`.
-BERT_HPARAMS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                "intermediate_size", "hidden_act", "hidden_dropout_prob",
-                "attention_probs_dropout_prob", "max_position_embeddings",
-                "type_vocab_size", "initializer_range")
+ConfigError = errors.ConfigError
 
 _SMALL = {"model_size": "small", "embedding_size": 128, "generator_hidden_size": 1.0,
           "train_batch_size": 512, "learning_rate": 5e-4, "max_seq_length": 512,
@@ -57,9 +46,9 @@ PRESETS = {
     "koelectra-base-v3": dict(_BASE, vocab_size=35000, num_train_steps=1500000),
 }
 
-def _closest(key, valid):
-  close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
-  return f"; did you mean {', '.join(close)}?" if close else ""
+# The original's debug mode: a quick run (its model is shrunk in model/sizes.py).
+DEBUG_SETTINGS = {"train_batch_size": 8, "num_train_steps": 20, "eval_batch_size": 4,
+                  "iterations_per_loop": 1, "num_eval_steps": 2}
 
 
 class PretrainingConfig(object):
@@ -69,7 +58,9 @@ class PretrainingConfig(object):
     self.model_name = model_name
     self.data_dir = data_dir
     self.preset = None  # one of PRESETS, applied before explicit hparams
-    self.debug = False  # tiny batch / few steps for quickly running things
+    # the original's debug mode: a 3-layer 144-wide model, tiny batches, 20 steps, and a
+    # fresh model_dir (emptied before training)
+    self.debug = False
     self.do_train = True
     self.do_eval = False
 
@@ -78,6 +69,10 @@ class PretrainingConfig(object):
     self.gen_weight = 1.0
     self.disc_weight = 50.0
     self.mask_prob = 0.15
+    # ours: True restores the original's masking draw (with replacement, count from all
+    # non-padding tokens: ~14.0% masked at length 512 instead of 15%), to replicate a
+    # published run exactly (pretrain/masking.py)
+    self.legacy_masking = False
 
     # optimization
     self.learning_rate = 5e-4
@@ -90,7 +85,8 @@ class PretrainingConfig(object):
     self.save_checkpoints_steps = 1000
     self.num_train_steps = 1000000
     self.num_eval_steps = 100
-    self.keep_checkpoint_max = 5  # tf.estimator's default, which the original relies on
+    # tf.estimator's default, which the original relies on; 0 keeps every checkpoint
+    self.keep_checkpoint_max = 5
     self.log_every_steps = 100  # ours: loss / throughput logging interval
 
     # model settings
@@ -139,20 +135,19 @@ class PretrainingConfig(object):
     preset = kwargs.get("preset")
     if preset is not None:
       if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}{_closest(preset, list(PRESETS))} "
+        raise ConfigError(f"unknown preset {preset!r}{hparams_lib.closest(preset, PRESETS)} "
                           f"(known: {', '.join(PRESETS)})")
       self.preset = preset
       self.__dict__.update(copy.deepcopy(PRESETS[preset]))
     self.__dict__.update(copy.deepcopy(kwargs))
 
+    # As the original, explicit hparams win over the debug and model-size defaults.
     if self.debug:
-      for k, v in (("train_batch_size", 8), ("num_train_steps", 20), ("eval_batch_size", 4),
-                   ("iterations_per_loop", 1), ("num_eval_steps", 2)):
+      for k, v in DEBUG_SETTINGS.items():
         if k not in kwargs:
           setattr(self, k, v)
-    # The original forces embedding 128 for "small" unless told otherwise.
-    if self.model_size == "small" and "embedding_size" not in kwargs:
-      self.embedding_size = 128
+    if "embedding_size" not in kwargs:
+      self.embedding_size = sizes.default_embedding_size(self.model_size, self.embedding_size)
     self._explicit = set(kwargs)
     self._derive()
     self.validate()
@@ -160,17 +155,14 @@ class PretrainingConfig(object):
   # -- construction helpers -------------------------------------------------
 
   def _check_keys(self, kwargs):
-    valid = sorted(k for k in self.__dict__ if not k.startswith("_"))
-    for k in kwargs:
-      if k not in self.__dict__ or k.startswith("_"):
-        raise ConfigError(f"unknown hparam {k!r}{_closest(k, valid)}")
+    hparams_lib.check_keys(kwargs, (k for k in self.__dict__ if not k.startswith("_")))
 
   def _derive(self):
     explicit = self._explicit
     d = self.data_dir
     join = fileio.join
     if "pretrain_tfrecords" not in explicit:
-      self.pretrain_tfrecords = join(d, "pretrain_tfrecords", "pretrain_data.tfrecord*")
+      self.pretrain_tfrecords = join(d, "pretrain_tfrecords", example_builder.SHARD_GLOB)
     if "vocab_file" not in explicit:
       self.vocab_file = join(d, "vocab.txt")
     if "model_dir" not in explicit:
@@ -184,9 +176,10 @@ class PretrainingConfig(object):
       self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
 
   @classmethod
-  def from_hparams(cls, model_name, data_dir, hparams=None, **kwargs):
-    """Build from `--hparams` (JSON string, JSON file path, dict or None) plus kwargs."""
-    merged = dict(parse_hparams(hparams))
+  def from_hparams(cls, model_name, data_dir, hparams=None, preset=None, **kwargs):
+    """Build from `--hparams` (JSON string, JSON file path, dict or None), `--preset`
+    (which must agree with a "preset" inside hparams) and more keyword hparams."""
+    merged = hparams_lib.merge_preset(hparams_lib.parse_hparams(hparams), preset)
     merged.update(kwargs)
     return cls(model_name, data_dir, **merged)
 
@@ -210,37 +203,15 @@ class PretrainingConfig(object):
   # -- model shapes ---------------------------------------------------------
 
   def bert_hparams(self):
-    """The discriminator's BertConfig fields (dict), as the original get_bert_config."""
-    if self.model_size not in MODEL_SIZES:
-      raise ConfigError(f"model_size {self.model_size!r} is not one of "
-                        f"{', '.join(MODEL_SIZES)}{_closest(str(self.model_size), list(MODEL_SIZES))}")
-    args = dict(MODEL_SIZES[self.model_size])
-    args["num_attention_heads"] = max(1, args["hidden_size"] // 64)
-    args["intermediate_size"] = 4 * args["hidden_size"]
-    overrides = self.model_hparam_overrides or {}
-    if not isinstance(overrides, dict):
-      raise ConfigError("model_hparam_overrides must be a JSON object, got "
-                        f"{type(overrides).__name__}")
-    for k in overrides:
-      if k not in BERT_HPARAMS:
-        raise ConfigError(f"unknown key {k!r} in model_hparam_overrides"
-                          f"{_closest(k, list(BERT_HPARAMS))}")
-    args.update(overrides)
-    args["vocab_size"] = self.vocab_size
-    full = {"hidden_act": "gelu", "hidden_dropout_prob": 0.1,
-            "attention_probs_dropout_prob": 0.1, "max_position_embeddings": 512,
-            "type_vocab_size": 2, "initializer_range": 0.02}
-    full.update(args)
-    return full
+    """The discriminator's BertConfig fields (dict), as the original get_bert_config
+    (model/sizes.py), shrunk in debug mode as the original's PretrainingModel does."""
+    return sizes.bert_hparams(self.model_size, self.vocab_size, self.model_hparam_overrides,
+                              debug=self.debug)
 
   def generator_hparams(self):
-    """The generator's BertConfig fields: hidden size, layers, heads and FFN scaled."""
-    gen = dict(self.bert_hparams())
-    gen["hidden_size"] = int(round(gen["hidden_size"] * self.generator_hidden_size))
-    gen["num_hidden_layers"] = int(round(gen["num_hidden_layers"] * self.generator_layers))
-    gen["intermediate_size"] = 4 * gen["hidden_size"]
-    gen["num_attention_heads"] = max(1, gen["hidden_size"] // 64)
-    return gen
+    """The generator's BertConfig fields: hidden size and layers scaled, heads/FFN derived."""
+    return sizes.generator_hparams(self.bert_hparams(), self.generator_hidden_size,
+                                   self.generator_layers)
 
   def embedding_dim(self):
     return self.bert_hparams()["hidden_size"] if self.embedding_size is None \
@@ -263,10 +234,16 @@ class PretrainingConfig(object):
     need(0.0 < float(self.mask_prob) < 1.0, f"mask_prob must be in (0, 1), got {self.mask_prob}")
     for k in ("max_seq_length", "train_batch_size", "eval_batch_size", "num_train_steps",
               "iterations_per_loop", "save_checkpoints_steps", "vocab_size",
-              "log_every_steps", "num_tpu_cores", "keep_checkpoint_max"):
+              "log_every_steps", "num_tpu_cores"):
       v = getattr(self, k)
       need(isinstance(v, int) and not isinstance(v, bool) and v > 0,
            f"{k} must be a positive integer, got {v!r}")
+    need(isinstance(self.keep_checkpoint_max, int) and self.keep_checkpoint_max >= 0,
+         f"keep_checkpoint_max must be a non-negative integer (0 keeps all), got "
+         f"{self.keep_checkpoint_max!r}")
+    for k in ("legacy_masking", "debug", "use_bf16", "use_tpu", "fused_kernels"):
+      need(isinstance(getattr(self, k), bool), f"{k} must be true or false, got "
+           f"{getattr(self, k)!r}")
     need(isinstance(self.num_warmup_steps, int) and self.num_warmup_steps >= 0,
          f"num_warmup_steps must be a non-negative integer, got {self.num_warmup_steps!r}")
     need(float(self.learning_rate) > 0, f"learning_rate must be > 0, got {self.learning_rate}")
@@ -310,142 +287,20 @@ class PretrainingConfig(object):
   # -- FLOPs ------------------------------------------------------------------
 
   def train_flops_per_step(self):
-    return estimate_train_flops(self)["train_per_step"]
+    return flops.estimate_train_flops(self)["train_per_step"]
 
 
 def parse_hparams(hparams):
-  """`--hparams` value -> dict: a JSON object string, a path to a JSON file, or a dict."""
-  if hparams is None or hparams == "":
-    return {}
-  if isinstance(hparams, dict):
-    return dict(hparams)
-  text = str(hparams)
-  where = "--hparams"
-  if not text.lstrip().startswith("{"):
-    if not fileio.exists(text):
-      raise ConfigError(f"--hparams {text!r} is neither a JSON object nor an existing file")
-    where = text
-    with fileio.open_file(text) as f:
-      text = f.read()
-  try:
-    value = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise ConfigError(f"{where}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}")
-  if not isinstance(value, dict):
-    raise ConfigError(f"{where}: expected a JSON object, got {type(value).__name__}")
-  for k in ("model_name", "data_dir"):
-    if k in value:
-      raise ConfigError(f"{where}: {k!r} is not an hparam; pass it as --{k.replace('_', '-')}")
-  return value
-
-
-def get_bert_config(config):
-  """model.modeling.BertConfig of the discriminator."""
-  from model import modeling
-  return modeling.BertConfig.from_dict(config.bert_hparams())
-
-
-def get_generator_config(config):
-  """model.modeling.BertConfig of the generator."""
-  from model import modeling
-  return modeling.BertConfig.from_dict(config.generator_hparams())
-
-
-# -- FLOPs estimate -----------------------------------------------------------
-# Convention: a multiply-add is 2 FLOPs; a matmul [m,k]x[k,n] is 2*m*k*n. Element-wise
-# work is counted with the per-element costs below. The backward pass costs twice the
-# forward pass (gradients w.r.t. inputs and weights), so training is 3x forward. Sampling
-# and masking carry no gradient and are counted once. Gathers/lookups count 0.
-LAYER_NORM_FLOPS = 7   # mean, sub, square, mean, rsqrt-ish, mul gamma, add beta
-GELU_FLOPS = 8         # x * 0.5 * (1 + erf(x / sqrt 2)), erf counted as a few ops
-SOFTMAX_FLOPS = 5      # max, sub, exp, sum, div
-SIGMOID_XENT_FLOPS = 6
-GUMBEL_FLOPS = 6       # uniform noise, 2 logs, adds, argmax compare
-
-
-def _transformer_forward_flops(hp, seq_len, embedding_size, include_embeddings=True):
-  """Forward FLOPs of one sequence through embeddings + encoder (BertModel)."""
-  h, inter, a, n = (hp["hidden_size"], hp["intermediate_size"], hp["num_attention_heads"],
-                    hp["num_hidden_layers"])
-  L, e = seq_len, embedding_size
-  out = {}
-  emb = 0
-  if include_embeddings:
-    emb += 2 * L * e                 # add position and token-type embeddings
-    emb += LAYER_NORM_FLOPS * L * e
-  if e != h:
-    emb += 2 * L * e * h + L * h     # embeddings_project (dense with bias)
-  out["embeddings"] = emb
-  layer = 0
-  layer += 3 * (2 * L * h * h + L * h)        # query, key, value
-  layer += 2 * L * L * h                      # scores q.k over all heads
-  layer += L * L * a                          # scale by 1/sqrt(d)
-  layer += L * L * a                          # add attention mask
-  layer += SOFTMAX_FLOPS * L * L * a
-  layer += 2 * L * L * h                      # probs . v
-  layer += 2 * L * h * h + L * h              # attention output dense
-  layer += L * h + LAYER_NORM_FLOPS * L * h   # residual + LayerNorm
-  layer += 2 * L * h * inter + L * inter      # intermediate dense
-  layer += GELU_FLOPS * L * inter
-  layer += 2 * L * inter * h + L * h          # output dense
-  layer += L * h + LAYER_NORM_FLOPS * L * h   # residual + LayerNorm
-  out["encoder"] = n * layer
-  return out
-
-
-def estimate_train_flops(config):
-  """FLOPs of one training step (whole global batch), with a per-part breakdown.
-
-  Returns a dict: forward FLOPs per sequence for each part, `forward_per_seq`,
-  `train_per_seq` (3x the trained parts' forward + sampling once) and `train_per_step`
-  (x train_batch_size).
-  """
-  disc = config.bert_hparams()
-  e = config.embedding_dim()
-  v = disc["vocab_size"]
-  L = config.max_seq_length
-  P = config.max_predictions_per_seq
-  parts = {}
-  # Generator (or the only encoder, for the MLM-only objective).
-  if config.uniform_generator:
-    gen_hidden = None
-  elif config.has_generator_transformer():
-    gen = config.generator_hparams()
-    gen_e = gen["hidden_size"] if config.untied_generator_embeddings else e
-    f = _transformer_forward_flops(gen, L, gen_e)
-    parts["generator_embeddings"] = f["embeddings"]
-    parts["generator_encoder"] = f["encoder"]
-    gen_hidden, head_e = gen["hidden_size"], gen_e
-  else:
-    f = _transformer_forward_flops(disc, L, e)
-    parts["generator_embeddings"] = f["embeddings"]
-    parts["generator_encoder"] = f["encoder"]
-    gen_hidden, head_e = disc["hidden_size"], e
-  if gen_hidden is not None:
-    head = 2 * P * gen_hidden * head_e + P * head_e       # dense
-    head += GELU_FLOPS * P * head_e + LAYER_NORM_FLOPS * P * head_e
-    head += 2 * P * head_e * v + P * v                    # tied output matmul + bias
-    parts["generator_predictions"] = head
-  # Softmax / log-softmax and the loss over the vocabulary at masked positions.
-  parts["mlm_softmax_loss"] = 2 * SOFTMAX_FLOPS * P * v + 2 * P * v
-  sampling = 0
-  if config.electra_objective:
-    sampling = GUMBEL_FLOPS * P * v + P * v  # Gumbel noise + temperature division
-    f = _transformer_forward_flops(disc, L, e)
-    parts["discriminator_embeddings"] = f["embeddings"]
-    parts["discriminator_encoder"] = f["encoder"]
-    h = disc["hidden_size"]
-    head = 2 * L * h * h + L * h + GELU_FLOPS * L * h     # dense
-    head += 2 * L * h + L                                 # dense_1
-    head += SIGMOID_XENT_FLOPS * L
-    parts["discriminator_predictions"] = head
-  forward = sum(parts.values())
-  train_seq = 3 * forward + sampling
-  return dict(parts, sampling=sampling, forward_per_seq=forward + sampling,
-              train_per_seq=train_seq, train_per_step=train_seq * config.train_batch_size)
+  """`--hparams` value -> dict (util/hparams.parse_hparams)."""
+  return hparams_lib.parse_hparams(hparams)
 
 
 def main(argv=None):
+  """The command line; returns the exit status (2 and one error line for a UserError)."""
+  return errors.run_main(_main, argv)
+
+
+def _main(argv):
   p = argparse.ArgumentParser(description="Print a resolved pretraining config and its "
                               "FLOPs-per-step estimate.")
   p.add_argument("--model-name", default="koelectra")
@@ -453,14 +308,10 @@ def main(argv=None):
   p.add_argument("--preset", choices=sorted(PRESETS))
   p.add_argument("--hparams", help="JSON object string or path to a JSON file")
   args = p.parse_args(argv)
-  try:
-    extra = {"preset": args.preset} if args.preset else {}
-    cfg = PretrainingConfig.from_hparams(args.model_name, args.data_dir, args.hparams, **extra)
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  cfg = PretrainingConfig.from_hparams(args.model_name, args.data_dir, args.hparams,
+                                       preset=args.preset)
   print(cfg.to_json())
-  fl = estimate_train_flops(cfg)
+  fl = flops.estimate_train_flops(cfg)
   print(f"discriminator: {cfg.bert_hparams()}")
   if cfg.has_generator_transformer():
     print(f"generator: {cfg.generator_hparams()}")

@@ -21,17 +21,18 @@ import shutil
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is first imported
-
-import configure_pretraining  # noqa: E402
-import run_pretraining  # noqa: E402
-from util import tfrecord_input  # noqa: E402
+import configure_pretraining
+import run_pretraining
+from model import tokenization
+from pretrain import example_builder
+from util import errors
+from util import tf_logging
 
 HELDOUT_EVERY = 10  # every 10th line of each text is held out for evaluation
 
 
-class DemoError(RuntimeError):
-  pass
+class DemoError(errors.UserError):
+  """Something the demo needs is missing (names it and how to get it)."""
 
 
 def konlpy_corpus():
@@ -97,11 +98,12 @@ def build_tfrecords(corpus_dir, vocab_file, out_dir, max_seq_length):
     print(f"TFRecords exist: {out_dir}")
     return out_dir
   import build_pretraining_dataset as bpd
-  rc = bpd.main(["--corpus-dir", str(corpus_dir), "--vocab-file", str(vocab_file),
-                 "--output-dir", str(out_dir), "--max-seq-length", str(max_seq_length),
-                 "--num-out-files", "2", "--no-progress"])
-  if rc:
-    raise DemoError(f"building TFRecords from {corpus_dir} failed (exit {rc})")
+  summary = bpd.build(bpd.BuildOptions(corpus_dir, vocab_file, out_dir,
+                                       max_seq_length=max_seq_length, num_out_files=2),
+                      progress=False)
+  bpd.print_summary(summary)
+  if not summary["examples"]:
+    raise DemoError(f"building TFRecords from {corpus_dir} gave no examples")
   return out_dir
 
 
@@ -132,6 +134,8 @@ def main(argv=None):
   p.add_argument("--max-seq-length", type=int, default=128)
   p.add_argument("--vocab-size", type=int, default=6000)
   p.add_argument("--fresh", action="store_true", help="delete --output-dir first")
+  p.add_argument("--verbose", action="store_true",
+                 help="also show TensorFlow's own start-up and compiler log lines")
   args = p.parse_args(argv)
   out = pathlib.Path(args.output_dir).resolve()
   if args.fresh:
@@ -160,7 +164,7 @@ def main(argv=None):
                     args.max_seq_length)
     times["tfrecords"] = time.time() - t
 
-    n_vocab = run_pretraining.count_vocab(str(vocab_file))
+    n_vocab = len(tokenization.load_vocab(str(vocab_file)))
     hp = demo_hparams(args, vocab_file, n_vocab)
     t = stage(f"4/5 pretraining: {args.steps} steps, batch {args.batch_size} "
               "(3 layers, hidden 128; generator hidden 64), CPU")
@@ -173,15 +177,14 @@ def main(argv=None):
     results = {}
     for which, pattern, txt in (
         ("train", config.pretrain_tfrecords, config.results_txt),
-        ("heldout", str(data_dir / "heldout_tfrecords" / "pretrain_data.tfrecord*"),
+        ("heldout", str(data_dir / "heldout_tfrecords" / example_builder.SHARD_GLOB),
          str(pathlib.Path(config.results_txt).with_name("heldout_results.txt")))):
       eval_config = configure_pretraining.PretrainingConfig(
           "demo", str(data_dir), **dict(hp, do_train=False, do_eval=True,
                                         pretrain_tfrecords=pattern, results_txt=txt))
       results[which] = run_pretraining.train_or_eval(eval_config)
     times["evaluation"] = time.time() - t
-  except (DemoError, configure_pretraining.ConfigError, run_pretraining.RunError,
-          tfrecord_input.InputError) as e:
+  except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
 
@@ -211,8 +214,21 @@ def main(argv=None):
     print(f"  {k:16s} {v}")
   print(f"  {'summary':16s} {out / 'demo_summary.json'}")
   print(f"TensorBoard: tensorboard --logdir {config.model_dir}")
+
+  # Export: hub-ready folders of the trained model (export_hf.py), and how to load them.
+  import export_hf
+  stage("export: Hugging Face folders (ElectraForPreTraining, ElectraForMaskedLM)")
+  try:
+    written = export_hf.export(config.model_dir, config, str(vocab_file), str(out / "hf"),
+                               overwrite=True)
+  except errors.UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print("load it with transformers:\n" +
+        "\n".join("  " + line for line in export_hf.usage_lines(written)))
   return 0
 
 
 if __name__ == "__main__":
+  tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
   sys.exit(main())

@@ -1,7 +1,7 @@
 """Pretrain (or evaluate) an ELECTRA model under TPUEstimator, as the original command line:
 
   python run_pretraining.py --data-dir DIR --model-name NAME [--hparams JSON_OR_FILE]
-                            [--preset koelectra-small-v3]
+                            [--preset koelectra-small-v3] [--verbose]
 
 DIR (local or gs://) holds `pretrain_tfrecords/pretrain_data.tfrecord*` and `vocab.txt`;
 the model goes to DIR/models/NAME (all three can be moved with hparams). `use_tpu` off runs
@@ -10,52 +10,38 @@ checkpoint. With `do_eval` the masked-LM and discriminator metrics are written t
 <model_dir>/results/unsup_results.{txt,json}.
 """
 import argparse
-import json
 import sys
 import time
 
 import configure_pretraining
+from util import errors
 from util import fileio
+from util import tf_logging
 from util import tfrecord_input
 
 
-class RunError(ValueError):
+class RunError(errors.UserError):
   """A setting or file that makes the run impossible; the message says which."""
 
 
 # --- checks made before any graph is built ------------------------------------------------
 
-def count_vocab(vocab_file):
-  """Number of tokens in a vocab file, read (and checked) as the tokenizer reads it."""
-  from model import tokenization
-  try:
-    return len(tokenization.load_vocab(vocab_file))
-  except tokenization.VocabError as e:
-    raise RunError(f"{e} (vocab_file; set it in --hparams)") from e
-
-
-def expected_variables(config):
-  """{name: shape} of the model variables the config builds, from a throwaway graph.
-
-  Building the graph alone (no session, no initialisation) takes a second or two and gives
-  the exact names and shapes, whatever options (tied embeddings, generator size) are set.
-  """
+def _build_for_variables(config):
+  """The pretraining graph on placeholders: what a checkpoint of `config` holds."""
   import tensorflow.compat.v1 as tf
   from pretrain import electra
-  graph = tf.Graph()
-  with graph.as_default():
-    features = {name: tf.placeholder(tf.int32, [2, config.max_seq_length], name=name)
-                for name in ("input_ids", "input_mask", "segment_ids")}
-    electra.PretrainingModel(config, features, is_training=True)
-    return {v.op.name: v.shape.as_list() for v in tf.global_variables()}
+  features = {name: tf.placeholder(tf.int32, [2, config.max_seq_length], name=name)
+              for name in ("input_ids", "input_mask", "segment_ids")}
+  electra.PretrainingModel(config, features, is_training=True)
 
 
 def check_architecture(config, checkpoint):
-  """Raise RunError if `checkpoint` was written by a model of another architecture."""
+  """Raises RunError if `checkpoint` was written by a model of another architecture."""
   from model import checkpoint as ckpt_lib
   try:
-    ckpt_lib.check_checkpoint_matches(checkpoint, expected_variables(config),
-                                      ignore=(r"^global_step$",))
+    ckpt_lib.check_checkpoint_matches(
+        checkpoint, ckpt_lib.variables_of(lambda: _build_for_variables(config)),
+        ignore=(r"^global_step$",))
   except ckpt_lib.CheckpointError as e:
     raise RunError(f"{config.model_dir} holds a checkpoint of a different architecture; "
                    f"use another --model-name (or model_dir), or the hparams that wrote "
@@ -65,8 +51,17 @@ def check_architecture(config, checkpoint):
 def preflight(config, log=print):
   """Every check that can fail fast, in the order a user would fix them.
 
-  Returns (tfrecord files, checkpoint to resume from or None).
+  Args:
+    config: PretrainingConfig.
+    log: where progress lines go.
+
+  Returns:
+    (tfrecord files, checkpoint prefix to resume from or None).
+
+  Raises:
+    UserError subclasses naming the hparam or file to fix.
   """
+  from model import tokenization
   from util import estimator as estimator_lib
   if not (config.do_train or config.do_eval):
     raise RunError("nothing to do: set do_train and/or do_eval in --hparams")
@@ -77,11 +72,11 @@ def preflight(config, log=print):
                    "or set pretrain_tfrecords in --hparams)") from e
   tfrecord_input.check_feature_lengths(
       files, tfrecord_input.pretraining_features(config.max_seq_length))
-  n_vocab = count_vocab(config.vocab_file)
-  if n_vocab != config.vocab_size:
-    raise RunError(f"vocab_size is {config.vocab_size} but {config.vocab_file} has {n_vocab} "
-                   f"tokens; set \"vocab_size\": {n_vocab} in --hparams or use the matching "
-                   "vocab file")
+  tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
+  if config.debug and config.do_train and fileio.exists(config.model_dir):
+    # As the original: debug runs start from a fresh model_dir.
+    log(f"debug: emptying {config.model_dir}")
+    fileio.rmtree(config.model_dir)
   resume = estimator_lib.recover_model_dir(config.model_dir, log=log)
   if resume:
     check_architecture(config, resume)
@@ -97,14 +92,11 @@ def model_fn_builder(config):
   import tensorflow.compat.v1 as tf
   from model import optimization
   from pretrain import electra
-  from util import training_hooks
+  from util import estimator as estimator_lib
 
-  from model import modeling
-  # The fused CPU/GPU kernels are not used on TPU: XLA fuses the whole TPU program anyway,
-  # and there the plain ops are the tested path.
+  # Off TPU, fused XLA kernels (element-wise ops in the model, the AdamW update); on TPU
+  # XLA compiles the whole program and the plain ops (the original graph) run.
   fused = config.fused_kernels and not config.use_tpu
-  modeling.FUSED_ELEMENTWISE = fused
-  optimization.FUSED_UPDATE = fused
 
   def model_fn(features, labels, mode, params):
     del labels, params
@@ -114,7 +106,8 @@ def model_fn_builder(config):
       train_op = optimization.create_optimizer(
           model.total_loss, config.learning_rate, config.num_train_steps,
           weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
-          warmup_steps=config.num_warmup_steps, lr_decay_power=config.lr_decay_power)
+          warmup_steps=config.num_warmup_steps, lr_decay_power=config.lr_decay_power,
+          fused=fused)
       # The same schedule again, only to log it (a handful of scalar ops).
       learning_rate = optimization.learning_rate_schedule(
           config.learning_rate, tf.train.get_or_create_global_step(), config.num_train_steps,
@@ -124,57 +117,48 @@ def model_fn_builder(config):
       if model.disc_loss is not None:
         scalars["disc_loss"] = model.disc_loss
       scalars["lr"] = learning_rate
-      hook = training_hooks.ProgressHook(
-          {} if config.use_tpu else scalars, config.num_train_steps,
-          config.train_batch_size, every_n_steps=config.log_every_steps)
-      return tf.estimator.tpu.TPUEstimatorSpec(
-          mode=mode, loss=model.total_loss, train_op=train_op, training_hooks=[hook],
-          host_call=training_hooks.make_host_call(config.model_dir, scalars,
-                                                  config.log_every_steps))
+      return estimator_lib.train_spec(
+          model.total_loss, train_op, scalars, model_dir=config.model_dir,
+          num_train_steps=config.num_train_steps, batch_size=config.train_batch_size,
+          log_every_steps=config.log_every_steps, use_tpu=config.use_tpu)
     if mode == tf.estimator.ModeKeys.EVAL:
-      hook = training_hooks.ProgressHook(
-          {} if config.use_tpu else {"loss": model.total_loss}, config.num_eval_steps,
-          config.eval_batch_size, every_n_steps=max(1, config.num_eval_steps // 5),
-          is_training=False)
-      return tf.estimator.tpu.TPUEstimatorSpec(
-          mode=mode, loss=model.total_loss, eval_metrics=model.eval_metrics,
-          evaluation_hooks=[hook])
+      return estimator_lib.eval_spec(
+          model.total_loss, model.eval_metrics, num_eval_steps=config.num_eval_steps,
+          batch_size=config.eval_batch_size, use_tpu=config.use_tpu)
     raise RunError(f"pretraining has no {mode} mode")
 
   return model_fn
 
 
-# --- results --------------------------------------------------------------------------------
+# --- TPU readiness -------------------------------------------------------------------------
 
-def _plain(v):
-  try:
-    return v.item()
-  except AttributeError:
-    return v
+# Rows of the batch the XLA check compiles: whether a graph compiles does not depend on the
+# batch size, and a per-core Base batch of 32 x 512 would only cost CPU time and memory.
+XLA_CHECK_ROWS = 2
 
 
-def write_results(config, result):
-  """Append this evaluation to unsup_results.json and rewrite unsup_results.txt (atomically).
+def check_xla(config):
+  """--check-xla: one train step built as use_tpu builds it (plain ops, use_bf16 as set,
+  drop_remainder, host_call summaries), compiled whole by XLA on the CPU and run once.
 
-  Both hold every evaluation of the model so far, keyed by global step.
+  Returns:
+    util.xla_check.XlaCheckResult.
+
+  Raises:
+    util.xla_check.XlaCheckError: naming the op and tensor that blocked compilation.
   """
-  result = {k: _plain(v) for k, v in result.items()}
-  txt = config.results_txt
-  json_path = txt[:-4] + ".json" if txt.endswith(".txt") else txt + ".json"
-  history = {}
-  if fileio.exists(json_path):
-    with fileio.open_file(json_path) as f:
-      history = json.load(f)
-  history[str(result.get("global_step", 0))] = result
-  fileio.makedirs(txt.rsplit("/", 1)[0])
-  with fileio.atomic_write(json_path) as f:
-    json.dump(history, f, indent=2, sort_keys=True)
-  with fileio.atomic_write(txt) as f:
-    for step in sorted(history, key=int):
-      f.write(f"step {step}: " + ", ".join(
-          f"{k} = {v:.6g}" if isinstance(v, float) else f"{k} = {v}"
-          for k, v in sorted(history[step].items()) if k != "global_step") + "\n")
-  return txt, json_path
+  import copy
+  import tempfile
+  from util import xla_check
+  files = tfrecord_input.expand_patterns(config.pretrain_tfrecords)
+  input_fn = tfrecord_input.get_input_fn(
+      files, tfrecord_input.pretraining_features(config.max_seq_length), is_training=True)
+  batch = xla_check.first_batch(input_fn, XLA_CHECK_ROWS)
+  with tempfile.TemporaryDirectory() as tmp:
+    # host_call writes summaries into model_dir: a throwaway one, never the real (gs://) one.
+    tpu = copy.deepcopy(config)
+    tpu.update({"use_tpu": True, "fused_kernels": False, "model_dir": tmp})
+    return xla_check.check_train_step(model_fn_builder(tpu), batch)
 
 
 # --- driver ---------------------------------------------------------------------------------
@@ -182,8 +166,17 @@ def write_results(config, result):
 def train_or_eval(config, estimator_overrides=None, log=print):
   """Train for num_train_steps (resuming) and/or evaluate num_eval_steps batches.
 
-  Returns {"global_step", "results" (eval dict or None), "results_txt", "seconds"}.
+  Args:
+    config: PretrainingConfig.
+    estimator_overrides: keyword arguments for util/estimator.build_estimator (tests,
+      benchmarks: thread counts, XLA, seeds).
+    log: where progress lines go.
+
+  Returns:
+    {"global_step", "results" (eval dict or None), "results_txt", "results_json",
+     "seconds"}.
   """
+  from util import results as results_lib
   start = time.time()
   files, resume = preflight(config, log=log)
   import tensorflow.compat.v1 as tf
@@ -194,7 +187,7 @@ def train_or_eval(config, estimator_overrides=None, log=print):
   estimator = estimator_lib.from_config(config, model_fn_builder(config),
                                         **(estimator_overrides or {}))
   features = tfrecord_input.pretraining_features(config.max_seq_length)
-  out = {"results": None, "results_txt": None}
+  out = {"results": None, "results_txt": None, "results_json": None}
   if config.do_train:
     log(f"training to step {config.num_train_steps} (batch {config.train_batch_size}, "
         f"length {config.max_seq_length}, {'TPU' if config.use_tpu else 'CPU/GPU'})")
@@ -207,20 +200,15 @@ def train_or_eval(config, estimator_overrides=None, log=print):
         input_fn=tfrecord_input.get_input_fn(files, features, is_training=False,
                                              shuffle=True, repeat=True),
         steps=config.num_eval_steps)
+    result = {k: results_lib.plain(v) for k, v in result.items()}
     for key in sorted(result):
-      log(f"  {key} = {_plain(result[key])}")
-    out["results"] = {k: _plain(v) for k, v in result.items()}
-    out["results_txt"], out["results_json"] = write_results(config, result)
+      log(f"  {key} = {result[key]}")
+    out["results"] = result
+    out["results_txt"], out["results_json"] = results_lib.append_results(
+        config.results_txt, result)
   out["global_step"] = estimator.get_variable_value("global_step")
   out["seconds"] = time.time() - start
   return out
-
-
-def build_config(args):
-  hparams = configure_pretraining.parse_hparams(args.hparams)
-  if args.preset:
-    hparams.setdefault("preset", args.preset)
-  return configure_pretraining.PretrainingConfig(args.model_name, args.data_dir, **hparams)
 
 
 def build_parser():
@@ -232,24 +220,29 @@ def build_parser():
   p.add_argument("--model-name", required=True, help="the model goes to DATA_DIR/models/NAME")
   p.add_argument("--hparams", default="{}", help="JSON object, or a path to a JSON file")
   p.add_argument("--preset", choices=sorted(configure_pretraining.PRESETS),
-                 help="KoELECTRA settings applied before --hparams")
+                 help="KoELECTRA settings applied before --hparams (the same as \"preset\" "
+                      "inside --hparams; both given must agree)")
+  p.add_argument("--verbose", action="store_true",
+                 help="also show TensorFlow's own start-up and compiler log lines")
+  p.add_argument("--check-xla", action="store_true",
+                 help="build the train step as on a TPU, compile it with XLA on this "
+                      "machine's CPU, run it once and exit (writes nothing to model_dir)")
   return p
 
 
 def main(argv=None):
+  """The command line; returns the exit status (2 and one error line for a UserError)."""
+  return errors.run_main(_main, argv)
+
+
+def _main(argv):
   args = build_parser().parse_args(argv)
-  try:
-    config = build_config(args)
-    out = train_or_eval(config)
-  except (configure_pretraining.ConfigError, tfrecord_input.InputError, RunError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except Exception as e:  # TPU resolution and similar: named, not a traceback
-    from util import estimator as estimator_lib
-    if isinstance(e, estimator_lib.EstimatorConfigError):
-      print(f"error: {e}", file=sys.stderr)
-      return 2
-    raise
+  config = configure_pretraining.PretrainingConfig.from_hparams(
+      args.model_name, args.data_dir, args.hparams, preset=args.preset)
+  if args.check_xla:
+    print(check_xla(config).summary())
+    return 0
+  out = train_or_eval(config)
   print(f"done in {out['seconds']:.0f}s: global step {out['global_step']}, "
         f"model in {config.model_dir}"
         + (f", results in {out['results_txt']}" if out["results_txt"] else ""))
@@ -257,4 +250,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
   sys.exit(main())

@@ -37,6 +37,7 @@ from typing import Callable, List, Optional, Tuple, Union
 import tensorflow.compat.v1 as tf
 
 from model import fused_ops
+from util import errors
 
 LAYER_NORM_EPSILON = 1e-12
 # Added to attention scores of padded positions before the softmax (original BERT value).
@@ -45,8 +46,8 @@ ATTENTION_MASK_ADDER = -10000.0
 Dim = Union[int, tf.Tensor]
 
 
-class ConfigError(ValueError):
-  """A model config file or dict that cannot be used (names the key / file)."""
+# A model config file or dict that cannot be used (names the key / file).
+ConfigError = errors.ConfigError
 
 
 class BertConfig(object):

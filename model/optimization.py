@@ -16,6 +16,7 @@ import re
 
 import tensorflow.compat.v1 as tf
 
+from model import checkpoint
 from model import fused_ops
 
 CLIP_NORM = 1.0
@@ -61,19 +62,24 @@ def _variable_name(name):
 
 
 class AdamWeightDecayOptimizer(tf.train.Optimizer):
-  """Adam with decoupled weight decay and no bias correction (the original BERT optimizer).
+  """Adam with decoupled weight decay; by default no bias correction (the original BERT
+  optimizer).
 
   learning_rate: a scalar (tensor) or a dict {name pattern: scalar}; with a dict, every
   variable must match exactly one pattern (substring of its name).
   apply_gradients does not increment global_step (create_optimizer does, as the original).
   fused: compute each variable's new value and slots in one XLA kernel (_adamw_step).
+  bias_correction: scale the step by sqrt(1 - beta_2^t) / (1 - beta_1^t), t = global_step
+  + 1, as Hugging Face's AdamW (KoELECTRA's finetuning) does; epsilon is then added to
+  the uncorrected sqrt(v), as there.
   """
 
   def __init__(self, learning_rate, weight_decay_rate=0.0, beta_1=0.9, beta_2=0.999,
                epsilon=1e-6, exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
-               name="AdamWeightDecayOptimizer", fused=False):
+               name="AdamWeightDecayOptimizer", fused=False, bias_correction=False):
     super(AdamWeightDecayOptimizer, self).__init__(False, name)
     self.fused = fused
+    self.bias_correction = bias_correction
     self.learning_rate = learning_rate
     self.weight_decay_rate = weight_decay_rate
     self.beta_1 = beta_1
@@ -99,19 +105,26 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
 
   def apply_gradients(self, grads_and_vars, global_step=None, name=None):
     assignments = []
+    correction = tf.constant(1.0)
+    if self.bias_correction:
+      if global_step is None:
+        raise ValueError("bias_correction needs the global_step")
+      t = tf.cast(global_step, tf.float32) + 1.0
+      correction = tf.sqrt(1.0 - tf.pow(self.beta_2, t)) / (1.0 - tf.pow(self.beta_1, t))
     for grad, param in grads_and_vars:
       if grad is None or param is None:
         continue
       param_name = _variable_name(param.name)
       lr = self._lr_for(param_name)
       grad = tf.convert_to_tensor(grad)
-      m = _slot(param, param_name + "/adam_m")
-      v = _slot(param, param_name + "/adam_v")
+      m = _slot(param, param_name + checkpoint.ADAM_M)
+      v = _slot(param, param_name + checkpoint.ADAM_V)
       decay = self.weight_decay_rate if self._use_weight_decay(param_name) else 0.0
       step = _adamw_step_fused if self.fused else _adamw_step
       next_param, next_m, next_v = step(
           tf.convert_to_tensor(param), tf.convert_to_tensor(m), tf.convert_to_tensor(v),
-          grad, tf.cast(lr, tf.float32), self.beta_1, self.beta_2, self.epsilon, decay)
+          grad, tf.cast(lr, tf.float32), correction, self.beta_1, self.beta_2, self.epsilon,
+          decay)
       assignments.extend([param.assign(next_param), m.assign(next_m), v.assign(next_v)])
     return tf.group(*assignments, name=name)
 
@@ -126,11 +139,13 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
     raise NotImplementedError("use apply_gradients")
 
 
-def _adamw_step(param, m, v, grad, lr, beta_1, beta_2, epsilon, weight_decay_rate):
-  """One AdamW update (no bias correction): (new param, new m, new v)."""
+def _adamw_step(param, m, v, grad, lr, correction, beta_1, beta_2, epsilon,
+                weight_decay_rate):
+  """One AdamW update: (new param, new m, new v). correction: the bias-correction factor
+  of the Adam step (1.0 for none, the original's rule)."""
   next_m = beta_1 * m + (1.0 - beta_1) * grad
   next_v = beta_2 * v + (1.0 - beta_2) * tf.square(grad)
-  update = next_m / (tf.sqrt(next_v) + epsilon)
+  update = correction * next_m / (tf.sqrt(next_v) + epsilon)
   if weight_decay_rate:
     update += weight_decay_rate * param
   return param - lr * update, next_m, next_v
@@ -150,7 +165,8 @@ def _slot(param, full_name):
                            trainable=False, initializer=tf.zeros_initializer())
 
 
-def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False, fused=False):
+def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False, fused=False,
+                   epsilon=1e-6, bias_correction=False):
   """The optimizer used by create_optimizer (wrapped in CrossShardOptimizer on TPU).
 
   Args:
@@ -158,6 +174,8 @@ def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False, fused=Fa
     weight_decay_rate: decoupled weight decay (not on LayerNorm / bias variables).
     use_tpu: wrap in CrossShardOptimizer.
     fused: one XLA kernel per variable update (CPU/GPU).
+    epsilon: Adam's epsilon (the original 1e-6; Hugging Face's 1e-8).
+    bias_correction: Hugging Face AdamW's bias correction (the original has none).
 
   Returns:
     the optimizer.
@@ -170,8 +188,8 @@ def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False, fused=Fa
     raise ValueError("fused optimizer kernels are for CPU/GPU; pass fused=False with use_tpu")
   optimizer = AdamWeightDecayOptimizer(learning_rate=learning_rate,
                                        weight_decay_rate=weight_decay_rate,
-                                       beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                                       fused=fused)
+                                       beta_1=0.9, beta_2=0.999, epsilon=epsilon,
+                                       fused=fused, bias_correction=bias_correction)
   if use_tpu:
     optimizer = tf.tpu.CrossShardOptimizer(optimizer)
   return optimizer
@@ -180,7 +198,8 @@ def make_optimizer(learning_rate, weight_decay_rate=0.0, use_tpu=False, fused=Fa
 def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0,
                      use_tpu=False, warmup_steps=0, warmup_proportion=0, lr_decay_power=1.0,
                      layerwise_lr_decay_power=-1, n_transformer_layers=None,
-                     legacy_layerwise_lr=False, fused=False):
+                     legacy_layerwise_lr=False, fused=False, epsilon=1e-6,
+                     bias_correction=False):
   """The train op: clipped AdamW step on all trainable variables, global_step += 1.
 
   Args:
@@ -195,6 +214,7 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
     n_transformer_layers: needed with layer-wise decay.
     legacy_layerwise_lr: the original's off-by-one layer depths.
     fused: one XLA kernel per variable update (CPU/GPU only; False with use_tpu).
+    epsilon, bias_correction: as make_optimizer.
 
   Returns:
     the train op (update, then global_step + 1).
@@ -211,7 +231,7 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
                                            legacy=legacy_layerwise_lr)
     lr = collections.OrderedDict((k, lr * m) for k, m in multipliers.items())
   optimizer = make_optimizer(lr, weight_decay_rate=weight_decay_rate, use_tpu=use_tpu,
-                             fused=fused)
+                             fused=fused, epsilon=epsilon, bias_correction=bias_correction)
   tvars = tf.trainable_variables()
   grads = tf.gradients(loss, tvars)
   grads, _ = tf.clip_by_global_norm(grads, clip_norm=CLIP_NORM)

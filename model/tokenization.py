@@ -21,6 +21,7 @@ import unicodedata
 import numpy as np
 
 from model import batch_wordpiece
+from util import errors
 from util import fileio
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -31,11 +32,11 @@ MAX_INPUT_CHARS_PER_WORD = 100
 _SPECIAL_SPLIT_RE = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
 
 
-class VocabError(ValueError):
+class VocabError(errors.UserError):
   """Bad vocab file: the message names the file (and line / token)."""
 
 
-class TokenizerConfigError(ValueError):
+class TokenizerConfigError(errors.UserError):
   """Settings that would silently ruin tokenization (e.g. lower-casing Korean)."""
 
 
@@ -124,6 +125,19 @@ def _has_hangul_syllable(token):
 
 def _has_upper_latin(token):
   return any("A" <= ch <= "Z" for ch in token)
+
+
+def check_vocab_size(vocab_file, vocab_size):
+  """Raises VocabError unless `vocab_file` holds exactly `vocab_size` tokens.
+
+  The embedding matrix has `vocab_size` rows; a vocab of another size would either index
+  past it or leave rows no token reaches, silently. The message says which hparam to set.
+  """
+  n = len(load_vocab(vocab_file))
+  if n != vocab_size:
+    raise VocabError(f"vocab_size is {vocab_size} but {vocab_file} has {n} tokens; set "
+                     f"\"vocab_size\": {n} in --hparams or use the matching vocab file")
+  return n
 
 
 # ---------------------------------------------------------------------------

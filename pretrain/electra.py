@@ -13,8 +13,9 @@ import collections
 
 import tensorflow.compat.v1 as tf
 
-import configure_pretraining
 from model import modeling
+from model import positions as model_positions
+from model import sizes
 from pretrain import masking
 from pretrain import sampling
 
@@ -37,7 +38,10 @@ class PretrainingModel(object):
 
   def __init__(self, config, features, is_training, seed=None):
     self._config = config
-    self._bert_config = configure_pretraining.get_bert_config(config)
+    # The fused CPU/GPU kernels are not used on TPU: XLA compiles the whole TPU program
+    # anyway, and there the plain ops (the original graph) are the tested path.
+    self._fused = config.fused_kernels and not config.use_tpu
+    self._bert_config = sizes.bert_config(config.bert_hparams())
     self._is_training = is_training
     embedding_size = config.embedding_dim()
 
@@ -51,7 +55,7 @@ class PretrainingModel(object):
       generator = None
     elif config.has_generator_transformer():
       generator = self._build_transformer(
-          masked_inputs, configure_pretraining.get_generator_config(config),
+          masked_inputs, sizes.bert_config(config.generator_hparams()),
           name="generator",
           embedding_size=(None if config.untied_generator_embeddings else embedding_size),
           untied_embeddings=config.untied_generator_embeddings)
@@ -66,7 +70,6 @@ class PretrainingModel(object):
     self.losses = {"mlm_loss": mlm.loss}
 
     metric_inputs = {
-        "input_ids": masked_inputs.input_ids,
         "input_mask": masked_inputs.input_mask,
         "masked_lm_ids": masked_inputs.masked_lm_ids,
         "masked_lm_weights": masked_inputs.masked_lm_weights,
@@ -121,7 +124,7 @@ class PretrainingModel(object):
           input_ids=inputs.input_ids, input_mask=inputs.input_mask,
           token_type_ids=inputs.segment_ids,
           use_one_hot_embeddings=self._config.use_tpu, scope=name,
-          use_bf16=self._config.use_bf16, **kwargs)
+          use_bf16=self._config.use_bf16, fused=self._fused, **kwargs)
 
   def _masked_lm_output(self, inputs, generator):
     """Generator logits at the masked positions and the weighted MLM loss."""
@@ -135,13 +138,14 @@ class PretrainingModel(object):
       else:
         table = generator.get_embedding_table()
         width = modeling.get_shape_list(table)[-1]
-        hidden = sampling.gather_positions(generator.get_sequence_output(),
-                                           inputs.masked_lm_positions)
+        hidden = model_positions.gather_positions(generator.get_sequence_output(),
+                                                  inputs.masked_lm_positions)
         hidden = modeling.dense(hidden, width, name="dense",
-                                activation=modeling.get_activation(cfg.hidden_act),
+                                activation=modeling.get_activation(cfg.hidden_act,
+                                                                   fused=self._fused),
                                 kernel_initializer=modeling.create_initializer(
-                                    cfg.initializer_range))
-        hidden = modeling.layer_norm(hidden)
+                                    cfg.initializer_range), fused=self._fused)
+        hidden = modeling.layer_norm(hidden, fused=self._fused)
         output_bias = tf.get_variable("output_bias", shape=[vocab_size],
                                       initializer=tf.zeros_initializer())
         logits = tf.einsum("bnd,vd->bnv", hidden, table)
@@ -161,9 +165,10 @@ class PretrainingModel(object):
     with tf.variable_scope("discriminator_predictions"):
       hidden = modeling.dense(discriminator.get_sequence_output(), cfg.hidden_size,
                               name="dense",
-                              activation=modeling.get_activation(cfg.hidden_act),
+                              activation=modeling.get_activation(cfg.hidden_act,
+                                                                 fused=self._fused),
                               kernel_initializer=modeling.create_initializer(
-                                  cfg.initializer_range))
+                                  cfg.initializer_range), fused=self._fused)
       # The original's second layer uses tf.layers.dense defaults (Glorot uniform).
       logits = tf.squeeze(modeling.dense(hidden, 1, name="dense_1",
                                          kernel_initializer=tf.glorot_uniform_initializer()),

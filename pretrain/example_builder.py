@@ -21,6 +21,14 @@ exactly the same points, so only the placement of those sentences changes;
 `original_sentence_order=True` restores the original behaviour.
 """
 import random
+from typing import List, Optional, Tuple
+
+from util import tfrecord_writer
+
+# The pretraining data's file names, one definition for the builder that writes them and
+# the runner that reads them: zero-padded shard names that match the original's glob.
+SHARD_NAME = "pretrain_data.tfrecord-{:05d}-of-{:05d}"  # .format(shard index, shards)
+SHARD_GLOB = "pretrain_data.tfrecord*"
 
 SINGLE_SEGMENT_PROB = 0.1
 OVER_TARGET_TO_FIRST_PROB = 0.5
@@ -33,8 +41,8 @@ class ExampleBuilder:
   """Feed a document stream sentence by sentence; get (first, second) segments back.
 
   `add_sentence(ids)` and `end_document()` return None or one example as a pair of
-  token-id lists (without [CLS]/[SEP]); `layout()` / `serialize()` turn that into the
-  features. Counters: `tokens_in` (tokens added), `tokens_kept`, `tokens_trimmed`,
+  token-id lists (without [CLS]/[SEP]); `ExampleSerializer.serialize()` turns that into
+  tf.train.Example bytes. Counters: `tokens_in` (tokens added), `tokens_kept`, `tokens_trimmed`,
   `examples`, `single_segment`.
   """
 
@@ -53,8 +61,8 @@ class ExampleBuilder:
     self.examples = 0
     self.single_segment = 0
 
-  def add_sentence(self, ids):
-    """Add one line's token ids; returns an example when the target is reached."""
+  def add_sentence(self, ids: List[int]) -> Optional[Tuple[List[int], List[int]]]:
+    """Add one sentence's token ids; returns an example when the target is reached."""
     if not ids:
       return None  # an empty sentence never changes an example nor draws a number
     self._sentences.append(ids)
@@ -64,7 +72,7 @@ class ExampleBuilder:
       return self._create_example()
     return None
 
-  def end_document(self):
+  def end_document(self) -> Optional[Tuple[List[int], List[int]]]:
     """A document boundary: whatever has been gathered becomes an example."""
     if self._length:
       return self._create_example()
@@ -107,46 +115,18 @@ class ExampleBuilder:
     return first, second
 
 
-def layout(first, second, max_length, cls_id, sep_id):
-  """`[CLS] A [SEP] B [SEP]` + zero padding: (input_ids, input_mask, segment_ids)."""
-  input_ids = [cls_id] + first + [sep_id]
-  segment_ids = [0] * len(input_ids)
-  if second:
-    input_ids += second + [sep_id]
-    segment_ids += [1] * (len(second) + 1)
-  n = len(input_ids)
-  pad = max_length - n
-  return input_ids + [0] * pad, [1] * n + [0] * pad, segment_ids + [0] * pad
-
-
 # ---------------------------------------------------------------------------
-# tf.train.Example serialization without TensorFlow.
-#
-# Example{features=1: Features{feature=1: map<string, Feature>}}, Feature{int64_list=3:
-# Int64List{value=1 packed varints}}. Writing the bytes directly is ~20x faster than
-# building protos and keeps TF out of the worker processes; tf.io.parse_example reads
-# them (tests/test_build_dataset.py checks).
-
-
-def _varint(n):
-  out = bytearray()
-  while True:
-    b = n & 0x7F
-    n >>= 7
-    if n:
-      out.append(b | 0x80)
-    else:
-      out.append(b)
-      return bytes(out)
-
-
-def _field(number, payload):
-  """A length-delimited field (wire type 2)."""
-  return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+# tf.train.Example bytes of one example, written directly (util/tfrecord_writer's wire
+# format) with every id's varint precomputed: the builder's hot loop.
 
 
 class ExampleSerializer:
-  """Serializes (first, second) segments into tf.train.Example bytes."""
+  """Serializes (first, second) segments into tf.train.Example bytes.
+
+  `[CLS] A [SEP] B [SEP]` (B and its [SEP] only when B is non-empty), zero-padded to
+  `max_length`: int64 features `input_ids`, `input_mask`, `segment_ids`, in that (sorted)
+  order, so the bytes equal `tfrecord_writer.encode_example` of the same lists.
+  """
 
   FEATURES = ("input_ids", "input_mask", "segment_ids")
 
@@ -154,16 +134,19 @@ class ExampleSerializer:
     self.max_length = max_length
     self.cls_id = cls_id
     self.sep_id = sep_id
-    self._ids = [_varint(i) for i in range(vocab_size)]  # varint of every id
-    self._keys = {k: _field(1, k.encode()) for k in self.FEATURES}
+    self._ids = [tfrecord_writer.varint(i) for i in range(vocab_size)]  # every id's varint
+    # input_mask and segment_ids always pack max_length one-byte values: everything
+    # before their values is the same in every example.
+    self._mask_head, self._segment_head = (
+        self._feature_entry(k, bytes(max_length))[:-max_length]
+        for k in ("input_mask", "segment_ids"))
 
   def _feature_entry(self, key, packed):
-    int64_list = _field(1, packed)           # Int64List.value, packed
-    feature = _field(3, int64_list)          # Feature.int64_list
-    entry = self._keys[key] + _field(2, feature)  # map entry: key=1, value=2
-    return _field(1, entry)                  # Features.feature
+    return tfrecord_writer.feature_entry(key.encode(), 3,  # 3: int64_list
+                                         tfrecord_writer.length_delimited(1, packed))
 
-  def serialize(self, first, second):
+  def serialize(self, first: List[int], second: List[int]) -> bytes:
+    """Example bytes; first/second are token ids without [CLS]/[SEP], already trimmed."""
     L = self.max_length
     ids = self._ids
     n_a = len(first) + 2
@@ -178,60 +161,7 @@ class ExampleSerializer:
     input_ids = b"".join(parts) + b"\x00" * pad
     input_mask = b"\x01" * n + b"\x00" * pad
     segment_ids = b"\x00" * n_a + b"\x01" * (n - n_a) + b"\x00" * pad
-    features = (self._feature_entry("input_ids", input_ids) +
-                self._feature_entry("input_mask", input_mask) +
-                self._feature_entry("segment_ids", segment_ids))
-    return _field(1, features)
-
-
-def parse_example(data):
-  """Decode tf.train.Example bytes of int64 features into {name: [ints]} (no TF).
-
-  Handles packed and unpacked int64 lists; enough for inspection and tests.
-  """
-  def read_varint(buf, i):
-    shift = result = 0
-    while True:
-      b = buf[i]
-      i += 1
-      result |= (b & 0x7F) << shift
-      if not b & 0x80:
-        return result, i
-      shift += 7
-
-  def fields(buf):
-    i = 0
-    while i < len(buf):
-      key, i = read_varint(buf, i)
-      number, wire = key >> 3, key & 7
-      if wire == 2:
-        size, i = read_varint(buf, i)
-        yield number, wire, buf[i:i + size]
-        i += size
-      elif wire == 0:
-        value, i = read_varint(buf, i)
-        yield number, wire, value
-      else:
-        raise ValueError(f"unexpected wire type {wire} in Example bytes")
-
-  out = {}
-  for _, _, features in fields(data):
-    for _, _, entry in fields(features):
-      name, values = None, []
-      for num, _, payload in fields(entry):
-        if num == 1:
-          name = bytes(payload).decode()
-        elif num == 2:
-          for kind, _, lst in fields(payload):
-            if kind != 3:
-              raise ValueError(f"feature {name!r} is not an int64 list")
-            for vnum, wire, v in fields(lst):
-              if wire == 2:
-                j = 0
-                while j < len(v):
-                  x, j = read_varint(v, j)
-                  values.append(x - (1 << 64) if x >= 1 << 63 else x)
-              else:
-                values.append(v)
-      out[name] = values
-  return out
+    return tfrecord_writer.example_from_entries((
+        self._feature_entry("input_ids", input_ids),
+        self._mask_head + input_mask,
+        self._segment_head + segment_ids))

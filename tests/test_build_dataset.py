@@ -8,7 +8,11 @@ import pytest
 import build_pretraining_dataset as bpd
 from model import tokenization
 from pretrain import example_builder
+from pretrain.example_builder import SHARD_GLOB, SHARD_NAME
 from util import corpus
+from util import errors
+from util import tfrecord_writer
+from util.sentence_split import split_sentences
 from tests.conftest import head_lines
 
 L = 128
@@ -34,9 +38,13 @@ def small_corpus(data_dir, tmp_path_factory):
   return d
 
 
-def _args(corpus_dir, out, vocab, *extra):
-  return bpd.parse_args(["--corpus-dir", str(corpus_dir), "--vocab-file", vocab,
-                         "--output-dir", str(out), "--no-progress", *map(str, extra)])
+def _main(argv):
+  """The CLI as the script runs it: a user error is one line and exit status 2."""
+  return errors.run_main(bpd.main, argv)
+
+
+def _build(corpus_dir, out, vocab, **options):
+  return bpd.build(bpd.BuildOptions(corpus_dir, vocab, out, **options), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -47,23 +55,23 @@ def ref_tok(vocab_v3):
 @pytest.fixture(scope="module")
 def one_file_build(small_corpus, tmp_path_factory, vocab_v3):
   out = tmp_path_factory.mktemp("one")
-  summary = bpd.build(_args(small_corpus, out, vocab_v3, "--num-processes", 1, "--num-out-files", 1,
-                            "--max-seq-length", L, "--shuffle-window", 0))
-  shards = sorted(out.glob("pretrain_data.tfrecord*"))
+  summary = _build(small_corpus, out, vocab_v3, num_processes=1, num_out_files=1,
+                   max_seq_length=L, shuffle_window=0)
+  shards = sorted(out.glob(SHARD_GLOB))
   return out, summary, shards
 
 
 def _examples(shard):
-  return [example_builder.parse_example(r) for r in bpd.read_tfrecords(str(shard))]
+  return [tfrecord_writer.decode_example(r) for r in tfrecord_writer.read_records(str(shard))]
 
 
 def test_layout_and_tensorflow_reads_the_records(one_file_build, ref_tok):
   import tensorflow as tf
   out, summary, shards = one_file_build
-  assert [s.name for s in shards] == ["pretrain_data.tfrecord-00000-of-00001"]
+  assert [s.name for s in shards] == [SHARD_NAME.format(0, 1)]
   spec = {k: tf.io.FixedLenFeature([L], tf.int64)
           for k in ("input_ids", "input_mask", "segment_ids")}
-  cls, sep = ref_tok.vocab["[CLS]"], ref_tok.vocab["[SEP]"]
+  cls, sep = ref_tok.vocab[tokenization.CLS], ref_tok.vocab[tokenization.SEP]
   n = 0
   two_segments = 0
   for record in tf.data.TFRecordDataset([str(s) for s in shards]):
@@ -94,7 +102,7 @@ def test_tokens_in_order_and_trimmed_share(one_file_build, small_corpus, ref_tok
   for line in corpus.iter_corpus(small_corpus):
     if line is not None:
       corpus_ids.extend(ref_tok.convert_tokens_to_ids(ref_tok.tokenize(line)))
-  cls, sep = ref_tok.vocab["[CLS]"], ref_tok.vocab["[SEP]"]
+  cls, sep = ref_tok.vocab[tokenization.CLS], ref_tok.vocab[tokenization.SEP]
   written = []
   for ex in _examples(shards[0]):
     n = sum(ex["input_mask"])
@@ -108,7 +116,7 @@ def test_tokens_in_order_and_trimmed_share(one_file_build, small_corpus, ref_tok
   assert summary["tokens_written"] == len(written)
   assert summary["trimmed_share"] == pytest.approx(1 - len(written) / len(corpus_ids))
   assert 0 < summary["trimmed_share"] < 1
-  unk = ref_tok.vocab["[UNK]"]
+  unk = ref_tok.vocab[tokenization.UNK]
   assert summary["unk_ratio"] == pytest.approx(corpus_ids.count(unk) / len(corpus_ids))
   saved = json.loads((out / "summary.json").read_text())
   assert saved == json.loads(json.dumps(summary))
@@ -118,9 +126,9 @@ def test_same_seed_same_bytes_any_process_count(small_corpus, tmp_path, vocab_v3
   runs = {}
   for name, procs, seed in (("a", 2, 7), ("b", 2, 7), ("c", 1, 7), ("d", 2, 8)):
     out = tmp_path / name
-    bpd.build(_args(small_corpus, out, vocab_v3, "--num-processes", procs, "--num-out-files", 3,
-                    "--seed", seed, "--unit-mb", 0.02))
-    runs[name] = [p.read_bytes() for p in sorted(out.glob("pretrain_data.tfrecord*"))]
+    _build(small_corpus, out, vocab_v3, num_processes=procs, num_out_files=3, seed=seed,
+           unit_mb=0.02)
+    runs[name] = [p.read_bytes() for p in sorted(out.glob(SHARD_GLOB))]
   assert len(runs["a"]) == 3
   assert runs["a"] == runs["b"] == runs["c"]
   assert runs["a"] != runs["d"]
@@ -131,8 +139,8 @@ def test_fast_and_reference_tokenizers_write_identical_shards(small_corpus, tmp_
   outs = []
   for mode in ("fast", "reference"):
     out = tmp_path / mode
-    bpd.build(_args(small_corpus, out, vocab_v3, "--tokenizer", mode, "--num-out-files", 1))
-    outs.append((out / "pretrain_data.tfrecord-00000-of-00001").read_bytes())
+    _build(small_corpus, out, vocab_v3, tokenizer=mode, num_out_files=1)
+    outs.append((out / SHARD_NAME.format(0, 1)).read_bytes())
   assert outs[0] == outs[1]
 
 
@@ -221,42 +229,51 @@ def test_sentence_order_fix_changes_only_placement(ref_tok, data_dir):
 
 def test_resume_after_interruption(small_corpus, tmp_path, vocab_v3):
   ref = tmp_path / "ref"
-  bpd.build(_args(small_corpus, ref, vocab_v3, "--num-out-files", 3, "--unit-mb", 0.02))
+  _build(small_corpus, ref, vocab_v3, num_out_files=3, unit_mb=0.02)
   out = tmp_path / "out"
-  bpd.build(_args(small_corpus, out, vocab_v3, "--num-out-files", 3, "--unit-mb", 0.02))
+  _build(small_corpus, out, vocab_v3, num_out_files=3, unit_mb=0.02)
   # Interrupted run: the last shard never got its final name, no summary yet.
-  last = out / "pretrain_data.tfrecord-00002-of-00003"
-  last.rename(out / ".tmp-1234abcd-pretrain_data.tfrecord-00002-of-00003")
+  last = out / SHARD_NAME.format(2, 3)
+  last.rename(out / (".tmp-1234abcd-" + SHARD_NAME.format(2, 3)))
   (out / "summary.json").unlink()
-  first = out / "pretrain_data.tfrecord-00000-of-00003"
+  first = out / SHARD_NAME.format(0, 3)
   mtime = first.stat().st_mtime_ns
-  summary = bpd.build(_args(small_corpus, out, vocab_v3, "--num-out-files", 3, "--unit-mb", 0.02))
+  # The complete shards' manifests as the builder wrote them before it counted sentences:
+  # a build started with that version resumes with this one.
+  for manifest in (out / ".build").glob("shard-*.json"):
+    record = json.loads(manifest.read_text())
+    for key in ("sentences", "empty_sentences", "split_errors", "long_sentences_cut",
+                "tokens_written_unsplit"):
+      del record[key]
+    manifest.write_text(json.dumps(record))
+  summary = _build(small_corpus, out, vocab_v3, num_out_files=3, unit_mb=0.02)
   assert summary["resumed_shards"] == 2
   assert first.stat().st_mtime_ns == mtime  # complete shards are not rebuilt
   assert not list(out.glob(".tmp-*"))
-  for p in sorted(ref.glob("pretrain_data.tfrecord*")):
+  for p in sorted(ref.glob(SHARD_GLOB)):
     assert (out / p.name).read_bytes() == p.read_bytes()
   ref_summary = json.loads((ref / "summary.json").read_text())
-  for k in ("examples", "tokens", "documents", "lines", "tokens_trimmed"):
+  for k in ("examples", "tokens", "documents", "lines", "tokens_trimmed", "kept_share",
+            "kept_share_unsplit"):
     assert summary[k] == ref_summary[k]
 
 
 def test_existing_shards_refused_unless_overwrite(small_corpus, tmp_path, capsys, vocab_v3):
   out = tmp_path / "out"
-  bpd.build(_args(small_corpus, out, vocab_v3, "--num-out-files", 1))
+  _build(small_corpus, out, vocab_v3, num_out_files=1)
   argv = ["--corpus-dir", str(small_corpus), "--vocab-file", vocab_v3, "--output-dir",
           str(out), "--no-progress", "--num-out-files", "1"]
-  assert bpd.main(argv) == 2
+  assert _main(argv) == 2
   assert "already holds" in capsys.readouterr().err
-  assert bpd.main(argv + ["--max-seq-length", "64"]) == 2  # another build's shards
+  assert _main(argv + ["--max-seq-length", "64"]) == 2  # another build's shards
   assert "--overwrite" in capsys.readouterr().err
-  assert bpd.main(argv + ["--overwrite", "--max-seq-length", "64"]) == 0
+  assert _main(argv + ["--overwrite", "--max-seq-length", "64"]) == 0
   assert json.loads((out / "summary.json").read_text())["options"]["max_seq_length"] == 64
 
 
 def test_bad_input_messages(small_corpus, tmp_path, capsys, vocab_v3):
   def run(*argv):
-    code = bpd.main([*map(str, argv), "--no-progress"])
+    code = _main([*map(str, argv), "--no-progress"])
     return code, capsys.readouterr()
 
   code, cap = run("--corpus-dir", tmp_path / "nope", "--vocab-file", vocab_v3,
@@ -274,10 +291,10 @@ def test_bad_input_messages(small_corpus, tmp_path, capsys, vocab_v3):
   # A vocab without the special tokens.
   bad_vocab = tmp_path / "vocab.txt"
   bad_vocab.write_text("\n".join(l for l in open(vocab_v3, encoding="utf-8").read().split("\n")
-                                 if l and l not in ("[CLS]", "[SEP]")) + "\n")
+                                 if l and l not in (tokenization.CLS, tokenization.SEP)) + "\n")
   code, cap = run("--corpus-dir", small_corpus, "--vocab-file", bad_vocab,
                   "--output-dir", tmp_path / "o4")
-  assert code == 2 and "[CLS]" in cap.err and str(bad_vocab) in cap.err
+  assert code == 2 and tokenization.CLS in cap.err and str(bad_vocab) in cap.err
   assert not (tmp_path / "o4").exists() or not list((tmp_path / "o4").glob("pretrain*"))
   # Lower-casing would break the cased Korean vocab: refused before any work.
   code, cap = run("--corpus-dir", small_corpus, "--vocab-file", vocab_v3, "--output-dir",
@@ -297,6 +314,34 @@ def test_bad_input_messages(small_corpus, tmp_path, capsys, vocab_v3):
   assert summary["skipped_examples"][0].startswith(str(mixed / "m.txt") + ":1")
   assert summary["empty_files"] == [str(mixed / "zero.txt")]
   assert "skipped lines 2" in cap.out
+  # An OSError (the output directory is a file) is one line and exit status 2 too.
+  (tmp_path / "a_file").write_text("x")
+  code, cap = run("--corpus-dir", small_corpus, "--vocab-file", vocab_v3, "--output-dir",
+                  tmp_path / "a_file")
+  assert code == 2 and cap.err.count("\n") == 1 and cap.err.startswith("error: ")
+  assert str(tmp_path / "a_file") in cap.err
+  # Options out of range, from the command line or from Python.
+  code, cap = run("--corpus-dir", small_corpus, "--vocab-file", vocab_v3, "--output-dir",
+                  tmp_path / "o7", "--max-seq-length", "4")
+  assert code == 2 and "--max-seq-length must be at least 5, got 4" in cap.err
+  with pytest.raises(bpd.BuildError, match="--num-processes"):
+    bpd.BuildOptions(small_corpus, vocab_v3, tmp_path / "o8", num_processes=0)
+
+
+def test_command_line_maps_onto_build_options(tmp_path):
+  """Every BuildOptions field is a flag with the same default, and flags set them."""
+  parser = bpd.build_parser()
+  base = ["--corpus-dir", "c1", "c2", "--vocab-file", "v.txt", "--output-dir", "out"]
+  opts = bpd.options_from_args(parser.parse_args(base))
+  assert opts == bpd.BuildOptions(("c1", "c2"), "v.txt", "out")
+  opts = bpd.options_from_args(parser.parse_args(base + [
+      "--max-seq-length", "512", "--num-processes", "3", "--num-out-files", "7", "--seed", "1",
+      "--text-field", "content", "--no-blanks-separate-docs", "--tokenizer", "reference",
+      "--shuffle-window", "0", "--original-sentence-order", "--overwrite"]))
+  assert opts == bpd.BuildOptions(
+      ("c1", "c2"), "v.txt", "out", max_seq_length=512, num_processes=3, num_out_files=7,
+      seed=1, text_field="content", blanks_separate_docs=False, tokenizer="reference",
+      shuffle_window=0, original_sentence_order=True, overwrite=True)
 
 
 def test_json_lines_and_inspection(data_dir, tmp_path, capsys, vocab_v3):
@@ -307,14 +352,14 @@ def test_json_lines_and_inspection(data_dir, tmp_path, capsys, vocab_v3):
   d.mkdir()
   (d / "p.jsonl").write_text("".join(rows) + '{"title": "no content"}\n', encoding="utf-8")
   out = tmp_path / "out"
-  assert bpd.main(["--corpus-dir", str(d), "--vocab-file", vocab_v3, "--output-dir", str(out),
+  assert _main(["--corpus-dir", str(d), "--vocab-file", vocab_v3, "--output-dir", str(out),
                    "--text-field", "content", "--max-seq-length", "64", "--shuffle-window", "0",
                    "--no-progress"]) == 0
   capsys.readouterr()
   summary = json.loads((out / "summary.json").read_text())
   assert summary["documents"] == 30 and summary["skipped_bad_json"] == 1
-  shard = out / "pretrain_data.tfrecord-00000-of-00001"
-  assert bpd.main(["--inspect", str(shard), "--vocab-file", vocab_v3, "-n", "2"]) == 0
+  shard = out / SHARD_NAME.format(0, 1)
+  assert _main(["--inspect", str(shard), "--vocab-file", vocab_v3, "-n", "2"]) == 0
   printed = capsys.readouterr().out
   assert printed.count("--- example") == 2
   first_word = json.loads(rows[0])["content"].split()[0]
@@ -332,8 +377,8 @@ def test_gzip_input_reads_like_plain_text(small_corpus, tmp_path, vocab_v3):
   for d in (small_corpus, gz_dir):
     out = tmp_path / ("out-" + d.name)
     # One work unit each, so both runs draw the same random numbers.
-    summary = bpd.build(_args(d, out, vocab_v3, "--num-out-files", 1, "--unit-mb", 100))
-    outs.append(((out / "pretrain_data.tfrecord-00000-of-00001").read_bytes(),
+    summary = _build(d, out, vocab_v3, num_out_files=1, unit_mb=100)
+    outs.append(((out / SHARD_NAME.format(0, 1)).read_bytes(),
                  summary["lines"], summary["documents"]))
   assert outs[0] == outs[1]
 
@@ -342,10 +387,9 @@ def test_shuffle_window_mixes_records_deterministically(small_corpus, tmp_path, 
   outs = {}
   for name, window in (("plain", 0), ("mixed", 64), ("again", 64)):
     out = tmp_path / name
-    bpd.build(_args(small_corpus, out, vocab_v3, "--num-out-files", 2, "--unit-mb", 0.05,
-                    "--shuffle-window", window))
-    outs[name] = [list(bpd.read_tfrecords(str(p)))
-                  for p in sorted(out.glob("pretrain_data.tfrecord*"))]
+    _build(small_corpus, out, vocab_v3, num_out_files=2, unit_mb=0.05, shuffle_window=window)
+    outs[name] = [list(tfrecord_writer.read_records(str(p)))
+                  for p in sorted(out.glob(SHARD_GLOB))]
   assert outs["mixed"] == outs["again"]
   for plain, mixed in zip(outs["plain"], outs["mixed"]):
     assert sorted(plain) == sorted(mixed) and plain != mixed  # same records, each shard
@@ -354,16 +398,121 @@ def test_shuffle_window_mixes_records_deterministically(small_corpus, tmp_path, 
 def test_no_blanks_separate_docs_makes_one_document_per_file(small_corpus, tmp_path,
                                                              vocab_v3, one_file_build):
   out = tmp_path / "out"
-  summary = bpd.build(_args(small_corpus, out, vocab_v3, "--no-blanks-separate-docs",
-                            "--num-out-files", 1, "--unit-mb", 100))
+  summary = _build(small_corpus, out, vocab_v3, blanks_separate_docs=False, num_out_files=1,
+                   unit_mb=100)
   assert summary["documents"] == 2  # two files, blank lines ignored
   assert summary["lines"] == one_file_build[1]["lines"]
   assert summary["examples"] < one_file_build[1]["examples"]  # fewer short documents
 
 
-def test_pure_python_crc32c_fallback_matches(one_file_build):
-  """Records are framed with google-crc32c; the fallback must give the same bytes."""
-  shard = one_file_build[2][0]
-  records = list(bpd.read_tfrecords(str(shard), limit=5))
-  framed = shard.read_bytes()[:sum(len(r) + 16 for r in records)]
-  assert b"".join(bpd.tfrecord_frame(r, bpd._crc32c_python) for r in records) == framed
+@pytest.fixture(scope="module")
+def paragraph_corpus(data_dir, tmp_path_factory):
+  """Petition paragraphs (JSON lines, a paragraph a line) and news comments."""
+  d = tmp_path_factory.mktemp("paragraphs")
+  with open(data_dir / "corpus/petitions/petitions_2019-06", encoding="utf-8") as f:
+    (d / "p.jsonl").write_text("".join(next(f) for _ in range(60)), encoding="utf-8")
+  _write(d / "q_comments.txt",
+         head_lines(data_dir / "corpus/hate-speech-unlabeled/unlabeled_comments_5.txt", 200))
+  return d
+
+
+def test_split_none_is_the_original_algorithm_byte_for_byte(paragraph_corpus, tmp_path,
+                                                              vocab_v3, ref_tok):
+  """`none` writes what the original algorithm gives for one line = one sentence,
+  rebuilt here from the corpus reader, the reference tokenizer and ExampleBuilder."""
+  out = tmp_path / "none"
+  summary = _build(paragraph_corpus, out, vocab_v3, split_sentences="none", num_out_files=1,
+                   unit_mb=100, shuffle_window=0, text_field="content", max_seq_length=64)
+  builder = example_builder.ExampleBuilder(64, random.Random("12345:0"))  # seed:unit
+  ser = example_builder.ExampleSerializer(64, ref_tok.vocab[tokenization.CLS],
+                                          ref_tok.vocab[tokenization.SEP], len(ref_tok.vocab))
+  want = []
+  for path in sorted(paragraph_corpus.iterdir()):
+    field = "content" if path.suffix == ".jsonl" else None
+    for line in [*corpus.iter_file(str(path), field), None]:  # None: the file's end
+      if line is None:
+        example = builder.end_document()
+      else:
+        example = builder.add_sentence(ref_tok.convert_tokens_to_ids(ref_tok.tokenize(line)))
+      if example:
+        want.append(tfrecord_writer.frame(ser.serialize(*example)))
+  assert (out / SHARD_NAME.format(0, 1)).read_bytes() == b"".join(want)
+  assert summary["examples"] == len(want) > 100
+  assert summary["sentences"] == summary["lines"] and summary["sentences_per_line"] == 1
+  assert summary["kept_share"] == summary["kept_share_unsplit"] < 0.7
+
+
+def test_splitting_keeps_tokens_and_is_deterministic(paragraph_corpus, tmp_path, vocab_v3):
+  common = dict(num_out_files=3, unit_mb=0.02, text_field="content", max_seq_length=128)
+  none = _build(paragraph_corpus, tmp_path / "none", vocab_v3, **common)
+  runs = {}
+  for procs in (1, 2):
+    out = tmp_path / f"rules-{procs}"
+    runs[procs] = _build(paragraph_corpus, out, vocab_v3, split_sentences="rules",
+                         num_processes=procs, **common)
+    runs[procs]["bytes"] = [p.read_bytes() for p in sorted(out.glob(SHARD_GLOB))]
+  assert runs[1]["bytes"] == runs[2]["bytes"]
+  split = runs[1]
+  assert split["bytes"] != [p.read_bytes() for p in sorted((tmp_path / "none").glob(SHARD_GLOB))]
+  # The same tokens go in; many more of them reach an example.
+  assert split["tokens"] == none["tokens"] and split["lines"] == none["lines"]
+  assert split["sentences_per_line"] > 1.5
+  assert split["kept_share"] > 0.85 > none["kept_share"]
+  # The second builder inside the split build counts exactly what `none` keeps.
+  assert split["kept_share_unsplit"] == none["kept_share"]
+  assert split["examples"] > none["examples"] and split["split_errors"] == 0
+  # Cutting sentences longer than (128 - 3) // 2 tokens is part of that gain.
+  assert split["options"]["max_sentence_tokens"] == 62 and split["long_sentences_cut"] > 0
+  uncut = _build(paragraph_corpus, tmp_path / "uncut", vocab_v3, split_sentences="rules",
+                 max_sentence_tokens=0, **common)
+  assert none["kept_share"] < uncut["kept_share"] < split["kept_share"]
+  assert uncut["long_sentences_cut"] == 0 and "max_sentence_tokens" not in uncut["options"]
+
+
+def test_bad_and_empty_lines_are_counted_not_fatal(tmp_path, capsys, vocab_v3, ref_tok):
+  lines = ["정상적인 문장입니다. 두 번째 문장입니다.",
+           "\x01\x02\x03", "\ufeff\u200b", "...", "?!", "ㅋㅋㅋ ㅠㅠ", "(((", '"""',
+           "닫히지 않은 따옴표 \"로 시작해서 끝나지 않는다. 그래도 문장이다.",
+           "끝나지 않는 " * 30000,  # one 180k-character line without any ending
+           "Mr. Dr. e.g. U.S. 1. 2. 3.", "😀😀😀", "\u0301\u0301"]
+  d = tmp_path / "odd"
+  _write(d / "odd.txt", lines)
+  code = _main(["--corpus-dir", str(d), "--vocab-file", vocab_v3, "--output-dir",
+                str(tmp_path / "out"), "--split-sentences", "rules", "--no-progress"])
+  assert code == 0, capsys.readouterr().err
+  summary = json.loads((tmp_path / "out/summary.json").read_text())
+  sentences = [s for l in lines for s in split_sentences(l)]
+  empty = [s for s in sentences if not ref_tok.tokenize(s)]
+  assert len(empty) >= 2  # the control and zero-width lines
+  assert summary["lines"] == len(lines) and summary["sentences"] == len(sentences)
+  assert summary["empty_sentences"] == len(empty) and summary["split_errors"] == 0
+  assert summary["examples"] > 0
+  assert "sentences (rules)" in capsys.readouterr().out
+  with pytest.raises(bpd.BuildError, match="--split-sentences must be one of"):
+    bpd.BuildOptions(d, vocab_v3, tmp_path / "o", split_sentences="spacy")
+
+
+def test_long_sentences_are_cut_at_word_starts(vocab_v3, ref_tok, data_dir):
+  continuation = bytes(t.startswith("##") for t in sorted(ref_tok.vocab, key=ref_tok.vocab.get))
+  text = " ".join(head_lines(data_dir / "corpus/namuwikitext/namuwikitext_20200302.dev.sample",
+                             40))
+  ids = ref_tok.convert_tokens_to_ids(ref_tok.tokenize(text))
+  assert len(ids) > 1000
+  for limit in (5, 62, 300):
+    pieces = bpd.cut_long_sentence(ids, limit, continuation)
+    assert [i for p in pieces for i in p] == ids
+    assert len(pieces) == -(-len(ids) // limit) and all(pieces)
+    assert not any(continuation[p[0]] for p in pieces)  # no piece starts inside a word
+    assert max(map(len, pieces)) <= limit + 10  # cuts move back by a few tokens at most
+  # A single "word" longer than a piece is cut where it falls.
+  word = [ids[0]] + [ref_tok.vocab["##다"]] * 20
+  assert bpd.cut_long_sentence(word, 8, continuation) == [word[:7], word[7:14], word[14:]]
+
+
+def test_cutting_without_splitting_counts_the_uncut_share(paragraph_corpus, tmp_path,
+                                                          vocab_v3):
+  common = dict(num_out_files=1, text_field="content", max_seq_length=128)
+  none = _build(paragraph_corpus, tmp_path / "none", vocab_v3, **common)
+  cut = _build(paragraph_corpus, tmp_path / "cut", vocab_v3, max_sentence_tokens=40, **common)
+  assert cut["long_sentences_cut"] > 0 and cut["kept_share"] > none["kept_share"]
+  assert cut["kept_share_unsplit"] == none["kept_share"] == none["kept_share_unsplit"]

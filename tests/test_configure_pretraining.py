@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import configure_pretraining as cp
+from model import flops
 from tests.conftest import ROOT
 
 
@@ -127,7 +128,7 @@ def test_flops_estimate_matches_hand_count_for_tiny_config():
   mlm_softmax = 2 * 5 * 2 * 10 + 2 * 2 * 10   # log-softmax twice-ish + one-hot loss = 240
   sampling = 6 * 20 + 20                      # Gumbel noise + temperature = 140
   forward = disc + gen + mlm_softmax
-  f = cp.estimate_train_flops(c)
+  f = flops.estimate_train_flops(c)
   assert f["forward_per_seq"] == forward + sampling
   assert f["train_per_step"] == 3 * (3 * forward + sampling)
   assert c.train_flops_per_step() == f["train_per_step"]
@@ -154,3 +155,75 @@ def test_cli_prints_config_and_fails_cleanly():
   bad = run("--hparams", '{"disc_wieght": 1}')
   assert bad.returncode == 2 and "did you mean disc_weight" in bad.stderr
   assert "Traceback" not in bad.stderr
+
+
+def _original_get_bert_config(model_size, vocab_size, overrides):
+  """The original ELECTRA's util/training_utils.get_bert_config, restated as its formula:
+  table -> vocab -> overrides -> heads = max(1, hidden // 64), FFN = 4 * hidden ->
+  overrides again."""
+  table = {"small": (256, 12), "base": (768, 12), "large": (1024, 24)}[model_size]
+  args = {"hidden_size": table[0], "num_hidden_layers": table[1], "vocab_size": vocab_size}
+  args.update(overrides)
+  args["num_attention_heads"] = max(1, args["hidden_size"] // 64)
+  args["intermediate_size"] = 4 * args["hidden_size"]
+  args.update(overrides)
+  return args
+
+
+@pytest.mark.parametrize("model_size,overrides", [
+    ("small", {}),
+    ("small", {"hidden_size": 512}),                        # 8 heads / 2048, not 4 / 1024
+    ("small", {"hidden_size": 128, "num_hidden_layers": 2}),  # the demo's shape
+    ("base", {"hidden_size": 320, "num_attention_heads": 4}),  # explicit heads still win
+    ("base", {"hidden_size": 40}),                           # max(1, ...) heads
+    ("large", {"intermediate_size": 1000}),
+    ("small", {"vocab_size": 1234, "hidden_size": 192}),      # vocab inside the overrides
+])
+def test_override_derivation_equals_original_formula(model_size, overrides):
+  c = cp.PretrainingConfig("m", "/d", model_size=model_size, vocab_size=32200,
+                           model_hparam_overrides=overrides)
+  got = c.bert_hparams()
+  want = _original_get_bert_config(model_size, 32200, overrides)
+  for k, v in want.items():
+    assert got[k] == v, (k, got[k], v)
+  # The generator derives its heads and FFN from its own scaled hidden size.
+  g = c.generator_hparams()
+  assert g["hidden_size"] == int(round(want["hidden_size"] * c.generator_hidden_size))
+  assert g["num_attention_heads"] == max(1, g["hidden_size"] // 64)
+  assert g["intermediate_size"] == 4 * g["hidden_size"]
+
+
+def test_hidden_512_override_gives_original_heads_and_ffn():
+  c = cp.PretrainingConfig("m", "/d", model_hparam_overrides={"hidden_size": 512})
+  d = c.bert_hparams()
+  assert (d["num_attention_heads"], d["intermediate_size"]) == (8, 2048)
+
+
+def test_keep_checkpoint_max_zero_keeps_all_and_negative_is_refused():
+  assert cp.PretrainingConfig("m", "/d", keep_checkpoint_max=0).keep_checkpoint_max == 0
+  with pytest.raises(cp.ConfigError, match="keep_checkpoint_max"):
+    cp.PretrainingConfig("m", "/d", keep_checkpoint_max=-1)
+
+
+def test_debug_mode_is_the_originals_small_quick_run():
+  c = cp.PretrainingConfig("m", "/d", debug=True)
+  assert (c.train_batch_size, c.num_train_steps, c.eval_batch_size,
+          c.iterations_per_loop, c.num_eval_steps) == (8, 20, 4, 1, 2)
+  d = c.bert_hparams()
+  assert (d["num_hidden_layers"], d["hidden_size"], d["intermediate_size"],
+          d["num_attention_heads"]) == (3, 144, 576, 4)
+  # The generator scales the shrunk discriminator, as the original's get_generator_config.
+  assert c.generator_hparams()["hidden_size"] == 36
+  # Explicit hparams still win over debug defaults.
+  assert cp.PretrainingConfig("m", "/d", debug=True, num_train_steps=5).num_train_steps == 5
+
+
+def test_preset_flag_and_hparams_preset_agree_or_fail():
+  a = cp.PretrainingConfig.from_hparams("m", "/d", '{"preset": "koelectra-base-v3"}')
+  b = cp.PretrainingConfig.from_hparams("m", "/d", "{}", preset="koelectra-base-v3")
+  c = cp.PretrainingConfig.from_hparams("m", "/d", '{"preset": "koelectra-base-v3"}',
+                                        preset="koelectra-base-v3")
+  assert a.to_dict() == b.to_dict() == c.to_dict()
+  with pytest.raises(cp.ConfigError, match="disagree"):
+    cp.PretrainingConfig.from_hparams("m", "/d", '{"preset": "koelectra-base-v3"}',
+                                      preset="koelectra-small-v3")

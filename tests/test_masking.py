@@ -117,37 +117,6 @@ def test_mask_token_split_and_untouched_rest(sequences, masked):
   assert chosen.sum() > 10000
 
 
-def test_gather_and_scatter_match_numpy():
-  rng = np.random.RandomState(0)
-  seq = rng.randint(5, 100, size=[3, 10]).astype(np.int32)
-  pos = np.array([[1, 4, 0], [9, 2, 3], [0, 0, 0]], np.int32)
-  w = np.array([[1, 1, 0], [1, 1, 1], [0, 0, 0]], np.float32)
-  upd = rng.randint(100, 200, size=[3, 3]).astype(np.int32)
-  vec = rng.randn(3, 10, 4).astype(np.float32)
-  vupd = rng.randn(3, 3, 4).astype(np.float32)
-  with tf.Graph().as_default(), tf.Session() as sess:
-    g, gv, (s, m), (sv, mv) = sess.run([
-        sampling.gather_positions(tf.constant(seq), tf.constant(pos)),
-        sampling.gather_positions(tf.constant(vec), tf.constant(pos)),
-        sampling.scatter_update(tf.constant(seq), tf.constant(upd), tf.constant(pos),
-                                tf.constant(w)),
-        sampling.scatter_update(tf.constant(vec), tf.constant(vupd), tf.constant(pos),
-                                tf.constant(w))])
-  np.testing.assert_array_equal(g, np.take_along_axis(seq, pos, 1))
-  np.testing.assert_allclose(gv, vec[np.arange(3)[:, None], pos])
-  exp, expv, expm = seq.copy(), vec.copy(), np.zeros_like(seq)
-  for r in range(3):
-    for j in range(3):
-      if w[r, j]:
-        exp[r, pos[r, j]] = upd[r, j]
-        expv[r, pos[r, j]] = vupd[r, j]
-        expm[r, pos[r, j]] = 1
-  np.testing.assert_array_equal(s, exp)
-  np.testing.assert_array_equal(m, expm)
-  np.testing.assert_array_equal(mv, expm)
-  np.testing.assert_allclose(sv, expv, rtol=1e-6)
-
-
 def test_gumbel_sampling_follows_softmax_at_temperature():
   logits = np.array([0.0, 1.0, 2.0, -1.0], np.float32)
   draws = 40000
@@ -190,11 +159,57 @@ def test_disallow_never_samples_the_original_and_labels():
   assert labels_free.sum() == 0  # correct samples count as real
 
 
-def test_bad_vocab_file_is_a_config_error(tmp_path):
-  import configure_pretraining as cp
-  with pytest.raises(cp.ConfigError, match=r"missing\.txt"):
+def test_bad_vocab_file_is_a_user_error(tmp_path):
+  from util import errors
+  with pytest.raises(errors.UserError, match=r"missing\.txt"):
     masking.special_token_ids(str(tmp_path / "missing.txt"))
   bad = tmp_path / "dup.txt"
   bad.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n가\n가\n", encoding="utf-8")
-  with pytest.raises(cp.ConfigError, match=r"dup\.txt:7"):
+  with pytest.raises(errors.UserError, match=r"dup\.txt:7"):
     masking.special_token_ids(str(bad))
+
+
+def _mask_rates(ids, mask, vocab_file, legacy, seed=99):
+  """(masked distinct share of maskable tokens, mean weighted slots, any duplicates)."""
+  specials = masking.special_token_ids(vocab_file)
+  length = ids.shape[1]
+  n = int((0.15 + 0.005) * length)
+  with tf.Graph().as_default():
+    tf.set_random_seed(seed)
+    inputs = masking.Inputs(tf.constant(ids), tf.constant(mask), tf.constant(np.zeros_like(ids)),
+                            None, None, None)
+    out = masking.mask_inputs(inputs, 0.15, n, specials["[MASK]"], specials.values(),
+                              legacy=legacy)
+    with tf.Session() as sess:
+      res = sess.run(out._asdict())
+  maskable = _maskable(ids, mask, specials)
+  pos, w = res["masked_lm_positions"], res["masked_lm_weights"]
+  distinct, dups = 0, False
+  for r in range(len(ids)):
+    p = pos[r][w[r] > 0]
+    assert maskable[r, p].all(), "a special token or padding was chosen"
+    distinct += len(set(p.tolist()))
+    dups |= len(set(p.tolist())) < len(p)
+    # Every weighted slot's id is the original token at its position, duplicates included.
+    np.testing.assert_array_equal(res["masked_lm_ids"][r][w[r] > 0], ids[r, p])
+  return distinct / maskable.sum(), w.sum(1).mean(), dups
+
+
+@pytest.mark.parametrize("length,legacy_share,legacy_slots", [(512, 0.140, 77), (128, 0.141, 19)])
+def test_legacy_masking_reproduces_the_originals_rate(data_dir, vocab_v3, length, legacy_share,
+                                                     legacy_slots):
+  """The original draws round(15% x all non-padding tokens) positions with replacement among
+  the maskable ones: ~14.0% distinct at 512 (E = L'(1 - (1 - 1/L')^N) / L' with L' = 510
+  maskable, N = 77), ~17.8 distinct of 19 slots at 128; ours masks 15.0% once each."""
+  ids, mask, _ = korean_sequences(data_dir, vocab_v3, 48, length, num_lines=20000)
+  full = mask.sum(1) == length   # full rows: the closed forms above hold exactly
+  ids, mask = ids[full], mask[full]
+  assert len(ids) >= 20
+  share, slots, dups = _mask_rates(ids, mask, vocab_v3, legacy=True)
+  maskable = length - 2
+  expect = (1 - (1 - 1 / maskable) ** legacy_slots)
+  assert abs(expect - legacy_share) < 0.001            # the documented figure
+  assert abs(share - expect) < 0.006, (share, expect)
+  assert slots == legacy_slots and dups
+  share, slots, dups = _mask_rates(ids, mask, vocab_v3, legacy=False)
+  assert abs(share - round(0.15 * maskable) / maskable) < 1e-9 and not dups

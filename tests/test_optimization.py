@@ -235,3 +235,35 @@ def test_fused_update_equals_plain_ops_over_steps():
   np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6, atol=1e-7)
   np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-6)
   assert np.abs(results[0][0] - init).max() > 0.01  # it moved
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_bias_correction_matches_hugging_face_adamw(fused):
+  """bias_correction (KoELECTRA's finetuning used Hugging Face's AdamW): over three steps
+  each parameter moves by lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), with
+  t counted from 1, restated here in numpy; the default (the original) has no factor."""
+  rng = np.random.RandomState(4)
+  init = rng.randn(5).astype(np.float32)
+  grads = [rng.randn(5).astype(np.float32) * 0.1 for _ in range(3)]
+  lr, eps, b1, b2 = 1e-3, 1e-8, 0.9, 0.999
+  want, m, v = init.astype(np.float64), np.zeros(5), np.zeros(5)
+  for t, g in enumerate(grads, start=1):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g.astype(np.float64) ** 2
+    want = want - lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps)
+  with tf.Graph().as_default():
+    w = tf.get_variable("w/kernel", initializer=init)
+    g = tf.placeholder(tf.float32, [5])
+    step = tf.train.get_or_create_global_step()
+    opt = optimization.make_optimizer(lr, fused=fused, epsilon=eps, bias_correction=True)
+    update = opt.apply_gradients([(g, w)], global_step=step)
+    with tf.control_dependencies([update]):
+      train_op = step.assign_add(1)
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      for grad in grads:
+        sess.run(train_op, {g: grad})
+      got = sess.run(w)
+  np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-7)
+  # The first step of the corrected optimizer is lr * sign(g) (up to eps).
+  assert abs(abs(want[0] - init[0]) - 0) > 0

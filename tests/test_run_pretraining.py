@@ -268,16 +268,21 @@ def test_remote_paths_end_to_end(data_root, vocab_v3, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("fused_kernels,use_tpu,expected", [
     (True, False, True), (False, False, False), (True, True, False)])
-def test_fused_kernels_hparam_sets_both_flags(vocab_v3, data_root, monkeypatch,
-                                              fused_kernels, use_tpu, expected):
-  """The hparam decides (the benchmark's plain-ops variants once ran fused because the
-  runner reset the flag); use_tpu always means plain ops."""
-  from model import modeling, optimization
-  monkeypatch.setattr(modeling, "FUSED_ELEMENTWISE", not expected)
-  monkeypatch.setattr(optimization, "FUSED_UPDATE", not expected)
+def test_fused_kernels_hparam_decides_the_graph(vocab_v3, data_root, fused_kernels, use_tpu,
+                                                expected):
+  """The hparam decides whether the train graph calls the XLA-compiled kernels (the
+  benchmark's plain-ops variants once ran fused because the runner reset a module flag);
+  use_tpu always means the plain ops."""
+  import tensorflow.compat.v1 as tf
   config = run_pretraining.configure_pretraining.PretrainingConfig(
       "flags", str(data_root), **hparams(vocab_v3, fused_kernels=fused_kernels,
                                          use_tpu=use_tpu))
-  run_pretraining.model_fn_builder(config)
-  assert modeling.FUSED_ELEMENTWISE is expected
-  assert optimization.FUSED_UPDATE is expected
+  model_fn = run_pretraining.model_fn_builder(config)
+  graph = tf.Graph()
+  with graph.as_default():
+    features = {k: tf.zeros([2, config.max_seq_length], tf.int32)
+                for k in ("input_ids", "input_mask", "segment_ids")}
+    model_fn(features, None, tf.estimator.ModeKeys.TRAIN, {})
+  calls = [op for op in graph.get_operations()
+           if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+  assert bool(calls) is expected, len(calls)

@@ -12,10 +12,11 @@ import gzip
 import json
 import os
 
+from util import errors
 from util import fileio
 
 
-class CorpusError(ValueError):
+class CorpusError(errors.UserError):
   """Bad corpus input: the message names the file (and line)."""
 
 

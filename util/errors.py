@@ -5,30 +5,11 @@ subclass of `UserError` whose message names the key, file and line. Each CLI's `
 goes through `run_main`, which prints such an error as one line `error: ...` and
 returns exit status 2; anything else is a bug and keeps its traceback.
 """
-import os
 import sys
 
 
 class UserError(Exception):
   """A problem with the user's input or settings; the message says what to fix."""
-
-
-# TensorFlow's C++ start-up notices (oneDNN, cpu_feature_guard, SetPriority, XLA cluster
-# compilation) go to stderr before any of our lines. Level 2 keeps warnings about real
-# problems from the Python side and drops C++ INFO/WARNING; --verbose or an explicit
-# TF_CPP_MIN_LOG_LEVEL brings them back.
-QUIET_TF_LOG_LEVEL = "2"
-
-
-def quiet_tensorflow(verbose=False):
-  """Keep TensorFlow's C++ start-up lines off the console (call before importing TF).
-
-  Args:
-    verbose: leave TensorFlow's logging as it is.
-  """
-  if verbose:
-    return
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_LOG_LEVEL)
 
 
 def run_main(main, argv=None):
@@ -49,3 +30,7 @@ def run_main(main, argv=None):
   except KeyboardInterrupt:
     print("interrupted", file=sys.stderr)
     return 130
+
+
+class ConfigError(UserError):
+  """A bad hyperparameter, preset or model config; the message names the key (and file)."""

@@ -8,8 +8,10 @@ import os
 
 import tensorflow.compat.v1 as tf
 
+from util import errors
 
-class EstimatorConfigError(ValueError):
+
+class EstimatorConfigError(errors.UserError):
   """Inconsistent TPU / checkpoint settings."""
 
 
@@ -202,3 +204,55 @@ def recover_model_dir(model_dir, log=print):
       log(f"removing unusable checkpoint file: {path}")
       tf.io.gfile.remove(path)
   return full(newest) if newest else None
+
+
+# --- model_fn outputs shared by the runners ------------------------------------------------
+
+def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_size,
+               log_every_steps, use_tpu, scaffold_fn=None):
+  """The TRAIN-mode TPUEstimatorSpec: progress lines and TensorBoard scalars.
+
+  Args:
+    loss: scalar training loss.
+    train_op: the optimizer's update op.
+    scalars: {short name: scalar tensor} to log and summarise (loss, lr, ...).
+    model_dir: where TensorBoard event files go.
+    num_train_steps, batch_size: for the progress line's percentage, ex/s and ETA.
+    log_every_steps: interval of both the progress lines and the summaries.
+    use_tpu: on TPU the hook cannot fetch the device loop's tensors, so it logs step,
+      speed and ETA only; the scalars still reach TensorBoard through host_call.
+    scaffold_fn: TPUEstimator's scaffold_fn (initialisation from a checkpoint on TPU).
+
+  Returns:
+    tf.estimator.tpu.TPUEstimatorSpec.
+  """
+  from util import training_hooks
+  hook = training_hooks.ProgressHook({} if use_tpu else scalars, num_train_steps, batch_size,
+                                     every_n_steps=log_every_steps)
+  return tf.estimator.tpu.TPUEstimatorSpec(
+      mode=tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
+      training_hooks=[hook], scaffold_fn=scaffold_fn,
+      host_call=training_hooks.make_host_call(model_dir, scalars, log_every_steps))
+
+
+def eval_spec(loss, eval_metrics, *, num_eval_steps, batch_size, use_tpu):
+  """The EVAL-mode TPUEstimatorSpec with a progress line every fifth of the evaluation.
+
+  Args:
+    loss: scalar loss (averaged over batches by the Estimator).
+    eval_metrics: (metric_fn, {name: [batch, ...] tensor}) as TPUEstimatorSpec takes it.
+    num_eval_steps: batches evaluated (None: until the input ends; progress then counts up).
+    batch_size: for ex/s.
+    use_tpu: as in train_spec.
+
+  Returns:
+    tf.estimator.tpu.TPUEstimatorSpec.
+  """
+  from util import training_hooks
+  total = num_eval_steps or 0
+  hook = training_hooks.ProgressHook({} if use_tpu else {"loss": loss}, total, batch_size,
+                                     every_n_steps=max(1, total // 5) if total else 10,
+                                     is_training=False)
+  return tf.estimator.tpu.TPUEstimatorSpec(
+      mode=tf.estimator.ModeKeys.EVAL, loss=loss, eval_metrics=eval_metrics,
+      evaluation_hooks=[hook])

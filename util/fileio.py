@@ -64,6 +64,15 @@ def remove(path):
     os.remove(path)
 
 
+def rmtree(path):
+  """Removes a directory and everything in it (local or remote)."""
+  if is_remote(path):
+    _gfile().rmtree(path)
+  else:
+    import shutil
+    shutil.rmtree(path)
+
+
 def tmp_name(path):
   """A temporary sibling of path; never matches the final name's glob patterns."""
   d, base = os.path.split(str(path))

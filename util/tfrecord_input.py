@@ -10,10 +10,11 @@ it (per host on TPU, the global batch on CPU/GPU).
 """
 import tensorflow.compat.v1 as tf
 
+from util import errors
 from util import fileio
 
 
-class InputError(ValueError):
+class InputError(errors.UserError):
   """Bad input data: the message names the pattern or file."""
 
 
@@ -115,9 +116,11 @@ def make_dataset(files, name_to_features, batch_size, is_training, shuffle=None,
     d = d.shuffle(buffer_size=len(files), seed=seed)
   # Parallel reads across shards; order may vary while training (faster), never in eval.
   cycle_length = max(1, min(num_cpu_threads, len(files)))
-  d = d.interleave(tf.data.TFRecordDataset, cycle_length=cycle_length,
-                   num_parallel_calls=cycle_length if len(files) > 1 else None,
-                   deterministic=not is_training)
+  if len(files) > 1:
+    d = d.interleave(tf.data.TFRecordDataset, cycle_length=cycle_length,
+                     num_parallel_calls=cycle_length, deterministic=not is_training)
+  else:
+    d = d.interleave(tf.data.TFRecordDataset, cycle_length=cycle_length)
   if shuffle:
     d = d.shuffle(buffer_size=shuffle_buffer, seed=seed)
   d = d.map(lambda r: decode_record(r, name_to_features),

@@ -19,6 +19,7 @@ import time
 from tqdm import tqdm
 
 from util import corpus
+from util import errors
 from util import fileio
 from vocab import report as report_lib
 from vocab import sentencepiece_vocab
@@ -230,15 +231,16 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+  """The command line; returns the exit status (2 and one error line for a UserError)."""
+  return errors.run_main(_main, argv)
+
+
+def _main(argv):
   args = parse_args(argv)
   try:
     rep = build(args)
-  except (corpus.CorpusError, VocabError, sentencepiece_vocab.SentencePieceError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except OSError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  except OSError as e:  # e.g. an output path that is a file, no permission, disk full
+    raise errors.UserError(str(e)) from e
   print(report_lib.format_summary(rep))
   print(f"report: {fileio.join(args.output_dir, 'vocab_report.json')}")
   return 0

@@ -9,12 +9,14 @@ segmentation; ids 0-4 are [PAD] [UNK] [CLS] [SEP] [MASK] as in the WordPiece voc
 import io
 import os
 
+from model import tokenization
+from util import errors
 from util import fileio
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SPECIALS = list(tokenization.SPECIAL_TOKENS)
 
 
-class SentencePieceError(ValueError):
+class SentencePieceError(errors.UserError):
   """Training failed for a reason of the input (message says which)."""
 
 

@@ -14,12 +14,14 @@ import multiprocessing
 
 from tqdm import tqdm
 
+from model import tokenization
+from util import errors
 from vocab import mecab_pretokenize as mp
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+SPECIALS = list(tokenization.SPECIAL_TOKENS)
 
 
-class VocabError(ValueError):
+class VocabError(errors.UserError):
   """Bad settings or a corpus that cannot give the requested vocab."""
 
 
