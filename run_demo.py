@@ -15,7 +15,6 @@ where it stopped. Takes 4-7 minutes on 2 CPU cores.
 """
 import argparse
 import json
-import os
 import pathlib
 import shutil
 import sys

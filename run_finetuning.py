@@ -12,7 +12,6 @@ unfinished trial. Results go to DIR/models/NAME/results/: <task>_results.{json,t
 trial and the median), results.md (every task's headline metric beside KoELECTRA's
 published numbers) and predictions/<task>.<split>.<trial>.jsonl.
 """
-import argparse
 import hashlib
 import json
 import statistics
@@ -22,6 +21,7 @@ import time
 import configure_finetuning
 from util import errors
 from util import fileio
+from util import hparams as hparams_lib
 from util import tf_logging
 
 # Splits scored by do_eval / do_test.
@@ -481,22 +481,11 @@ def run(config, estimator_overrides=None, log=print):
 
 def build_parser():
   """The command line's argparse parser (also used by tests that check documented commands)."""
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--data-dir", required=True,
-                 help="directory (local or gs://) with finetuning_data/ and vocab.txt")
-  p.add_argument("--model-name", required=True,
-                 help="the pretrained model in DATA_DIR/models/NAME")
-  p.add_argument("--hparams", default="{}", help="JSON object, or a path to a JSON file")
-  p.add_argument("--preset", choices=sorted(configure_finetuning.PRESETS),
-                 help="defaults applied before --hparams (the same as \"preset\" inside "
-                      "--hparams; both given must agree)")
-  p.add_argument("--verbose", action="store_true",
-                 help="also show TensorFlow's own start-up and compiler log lines")
-  p.add_argument("--check-xla", action="store_true",
-                 help="build the train step as on a TPU, compile it with XLA on this "
-                      "machine's CPU, run it once and exit (writes no checkpoint)")
-  return p
+  return hparams_lib.runner_parser(
+      __doc__.split("\n")[0], configure_finetuning.PRESETS,
+      data_dir_help="directory (local or gs://) with finetuning_data/ and vocab.txt",
+      model_name_help="the pretrained model in DATA_DIR/models/NAME",
+      check_xla_writes="writes no checkpoint")
 
 
 def main(argv=None):

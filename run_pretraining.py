@@ -9,13 +9,13 @@ the same model_fn on CPU/GPU. Rerunning the same command resumes from the newest
 checkpoint. With `do_eval` the masked-LM and discriminator metrics are written to
 <model_dir>/results/unsup_results.{txt,json}.
 """
-import argparse
 import sys
 import time
 
 import configure_pretraining
 from util import errors
 from util import fileio
+from util import hparams as hparams_lib
 from util import tf_logging
 from util import tfrecord_input
 
@@ -213,21 +213,11 @@ def train_or_eval(config, estimator_overrides=None, log=print):
 
 def build_parser():
   """The command line's argparse parser (also used by tests that check documented commands)."""
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--data-dir", required=True,
-                 help="directory (local or gs://) with pretrain_tfrecords/ and vocab.txt")
-  p.add_argument("--model-name", required=True, help="the model goes to DATA_DIR/models/NAME")
-  p.add_argument("--hparams", default="{}", help="JSON object, or a path to a JSON file")
-  p.add_argument("--preset", choices=sorted(configure_pretraining.PRESETS),
-                 help="KoELECTRA settings applied before --hparams (the same as \"preset\" "
-                      "inside --hparams; both given must agree)")
-  p.add_argument("--verbose", action="store_true",
-                 help="also show TensorFlow's own start-up and compiler log lines")
-  p.add_argument("--check-xla", action="store_true",
-                 help="build the train step as on a TPU, compile it with XLA on this "
-                      "machine's CPU, run it once and exit (writes nothing to model_dir)")
-  return p
+  return hparams_lib.runner_parser(
+      __doc__.split("\n")[0], configure_pretraining.PRESETS,
+      data_dir_help="directory (local or gs://) with pretrain_tfrecords/ and vocab.txt",
+      model_name_help="the model goes to DATA_DIR/models/NAME",
+      check_xla_writes="writes nothing to model_dir")
 
 
 def main(argv=None):
