@@ -12,7 +12,6 @@ Memory grows with the number of distinct words, as in `tokenizers` itself.
 import collections
 import multiprocessing
 
-
 from model import tokenization
 from util import errors
 from vocab import mecab_pretokenize as mp
