@@ -13,7 +13,7 @@ graph) and to the original ELECTRA code's figure quoted for this machine kind (1
 5.2 GB; it cannot run here), both as quoted and scaled by this machine's float32 matmul
 rate measured in the same run against the 430 GFLOP/s quoted with it ("scaled"), peak RSS,
 CPU seconds per step (all threads; steadier than wall time on a shared machine), and model
-FLOPs utilisation (FLOPs per step from configure_pretraining.estimate_train_flops x
+FLOPs utilisation (FLOPs per step from model/flops.estimate_train_flops x
 steps/s / this machine's measured 2048^3 matmul rate, float32 or bfloat16 to match the
 variant).
 
@@ -195,8 +195,7 @@ def run_child(args):
          "examples_per_sec": steps_per_sec * config.train_batch_size,
          "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
          "wall_s": wall, "losses": losses,
-         "flops_per_step": run_pretraining.configure_pretraining.estimate_train_flops(
-             config)["train_per_step"]}
+         "flops_per_step": config.train_flops_per_step()}
   print("RESULT " + json.dumps(out), flush=True)
 
 
