@@ -270,8 +270,12 @@ def child_theirs(args):
 
   def batch(step):
     idx = np.arange(step * args.batch_size, (step + 1) * args.batch_size) % n
-    b = {"input_ids": feats["input_ids"][idx], "attention_mask": feats["input_mask"][idx],
-         "token_type_ids": feats["segment_ids"][idx]}
+    cut = slice(None)
+    if args.trim:   # dynamic padding: the batch's longest sequence
+      cut = slice(0, max(1, int(feats["input_mask"][idx].sum(1).max())))
+    b = {"input_ids": feats["input_ids"][idx][:, cut],
+         "attention_mask": feats["input_mask"][idx][:, cut],
+         "token_type_ids": feats["segment_ids"][idx][:, cut]}
     if mode == "train":
       b.update({hf: feats[ours][idx].reshape(-1) for ours, hf in label_names.items()})
     return {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.int64))
@@ -312,7 +316,8 @@ def child_theirs(args):
 
 # --- parent ------------------------------------------------------------------------------
 
-def spawn(side, cell, precision, args, data_dir, paths, root=ROOT, hparams=None):
+def spawn(side, cell, precision, args, data_dir, paths, root=ROOT, hparams=None,
+          trim=False):
   """Runs one entry in a child process (of the benchmark in checkout `root`)."""
   task, mode, _ = CELLS[cell]
   rec = paths[(task, "train" if mode == "train" else "test")]
@@ -328,6 +333,8 @@ def spawn(side, cell, precision, args, data_dir, paths, root=ROOT, hparams=None)
          "--warmup", str(warmup), "--steps", str(steps), "--threads", str(args.threads)]
   if hparams:
     cmd += ["--hparams", hparams]
+  if trim:
+    cmd += ["--trim"]
   if args.profile and side == "ours":
     cmd += ["--profile", str(args.profile)]
   env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="2")
@@ -379,35 +386,61 @@ def _best(rs):
   return best
 
 
+# side -> what runs. "ours-full" is ours without trimmed padding: every batch at the full
+# length, the same work as theirs (and what a TPU runs). "theirs-trim" cuts each batch to
+# its longest sequence before the model (dynamic padding, which KoELECTRA's scripts do
+# not do); sentence tasks only, since HF's QA loss and n-best see padded positions.
+SIDES = {
+    "ours": {"side": "ours"},
+    "ours-full": {"side": "ours", "hparams": {"trim_padding": False}},
+    "theirs": {"side": "theirs"},
+    "theirs-trim": {"side": "theirs", "trim": True},
+}
+DEFAULT_SIDES = "ours,ours-full,theirs"
+
+
+def _side_kwargs(side, extra_hparams):
+  kw = dict(SIDES[side])
+  if kw["side"] == "ours":
+    hp = json.loads(extra_hparams or "{}")
+    hp.update(kw.pop("hparams", {}))
+    kw["hparams"] = json.dumps(hp) if hp else None
+  return kw
+
+
 def against_hf(args, data_dir, paths):
   cells = [c for c in args.cells.split(",") if c]
   precisions = [p for p in args.precisions.split(",") if p]
-  entries = [((c, p), (("ours", {"side": "ours", "hparams": args.hparams}),
-                       ("theirs", {"side": "theirs"})))
-             for c in cells for p in precisions]
+  sides = [s for s in args.sides.split(",") if s]
+  entries = []
+  for c in cells:
+    # KorQuAD's hf-style head is never trimmed (finetune/model.py): "-full" / "-trim"
+    # would repeat or change the plain entries.
+    here = [s for s in sides if not (c.startswith("qa") and s in ("ours-full",
+                                                                   "theirs-trim"))]
+    for p in precisions:
+      entries.append(((c, p), tuple((s, _side_kwargs(s, args.hparams)) for s in here)))
   start = _uptime()
   runs = _run_rounds(args, entries, data_dir, paths)
   print(f"\nKoELECTRA-Small-v3 shape, batch {args.batch_size}, {args.threads} threads "
         f"each, CPU ({os.cpu_count()} cores); best of {args.rounds} interleaved round(s)")
   print(f"uptime at start: {start}\nuptime at end:   {_uptime()}")
-  print("ours = run_finetuning model_fn under TPUEstimator; theirs = transformers "
-        f"{_version('transformers')} + torch {_version('torch')}")
-  head = (f"{'cell':12s} {'prec':5s} {'ours ex/s':>10s} {'theirs ex/s':>12s} "
-          f"{'ours/theirs':>12s} {'ours cpu s':>11s} {'theirs cpu s':>13s} "
-          f"{'ours GB':>8s} {'theirs GB':>10s}  rounds ours | theirs")
-  print(head)
-  for (cell, prec), _ in entries:
-    a = _best(runs.get(((cell, prec), "ours")))
-    b = _best(runs.get(((cell, prec), "theirs")))
-    if a is None or b is None:
-      print(f"{cell:12s} {prec:5s} failed (see stderr)")
-      continue
-    print(f"{cell:12s} {prec:5s} {a['examples_per_sec']:10.2f} {b['examples_per_sec']:12.2f} "
-          f"{a['examples_per_sec'] / b['examples_per_sec']:11.2f}x "
-          f"{a['cpu_s_per_step']:11.2f} {b['cpu_s_per_step']:13.2f} "
-          f"{a['peak_rss_gb']:8.2f} {b['peak_rss_gb']:10.2f}  "
-          f"{' '.join(f'{x:.1f}' for x in a['all'])} | "
-          f"{' '.join(f'{x:.1f}' for x in b['all'])}")
+  print("ours = run_finetuning model_fn under TPUEstimator (train) / estimator.predict; "
+        f"theirs = transformers {_version('transformers')} + torch {_version('torch')}")
+  print(f"{'cell':12s} {'prec':5s} {'side':12s} {'ex/s':>8s} {'vs theirs':>10s} "
+        f"{'cpu s/step':>11s} {'peak GB':>8s}  rounds (ex/s)")
+  for (cell, prec), pair in entries:
+    theirs = _best(runs.get(((cell, prec), "theirs")))
+    for side, _ in pair:
+      r = _best(runs.get(((cell, prec), side)))
+      if r is None:
+        print(f"{cell:12s} {prec:5s} {side:12s} failed (see stderr)")
+        continue
+      ratio = (f"{r['examples_per_sec'] / theirs['examples_per_sec']:9.2f}x"
+               if theirs else f"{'-':>10s}")
+      print(f"{cell:12s} {prec:5s} {side:12s} {r['examples_per_sec']:8.2f} {ratio} "
+            f"{r['cpu_s_per_step']:11.2f} {r['peak_rss_gb']:8.2f}  "
+            f"{' '.join(f'{x:.1f}' for x in r['all'])}")
   quoted = [(k, v) for k, v in QUOTED_HF.items() if k[0] in cells and k[1] in precisions]
   if quoted:
     print("theirs as quoted in the issue for this machine type: " + ", ".join(
@@ -421,9 +454,9 @@ def against_baseline(args, data_dir, paths):
              "file into it)")
   cells = [c for c in args.cells.split(",") if c]
   precisions = [p for p in args.precisions.split(",") if p]
-  entries = [((c, p), (("this", {"side": "ours", "hparams": args.hparams}),
+  entries = [((c, p), (("this", {"side": "ours", "hparams": args.hparams or None}),
                        ("baseline", {"side": "ours", "root": baseline,
-                                     "hparams": args.hparams})))
+                                     "hparams": args.hparams or None})))
              for c in cells for p in precisions]
   start = _uptime()
   runs = _run_rounds(args, entries, data_dir, paths)
@@ -457,6 +490,8 @@ def main():
   p.add_argument("--cells", default=DEFAULT_CELLS,
                  help=f"comma-separated, of: {', '.join(CELLS)}")
   p.add_argument("--precisions", default="fp32,bf16")
+  p.add_argument("--sides", default=DEFAULT_SIDES,
+                 help=f"comma-separated, of: {', '.join(SIDES)}")
   p.add_argument("--rounds", type=int, default=2)
   p.add_argument("--batch-size", type=int, default=32)
   p.add_argument("--steps", type=int, default=0,
@@ -479,6 +514,7 @@ def main():
   p.add_argument("--records", help=argparse.SUPPRESS)
   p.add_argument("--records-count", type=int, help=argparse.SUPPRESS)
   p.add_argument("--warmup", type=int, help=argparse.SUPPRESS)
+  p.add_argument("--trim", action="store_true", help=argparse.SUPPRESS)
   args = p.parse_args()
   if args.child == "ours":
     return child_ours(args)
@@ -487,6 +523,9 @@ def main():
   for c in args.cells.split(","):
     if c and c not in CELLS:
       sys.exit(f"unknown cell {c!r} (known: {', '.join(CELLS)})")
+  for side in args.sides.split(","):
+    if side and side not in SIDES:
+      sys.exit(f"unknown side {side!r} (known: {', '.join(SIDES)})")
   work = pathlib.Path(args.work_dir) if args.work_dir else \
       pathlib.Path(tempfile.mkdtemp(prefix="bench-finetuning-"))
   print(f"features in {work} ...", flush=True)
