@@ -18,6 +18,10 @@ Kernels (all statistics and sums in float32; results in the input's dtype):
   residual_layer_norm(x, residual, ...)         LayerNorm(dropout(x + bias) + residual)
   softmax_dropout(scores, adder, scale, ...)    dropout(softmax(scores * scale + adder))
 
+XLA:CPU runs a compiled kernel on one thread, so every kernel is called on ROW_BLOCKS row
+blocks (one per core, up to 8) that TensorFlow's inter-op pool runs at once (_in_blocks);
+row-wise results are the same, sums over rows are added up from the blocks.
+
 Dropout masks come from 16-bit random draws, which round the rate to a multiple of 2^-16
 (0.1 -> 0.1000061) and rescale kept values by the exact keep probability.
 """
