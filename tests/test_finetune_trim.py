@@ -160,3 +160,39 @@ def test_eval_cache_is_sorted_by_length(tmp_path, vocab_v3):
   ids = [tfrecord_writer.decode_example(r)["example_id"][0]
          for r in tfrecord_writer.read_records(plain.path)]
   assert ids[:n] == list(range(n))
+
+
+def test_predictions_identical_with_and_without_trimming(tmp_path, vocab_v3, monkeypatch):
+  """The whole runner: train a tiny model with trimmed batches, then predict the dev
+  slice from that checkpoint with and without trimming (length-ordered cache vs file
+  order): the same predictions file, logits equal to float rounding."""
+  import json
+  finetune_data.layout(tmp_path, "nsmc", rows=96)
+  base = dict(task_names=["nsmc"], vocab_file=vocab_v3, allow_random_init=True,
+              model_hparam_overrides=TINY, embedding_size=16, max_seq_length=128,
+              train_batch_size=8, predict_batch_size=8, num_train_epochs=1.0, seed=5,
+              save_checkpoints_steps=1000)
+  captured = []
+  real_predict = run_finetuning._predict
+
+  def capture(estimator, config, split):
+    out = real_predict(estimator, config, split)
+    captured.append(out)
+    return out
+
+  monkeypatch.setattr(run_finetuning, "_predict", capture)
+  lines = {}
+  for trim in (True, False):   # the second run finds training done: it only predicts
+    config = configure_finetuning.FinetuningConfig("m", str(tmp_path), trim_padding=trim,
+                                                   **base)
+    run_finetuning.run(config, log=lambda *a: None)
+    pred = tmp_path / "models/m/results/predictions/nsmc.dev.1.jsonl"
+    lines[trim] = [json.loads(x) for x in pred.read_text(encoding="utf-8").splitlines()]
+  assert lines[True] == lines[False] and len(lines[True]) > 5
+  n = len(lines[True])
+  trimmed, full = captured
+  np.testing.assert_array_equal(trimmed["example_id"][:n], np.arange(n))
+  np.testing.assert_array_equal(full["example_id"][:n], np.arange(n))
+  assert np.ptp(trimmed["logits"][:n]) > 0
+  np.testing.assert_allclose(trimmed["logits"][:n], full["logits"][:n], rtol=1e-4,
+                             atol=1e-5)
