@@ -68,7 +68,8 @@ def trim_padding(features: Dict[str, tf.Tensor], max_seq_length: int,
   """
   step = trim_multiple(max_seq_length)
   longest = tf.reduce_max(tf.reduce_sum(features["input_mask"], axis=1))
-  length = tf.minimum(tf.maximum((longest + step - 1) // step, 1) * step, max_seq_length)
+  length = tf.minimum(tf.maximum((longest + step - 1) // step, 1) * step, max_seq_length,
+                      name="trimmed_length")
   out = dict(features)
   for key in keys:
     t = features.get(key)
