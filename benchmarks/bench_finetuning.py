@@ -252,6 +252,31 @@ def _print_profile(step_stats, top):
       by_node[node.node_name] += us
       total += us
   print(f"PROFILE op time {total / 1e6:.2f} s in one step (summed over threads)")
+  # Sweep over the step: how long exactly one op ran (and which), and how long none did.
+  events, labels = [], {}
+  for dev in step_stats.dev_stats:
+    for k, node in enumerate(dev.node_stats):
+      if node.all_end_rel_micros <= 0:
+        continue
+      key = (dev.device, k)
+      labels[key] = node.timeline_label.split("(")[0].split(" = ")[-1].strip()
+      events.append((node.all_start_micros, 1, key))
+      events.append((node.all_start_micros + node.all_end_rel_micros, -1, key))
+  events.sort(key=lambda e: (e[0], e[1]))
+  active, alone, idle, last = set(), collections.Counter(), 0, None
+  for t, kind, key in events:
+    if last is not None:
+      if len(active) == 1:
+        alone[labels[next(iter(active))]] += t - last
+      elif not active:
+        idle += t - last
+    (active.add if kind > 0 else active.discard)(key)
+    last = t
+  span = (events[-1][0] - events[0][0]) if events else 0
+  print(f"PROFILE step span {span / 1e3:.1f} ms; nothing running {idle / 1e3:.1f} ms; "
+        f"one op alone {sum(alone.values()) / 1e3:.1f} ms, by type:")
+  for name, us in alone.most_common(top):
+    print(f"PROFILE   {us / 1e3:9.1f} ms alone  {name}")
   for title, counter in (("op type", by_type), ("node", by_node)):
     print(f"PROFILE top {top} by {title}:")
     for name, us in counter.most_common(top):
