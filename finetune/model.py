@@ -29,6 +29,7 @@ from model import modeling
 from model import sizes
 
 TASK_SCOPE = "task_specific/"
+SENTENCE_KINDS = (tasks_lib.CLASSIFICATION, tasks_lib.REGRESSION)
 # Trimmed lengths are multiples of L / TRIM_SHAPES (at least MIN_TRIM_MULTIPLE), so each
 # fused XLA kernel compiles for at most TRIM_SHAPES sequence lengths.
 TRIM_SHAPES = 8
@@ -123,8 +124,10 @@ class FinetuningModel(object):
         bert_config=self.bert_config, is_training=is_training,
         input_ids=features["input_ids"], input_mask=features["input_mask"],
         token_type_ids=features["segment_ids"], use_one_hot_embeddings=config.use_tpu,
-        embedding_size=config.embedding_dim(), use_bf16=config.use_bf16, fused=fused)
-    sequence = self.encoder.get_sequence_output()                           # [B, L, H]
+        embedding_size=config.embedding_dim(), use_bf16=config.use_bf16, fused=fused,
+        # Sentence heads read [CLS] alone: the last layer computes that row only.
+        last_layer_positions=1 if spec.kind in SENTENCE_KINDS else None)
+    sequence = self.encoder.get_sequence_output()          # [B, L, H] ([B, 1, H] sentences)
     dropout = self.bert_config.hidden_dropout_prob
     style = config.classifier_head
     outputs = {"example_id": features["example_id"]}
