@@ -3,7 +3,9 @@
   python build_pretraining_dataset.py --corpus-dir CORPUS --vocab-file VOCAB \\
       --output-dir DATA/pretrain_tfrecords --max-seq-length 128 --num-processes 2
 
-Examples are built by the original ELECTRA algorithm (pretrain/example_builder.py).
+Examples are built by the original ELECTRA algorithm (pretrain/example_builder.py),
+one input line being one sentence; with --split-sentences rules (util/sentence_split.py)
+lines holding paragraphs are first split into sentences.
 The corpus, taken as one byte stream in file order, is cut into ~1 MB work units at
 document boundaries; units are tokenized in parallel and written in order, a run of
 consecutive units per shard. A unit's output depends only on the corpus, the options
@@ -26,13 +28,14 @@ import random
 import resource
 import sys
 import time
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from model import tokenization
 from pretrain import example_builder
 from util import corpus
 from util import errors
 from util import fileio
+from util import sentence_split
 from util import tfrecord_writer
 
 STATE_DIR = ".build"                    # config + one manifest per complete shard
@@ -72,6 +75,12 @@ class BuildOptions:
   tokenizer: str = "fast"              # "fast" (numpy) or "reference" (pure Python, same ids)
   shuffle_window: int = 10000          # mix each shard's records in a window; 0: corpus order
   original_sentence_order: bool = False  # the original's reordering of sentences into A/B
+  split_sentences: str = "none"        # "none": a line is a sentence (the original);
+                                       # "rules" / "kiwi": util/sentence_split.py
+  # Sentences longer than this many tokens are cut into near-equal pieces at word starts
+  # before example building. None: (max_seq_length - 3) // 2 (segment A's aim) when
+  # splitting, 0 (never, the original) otherwise.
+  max_sentence_tokens: Optional[int] = None
   overwrite: bool = False              # replace shards of another build in output_dir
   unit_mb: float = UNIT_BYTES / (1 << 20)  # work-unit size; also bounds reading past a unit
 
@@ -92,6 +101,12 @@ class BuildOptions:
           f"--num-out-files must be 0 (automatic) or more, got {self.num_out_files}")
     if self.unit_mb <= 0:
       raise BuildError(f"--unit-mb must be positive, got {self.unit_mb}")
+    if self.split_sentences not in sentence_split.SPLITTERS:
+      raise BuildError(f"--split-sentences must be one of "
+                       f"{', '.join(sentence_split.SPLITTERS)}, got {self.split_sentences!r}")
+    if self.max_sentence_tokens is not None and self.max_sentence_tokens < 0:
+      raise BuildError(f"--max-sentence-tokens must be 0 (never cut) or more, got "
+                       f"{self.max_sentence_tokens}")
     if self.tokenizer not in ("fast", "reference"):
       raise BuildError(f"--tokenizer must be fast or reference, got {self.tokenizer!r}")
 
@@ -100,7 +115,15 @@ class BuildOptions:
 # One work unit: byte ranges of the corpus -> framed records + counts.
 
 COUNTS = ("examples", "single_segment", "tokens", "tokens_written", "tokens_trimmed",
-          "unk_tokens")
+          "unk_tokens",
+          # Sentences given to the example builder (lines when not splitting), those of
+          # them that tokenized to nothing, and lines whose splitter failed (kept whole).
+          "sentences", "empty_sentences", "split_errors",
+          # Sentences longer than max_sentence_tokens, cut into pieces.
+          "long_sentences_cut",
+          # The tokens a `none` build keeps: with splitting or cutting, from a second
+          # example builder fed whole lines (the same random draws as a `none` build).
+          "tokens_written_unsplit")
 
 _WORKER = {}
 
@@ -115,7 +138,13 @@ def _make_tokenizer(opts, parallel=False):
 
 def _init_worker(opts, tokenizer=None):
   tok = tokenizer or _make_tokenizer(opts)
+  name = opts.get("split_sentences", "none")
   _WORKER.update(
+      # Made here, in each worker after the fork: a library splitter's threads and
+      # model are never shared across a fork.
+      split=None if name == "none" else sentence_split.get_splitter(name),
+      # Ids of WordPiece continuations (##...): a long sentence is never cut before one.
+      continuation=bytes(t.startswith("##") for t in sorted(tok.vocab, key=tok.vocab.get)),
       opts=opts, tok=tok, unk=tok.vocab[tokenization.UNK],
       ser=example_builder.ExampleSerializer(
           opts["max_seq_length"], tok.vocab[tokenization.CLS],
@@ -125,48 +154,120 @@ def _init_worker(opts, tokenizer=None):
 def build_unit(task):
   """Build the examples of one unit: (unit index, framed records, counts)."""
   unit, pieces = task
-  opts, tok, unk, ser = (_WORKER[k] for k in ("opts", "tok", "unk", "ser"))
+  opts, tok, unk, ser, split, continuation = (
+      _WORKER[k] for k in ("opts", "tok", "unk", "ser", "split", "continuation"))
+  max_tokens = opts.get("max_sentence_tokens", 0)
   stats = corpus.CorpusStats()
   # Each unit has its own generator, seeded by (seed, unit): the output does not
   # depend on how units are spread over processes.
+  seed = f"{opts['seed']}:{unit}"
   builder = example_builder.ExampleBuilder(
-      opts["max_seq_length"], random.Random(f"{opts['seed']}:{unit}"),
+      opts["max_seq_length"], random.Random(seed),
+      original_sentence_order=opts["original_sentence_order"])
+  # With splitting or cutting, a second builder is fed whole lines (each line's ids are
+  # the concatenation of its sentences' ids: util/sentence_split.py) with the same seed,
+  # so the summary can say what `none` would have kept. It only counts.
+  unsplit = None if split is None and not max_tokens else example_builder.ExampleBuilder(
+      opts["max_seq_length"], random.Random(seed),
       original_sentence_order=opts["original_sentence_order"])
   out = []
-  unk_tokens = 0
+  counts = dict.fromkeys(("unk_tokens", "sentences", "empty_sentences", "split_errors",
+                          "long_sentences_cut"), 0)
 
   def emit(example):
     if example is not None:
       out.append(tfrecord_writer.frame(ser.serialize(*example)))
 
-  def flush(batch):
-    nonlocal unk_tokens
+  def end_document():
+    emit(builder.end_document())
+    if unsplit is not None:
+      unsplit.end_document()
+
+  def flush(batch, line_ends):
+    """Tokenize and build a batch: sentences and None (document ends)."""
     encoded = iter(tok.encode_batch([x for x in batch if x is not None]))
+    ends = iter(line_ends)
+    line_ids = []
     for item in batch:
       if item is None:
-        emit(builder.end_document())
+        end_document()
+        continue
+      ids = next(encoded)
+      counts["sentences"] += 1
+      counts["unk_tokens"] += ids.count(unk)
+      counts["empty_sentences"] += not ids
+      if max_tokens and len(ids) > max_tokens:
+        counts["long_sentences_cut"] += 1
+        for piece in cut_long_sentence(ids, max_tokens, continuation):
+          emit(builder.add_sentence(piece))
       else:
-        ids = next(encoded)
-        unk_tokens += ids.count(unk)
         emit(builder.add_sentence(ids))
+      if unsplit is not None:
+        line_ids.extend(ids)
+        if next(ends):
+          unsplit.add_sentence(line_ids)
+          line_ids = []
 
   for path, start, end in pieces:
-    batch = []
+    batch, line_ends = [], []
     for item in corpus.iter_file(path, opts["text_fields"][path], stats,
                                  opts["blanks_separate_docs"], start, end,
                                  align_docs=True, max_overrun=opts["max_overrun"]):
-      batch.append(item)
+      if item is None:
+        batch.append(item)
+      elif split is None:
+        batch.append(item)
+        line_ends.append(True)
+      else:
+        try:
+          sentences = split(item) or [item]
+        except Exception:  # a library splitter's failure must not stop a long build
+          counts["split_errors"] += 1
+          sentences = [item]
+        batch.extend(sentences)
+        line_ends.extend([False] * (len(sentences) - 1) + [True])
       if len(batch) >= LINES_PER_BATCH:
-        flush(batch)
-        batch = []
-    flush(batch)
-    emit(builder.end_document())  # a file (or range) end closes the document
-  counts = dict(examples=builder.examples, single_segment=builder.single_segment,
+        flush(batch, line_ends)
+        batch, line_ends = [], []
+    flush(batch, line_ends)
+    end_document()  # a file (or range) end closes the document
+  counts.update(examples=builder.examples, single_segment=builder.single_segment,
                 tokens=builder.tokens_in, tokens_written=builder.tokens_kept,
-                tokens_trimmed=builder.tokens_trimmed, unk_tokens=unk_tokens)
+                tokens_trimmed=builder.tokens_trimmed,
+                tokens_written_unsplit=(builder.tokens_kept if unsplit is None
+                                        else unsplit.tokens_kept))
   if not opts["shuffle_window"]:
     out = [b"".join(out)]  # one object is cheaper to send back than many
   return unit, out, {"corpus": stats.as_dict(), **counts}
+
+
+def cut_long_sentence(ids: List[int], max_tokens: int,
+                      continuation: bytes) -> List[List[int]]:
+  """Cut a sentence's token ids into near-equal pieces of about max_tokens or fewer.
+
+  The original trims a sentence that overflows an example; a long sentence overflows
+  by much, and on paragraph corpora long sentences carry much of the text
+  (docs/corpus.md). Each cut moves back to the nearest word start, so no piece begins
+  with a ## continuation (a single word longer than a piece is cut where it falls).
+
+  Args:
+    ids: token ids, len(ids) > max_tokens > 0.
+    max_tokens: the aimed-at piece length.
+    continuation: continuation[i] is 1 when id i is a ## piece.
+
+  Returns:
+    ceil(len(ids) / max_tokens) pieces whose concatenation is ids.
+  """
+  n = -(-len(ids) // max_tokens)
+  cuts = [0]
+  for k in range(1, n):
+    cut = len(ids) * k // n
+    back = cut
+    while back > cuts[-1] + 1 and continuation[ids[back]]:
+      back -= 1
+    cuts.append(back if not continuation[ids[back]] else cut)
+  cuts.append(len(ids))
+  return [ids[a:b] for a, b in zip(cuts, cuts[1:])]
 
 
 def _unit_results(tasks, opts, tokenizer, num_processes):
@@ -236,7 +337,9 @@ class Totals:
   def add(self, record):
     self.corpus.merge(corpus.CorpusStats(**record["corpus"]))
     for k in COUNTS:
-      self.counts[k] += record[k]
+      # Manifests of older builds (always `none`) lack the newer counts.
+      self.counts[k] += record.get(
+          k, record["tokens_written"] if k == "tokens_written_unsplit" else 0)
 
   def as_record(self):
     return {"corpus": self.corpus.as_dict(), **self.counts}
@@ -305,7 +408,7 @@ def build(args: BuildOptions, progress: bool = True) -> dict:
     the summary dict (counts, times, options); see print_summary.
 
   Raises:
-    BuildError, corpus.CorpusError, tokenization.VocabError / TokenizerConfigError:
+    errors.UserError (BuildError, corpus.CorpusError, tokenization.VocabError, ...):
       bad options, input or output directory, with a message naming it.
   """
   t0 = time.time()
@@ -324,6 +427,16 @@ def build(args: BuildOptions, progress: bool = True) -> dict:
               # A document longer than this past a unit boundary is cut there
               # (bounded memory and balance on files without blank lines).
               max_overrun=int(args.unit_mb * (1 << 20)))
+  max_tokens = args.max_sentence_tokens
+  if max_tokens is None:
+    max_tokens = (args.max_seq_length - 3) // 2 if args.split_sentences != "none" else 0
+  # Recorded only when used: the options (config.json) of a `none` build stay those of
+  # before, so its output directory still resumes.
+  if args.split_sentences != "none":
+    opts["split_sentences"] = args.split_sentences
+    sentence_split.check_splitter(args.split_sentences)  # e.g. kiwi not installed
+  if max_tokens:
+    opts["max_sentence_tokens"] = max_tokens
   # Checks the vocab and case settings up front; workers inherit it.
   tokenizer = _make_tokenizer(opts, parallel=args.num_processes == 1)
 
@@ -413,6 +526,17 @@ def build(args: BuildOptions, progress: bool = True) -> dict:
       "trimmed_share": k["tokens_trimmed"] / k["tokens"] if k["tokens"] else 0.0,
       "unk_tokens": k["unk_tokens"],
       "unk_ratio": k["unk_tokens"] / k["tokens"] if k["tokens"] else 0.0,
+      "split_sentences": args.split_sentences,
+      "sentences": k["sentences"],
+      "sentences_per_line": k["sentences"] / c.lines if c.lines else 0.0,
+      "empty_sentences": k["empty_sentences"],
+      "split_errors": k["split_errors"],
+      "long_sentences_cut": k["long_sentences_cut"],
+      # Shares of all tokens that reach an example, with this build's splitting and
+      # (from the second builder) without any.
+      "kept_share": k["tokens_written"] / k["tokens"] if k["tokens"] else 0.0,
+      "kept_share_unsplit": (k["tokens_written_unsplit"] / k["tokens"]
+                             if k["tokens"] else 0.0),
       "wall_time_s": round(time.time() - t0, 3),
       "build_time_s": round(elapsed, 3),
       "build_cpu_s": round(cpu, 3),
@@ -445,6 +569,15 @@ def print_summary(s, out=None):
   print(f"  tokens {s['tokens']:,}, written {s['tokens_written']:,}, trimmed "
         f"{s['trimmed_share']:.2%}, [UNK] {s['unk_ratio']:.3%}, single-segment "
         f"examples {s['single_segment_examples']:,}", file=out)
+  if s["split_sentences"] != "none" or s["long_sentences_cut"]:
+    print(f"  sentences ({s['split_sentences']}) {s['sentences']:,}, "
+          f"{s['sentences_per_line']:.2f} per line; tokens kept {s['kept_share']:.1%} "
+          f"(without splitting {s['kept_share_unsplit']:.1%})"
+          + (f"; {s['long_sentences_cut']:,} sentences over "
+             f"{s['options']['max_sentence_tokens']} tokens cut"
+             if s["options"].get("max_sentence_tokens") else "")
+          + (f"; splitter failed on {s['split_errors']:,} lines (kept whole)"
+             if s["split_errors"] else ""), file=out)
   print(f"  wall time {s['wall_time_s']:.1f}s, {s['examples_per_s']:,.0f} examples/s "
         f"with {s['num_processes']} process(es); summary in {SUMMARY}", file=out)
 
@@ -516,6 +649,14 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--shuffle-window", type=int, default=10000, metavar="N",
                  help="mix each shard's records within a window of N records (default "
                       "10000; 0 keeps corpus order; see docs/corpus.md)")
+  p.add_argument("--split-sentences", choices=sentence_split.SPLITTERS, default="none",
+                 help="split each line into sentences first: none (default, the "
+                      "original: a line is a sentence), rules (built in), kiwi (needs "
+                      "kiwipiepy); see docs/corpus.md")
+  p.add_argument("--max-sentence-tokens", type=int, default=None, metavar="N",
+                 help="cut longer sentences into pieces at word starts (default with "
+                      "--split-sentences: (max-seq-length - 3) // 2; 0 never; "
+                      "docs/corpus.md)")
   p.add_argument("--original-sentence-order", action="store_true",
                  help="reproduce the original's reordering of sentences (docs/corpus.md)")
   p.add_argument("--overwrite", action="store_true",
@@ -536,7 +677,11 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """The command line; returns the exit status (2 after a user error, via run_main)."""
+  """The command line; returns the exit status (2 and one error line for a UserError)."""
+  return errors.run_main(_main, argv)
+
+
+def _main(argv):
   parser = build_parser()
   args = parser.parse_args(argv)
   if not args.inspect:
@@ -549,8 +694,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       inspect(args.inspect, args.vocab_file, args.num_examples)
       return 0
     summary = build(options_from_args(args), progress=not args.no_progress)
-  except (tokenization.VocabError, tokenization.TokenizerConfigError) as e:
-    raise BuildError(str(e)) from e  # user errors that predate errors.UserError
   except OSError as e:  # e.g. an output path that is a file, no permission, disk full
     raise BuildError(str(e)) from e
   except KeyboardInterrupt:
@@ -566,4 +709,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(errors.run_main(main))
+  sys.exit(main())

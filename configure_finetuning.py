@@ -116,6 +116,10 @@ class FinetuningConfig(object):
     self.joint_prediction = False  # the original's end-given-start QA head
     self.beam_size = 20  # start candidates kept by the joint head
     self.skip_bad_answers = False  # ours: count and skip answers not found in context
+    # ours: how a KorQuAD span becomes text: "offsets" (the context characters of its
+    # sub-tokens) or "bert" (BERT's get_final_text, which loses answers holding [UNK]:
+    # 0.8 EM of the gold-span ceiling on the shared questions; docs/finetuning.md)
+    self.qa_final_text = "offsets"
 
     # TPU settings
     self.use_tpu = False
@@ -267,6 +271,8 @@ class FinetuningConfig(object):
          f"layerwise_lr_decay must be in [0, 1] (0 = off), got {self.layerwise_lr_decay}")
     need(self.loss_reduction in ("mean", "sum"),
          f"loss_reduction must be \"mean\" or \"sum\", got {self.loss_reduction!r}")
+    need(self.qa_final_text in ("offsets", "bert"),
+         f"qa_final_text must be \"offsets\" or \"bert\", got {self.qa_final_text!r}")
     need(self.classifier_head in ("electra", "hf"),
          f"classifier_head must be \"electra\" or \"hf\", got {self.classifier_head!r}")
     need(self.seed is None or (isinstance(self.seed, int) and not isinstance(self.seed, bool)),
@@ -274,6 +280,9 @@ class FinetuningConfig(object):
     need(self.embedding_size is None or
          (isinstance(self.embedding_size, int) and self.embedding_size > 0),
          f"embedding_size must be a positive integer or null, got {self.embedding_size!r}")
+    need(not self.joint_prediction or self.classifier_head == "electra",
+         "joint_prediction is the original ELECTRA's QA head: it needs "
+         "\"classifier_head\": \"electra\"")
     hp = self.bert_hparams()
     need(self.max_seq_length <= hp["max_position_embeddings"],
          f"max_seq_length {self.max_seq_length} exceeds max_position_embeddings "

@@ -15,7 +15,6 @@ where it stopped. Takes 4-7 minutes on 2 CPU cores.
 """
 import argparse
 import json
-import os
 import pathlib
 import shutil
 import sys
@@ -23,6 +22,7 @@ import time
 
 import configure_pretraining
 import run_pretraining
+from model import tokenization
 from pretrain import example_builder
 from util import errors
 from util import tf_logging
@@ -163,7 +163,7 @@ def main(argv=None):
                     args.max_seq_length)
     times["tfrecords"] = time.time() - t
 
-    n_vocab = run_pretraining.count_vocab(str(vocab_file))
+    n_vocab = len(tokenization.load_vocab(str(vocab_file)))
     hp = demo_hparams(args, vocab_file, n_vocab)
     t = stage(f"4/5 pretraining: {args.steps} steps, batch {args.batch_size} "
               "(3 layers, hidden 128; generator hidden 64), CPU")
@@ -213,6 +213,18 @@ def main(argv=None):
     print(f"  {k:16s} {v}")
   print(f"  {'summary':16s} {out / 'demo_summary.json'}")
   print(f"TensorBoard: tensorboard --logdir {config.model_dir}")
+
+  # Export: hub-ready folders of the trained model (export_hf.py), and how to load them.
+  import export_hf
+  stage("export: Hugging Face folders (ElectraForPreTraining, ElectraForMaskedLM)")
+  try:
+    written = export_hf.export(config.model_dir, config, str(vocab_file), str(out / "hf"),
+                               overwrite=True)
+  except errors.UserError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print("load it with transformers:\n" +
+        "\n".join("  " + line for line in export_hf.usage_lines(written)))
   return 0
 
 

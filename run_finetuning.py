@@ -12,7 +12,6 @@ unfinished trial. Results go to DIR/models/NAME/results/: <task>_results.{json,t
 trial and the median), results.md (every task's headline metric beside KoELECTRA's
 published numbers) and predictions/<task>.<split>.<trial>.jsonl.
 """
-import argparse
 import hashlib
 import json
 import statistics
@@ -22,6 +21,7 @@ import time
 import configure_finetuning
 from util import errors
 from util import fileio
+from util import hparams as hparams_lib
 from util import tf_logging
 
 # Splits scored by do_eval / do_test.
@@ -50,8 +50,9 @@ def find_init_checkpoint(config, log=print):
       log(f"no checkpoint at {where}: the encoder starts from random weights "
           "(allow_random_init)")
       return None
-    raise RunError(f"{e}; pretrain a model with run_pretraining.py, set init_checkpoint "
-                   "in --hparams, or set \"allow_random_init\": true for a smoke run") from e
+    raise RunError(f"no checkpoint to start from ({e}); pretrain a model with "
+                   "run_pretraining.py, set init_checkpoint in --hparams, or set "
+                   "\"allow_random_init\": true for a smoke run") from e
   variables = ckpt_lib.checkpoint_variables(prefix)
   table = variables.get("electra/embeddings/word_embeddings")
   if table is None:
@@ -177,6 +178,31 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
   return Split(split, read, feature_set, path, len(records))
 
 
+def _build_for_variables(config):
+  """The finetuning graph on placeholders: what a checkpoint of `config` holds."""
+  import tensorflow.compat.v1 as tf
+  from finetune import features as features_lib
+  from finetune import model as model_lib
+  features = {
+      name: tf.placeholder(tf.int32 if dtype == "int64" else tf.float32, [2] + list(shape),
+                           name=name)
+      for name, (dtype, shape) in features_lib.feature_spec(
+          config.task_name, config.max_seq_length).items()}
+  model_lib.FinetuningModel(config, features, is_training=True)
+
+
+def check_architecture(config, checkpoint):
+  """Raises RunError if a trial's checkpoint was written by another architecture."""
+  from model import checkpoint as ckpt_lib
+  try:
+    ckpt_lib.check_checkpoint_matches(
+        checkpoint, ckpt_lib.variables_of(lambda: _build_for_variables(config)),
+        ignore=(r"^global_step$",))
+  except ckpt_lib.CheckpointError as e:
+    raise RunError(f"{checkpoint} was written by a model of another architecture; use "
+                   f"another model_dir or the hparams that wrote it.\n{e}") from e
+
+
 def _name_to_features(config):
   import tensorflow.compat.v1 as tf
   from finetune import features as features_lib
@@ -289,7 +315,8 @@ def _evaluate(estimator, config, split, trial, word_level_logits, log=print):
   preds = postprocess.decode(config.task_name, examples, split.feature_set, outputs,
                              word_level_logits=word_level_logits,
                              n_best_size=config.n_best_size,
-                             max_answer_length=config.max_answer_length)
+                             max_answer_length=config.max_answer_length,
+                             final_text=config.qa_final_text)
   paths = predictions_lib.write_predictions(config.results_dir, config.task_name,
                                             split.name, trial, examples, preds)
   metrics = scorers.score(config.task_name, examples, preds)
@@ -307,7 +334,10 @@ def run_trial(config, trial, splits, num_train_steps, init_checkpoint,
   from util import tfrecord_input
   from finetune import tasks as tasks_lib
   trial_dir = fileio.join(config.model_dir, f"trial_{trial}")
-  estimator_lib.recover_model_dir(trial_dir, log=log)
+  resume = estimator_lib.recover_model_dir(trial_dir, log=log)
+  if resume:
+    check_architecture(config, resume)
+    log(f"trial {trial}: resuming from {resume}")
   model_fn = model_fn_builder(config, num_train_steps, init_checkpoint, trial_dir)
   seed = None if config.seed is None else config.seed + trial - 1
   estimator = estimator_lib.from_config(
@@ -323,6 +353,7 @@ def run_trial(config, trial, splits, num_train_steps, init_checkpoint,
         train.path, _name_to_features(config), is_training=True, seed=seed),
         max_steps=num_train_steps)
     out["train_seconds"] = time.time() - start
+    out["global_step"] = int(estimator.get_variable_value("global_step"))
   spec = tasks_lib.get_task(config.task_name)
   word_level = spec.kind == tasks_lib.TAGGING and config.classifier_head == "electra"
   for key, split_name in EVAL_SPLITS:
@@ -404,6 +435,38 @@ def results_table(results_dir, model_size):
   return "\n".join(lines) + "\n"
 
 
+# --- TPU readiness -------------------------------------------------------------------------
+
+# Rows of the batch the XLA check compiles (compilation does not depend on the batch size).
+XLA_CHECK_ROWS = 2
+
+
+def check_xla(config, log=print):
+  """--check-xla: one train step of this task built as use_tpu builds it, compiled whole by
+  XLA on the CPU and run once, on the first features of the training split (random
+  encoder weights: the check is about the graph, not the checkpoint).
+
+  Returns:
+    util.xla_check.XlaCheckResult.
+
+  Raises:
+    util.xla_check.XlaCheckError: naming the op and tensor that blocked compilation.
+  """
+  import copy
+  import tempfile
+  from util import tfrecord_input
+  from util import xla_check
+  train = prepare_split(config, "train", _tokenizer(config), config.train_batch_size,
+                        log=log, shuffle_seed=config.seed)
+  input_fn = tfrecord_input.get_input_fn(train.path, _name_to_features(config),
+                                         is_training=True)
+  batch = xla_check.first_batch(input_fn, XLA_CHECK_ROWS)
+  tpu = copy.deepcopy(config)
+  tpu.use_tpu, tpu.fused_kernels = True, False
+  with tempfile.TemporaryDirectory() as tmp:
+    return xla_check.check_train_step(model_fn_builder(tpu, 10, None, tmp), batch)
+
+
 # --- driver ---------------------------------------------------------------------------------
 
 def run(config, estimator_overrides=None, log=print):
@@ -447,19 +510,11 @@ def run(config, estimator_overrides=None, log=print):
 
 def build_parser():
   """The command line's argparse parser (also used by tests that check documented commands)."""
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--data-dir", required=True,
-                 help="directory (local or gs://) with finetuning_data/ and vocab.txt")
-  p.add_argument("--model-name", required=True,
-                 help="the pretrained model in DATA_DIR/models/NAME")
-  p.add_argument("--hparams", default="{}", help="JSON object, or a path to a JSON file")
-  p.add_argument("--preset", choices=sorted(configure_finetuning.PRESETS),
-                 help="defaults applied before --hparams (the same as \"preset\" inside "
-                      "--hparams; both given must agree)")
-  p.add_argument("--verbose", action="store_true",
-                 help="also show TensorFlow's own start-up and compiler log lines")
-  return p
+  return hparams_lib.runner_parser(
+      __doc__.split("\n")[0], configure_finetuning.PRESETS,
+      data_dir_help="directory (local or gs://) with finetuning_data/ and vocab.txt",
+      model_name_help="the pretrained model in DATA_DIR/models/NAME",
+      check_xla_writes="writes no checkpoint")
 
 
 def main(argv=None):
@@ -471,6 +526,9 @@ def _main(argv):
   args = build_parser().parse_args(argv)
   config = configure_finetuning.FinetuningConfig.from_hparams(
       args.model_name, args.data_dir, args.hparams, preset=args.preset)
+  if args.check_xla:
+    print(check_xla(config).summary())
+    return 0
   run(config)
   return 0
 

@@ -9,13 +9,13 @@ the same model_fn on CPU/GPU. Rerunning the same command resumes from the newest
 checkpoint. With `do_eval` the masked-LM and discriminator metrics are written to
 <model_dir>/results/unsup_results.{txt,json}.
 """
-import argparse
 import sys
 import time
 
 import configure_pretraining
 from util import errors
 from util import fileio
+from util import hparams as hparams_lib
 from util import tf_logging
 from util import tfrecord_input
 
@@ -130,6 +130,37 @@ def model_fn_builder(config):
   return model_fn
 
 
+# --- TPU readiness -------------------------------------------------------------------------
+
+# Rows of the batch the XLA check compiles: whether a graph compiles does not depend on the
+# batch size, and a per-core Base batch of 32 x 512 would only cost CPU time and memory.
+XLA_CHECK_ROWS = 2
+
+
+def check_xla(config):
+  """--check-xla: one train step built as use_tpu builds it (plain ops, use_bf16 as set,
+  drop_remainder, host_call summaries), compiled whole by XLA on the CPU and run once.
+
+  Returns:
+    util.xla_check.XlaCheckResult.
+
+  Raises:
+    util.xla_check.XlaCheckError: naming the op and tensor that blocked compilation.
+  """
+  import copy
+  import tempfile
+  from util import xla_check
+  files = tfrecord_input.expand_patterns(config.pretrain_tfrecords)
+  input_fn = tfrecord_input.get_input_fn(
+      files, tfrecord_input.pretraining_features(config.max_seq_length), is_training=True)
+  batch = xla_check.first_batch(input_fn, XLA_CHECK_ROWS)
+  with tempfile.TemporaryDirectory() as tmp:
+    # host_call writes summaries into model_dir: a throwaway one, never the real (gs://) one.
+    tpu = copy.deepcopy(config)
+    tpu.update({"use_tpu": True, "fused_kernels": False, "model_dir": tmp})
+    return xla_check.check_train_step(model_fn_builder(tpu), batch)
+
+
 # --- driver ---------------------------------------------------------------------------------
 
 def train_or_eval(config, estimator_overrides=None, log=print):
@@ -182,18 +213,11 @@ def train_or_eval(config, estimator_overrides=None, log=print):
 
 def build_parser():
   """The command line's argparse parser (also used by tests that check documented commands)."""
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--data-dir", required=True,
-                 help="directory (local or gs://) with pretrain_tfrecords/ and vocab.txt")
-  p.add_argument("--model-name", required=True, help="the model goes to DATA_DIR/models/NAME")
-  p.add_argument("--hparams", default="{}", help="JSON object, or a path to a JSON file")
-  p.add_argument("--preset", choices=sorted(configure_pretraining.PRESETS),
-                 help="KoELECTRA settings applied before --hparams (the same as \"preset\" "
-                      "inside --hparams; both given must agree)")
-  p.add_argument("--verbose", action="store_true",
-                 help="also show TensorFlow's own start-up and compiler log lines")
-  return p
+  return hparams_lib.runner_parser(
+      __doc__.split("\n")[0], configure_pretraining.PRESETS,
+      data_dir_help="directory (local or gs://) with pretrain_tfrecords/ and vocab.txt",
+      model_name_help="the model goes to DATA_DIR/models/NAME",
+      check_xla_writes="writes nothing to model_dir")
 
 
 def main(argv=None):
@@ -205,6 +229,9 @@ def _main(argv):
   args = build_parser().parse_args(argv)
   config = configure_pretraining.PretrainingConfig.from_hparams(
       args.model_name, args.data_dir, args.hparams, preset=args.preset)
+  if args.check_xla:
+    print(check_xla(config).summary())
+    return 0
   out = train_or_eval(config)
   print(f"done in {out['seconds']:.0f}s: global step {out['global_step']}, "
         f"model in {config.model_dir}"

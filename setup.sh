@@ -3,7 +3,7 @@
 # requirements (only when they changed), then runs a job.
 #   bash setup.sh demo [run_demo.py flags]   # whole pipeline on the built-in corpus
 #   bash setup.sh test [pytest flags]        # the test suite (what CI runs)
-#   bash setup.sh install                    # only install
+#   bash setup.sh install [test]             # only install (with the test extra)
 set -euo pipefail
 cd "$(dirname "$0")"
 job=${1:-}
@@ -36,7 +36,7 @@ fi
 
 VENV=${KOELECTRA_VENV:-.venv}
 reqs=requirements.txt
-[ "$job" = test ] && reqs=requirements-test.txt
+{ [ "$job" = test ] || { [ "$job" = install ] && [ "${1:-}" = test ]; }; } && reqs=requirements-test.txt
 stamp="$VENV/.installed-$(cat requirements.txt "$reqs" | sha1sum | cut -c1-16)"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV" || { echo "error: '$PY -m venv' failed; on Debian/Ubuntu install python3-venv" >&2; exit 1; }

@@ -14,6 +14,11 @@ original's 6,100 examples/s was counted after TensorFlow start-up.
 Memory: peak RSS of the largest process (parent or worker), for the corpus and for the
 same corpus with every file concatenated `--repeat` times.
 
+Sentence splitting (issue 15): `--split-sentences none` against `rules` (fast tokenizer,
+2 processes) on the same corpus, alternating their order over --split-rounds rounds:
+tokens kept, examples/s, input MB/s and CPU seconds, best of the rounds for each.
+`--split-only` runs just this comparison.
+
 Each build runs in its own process, so start-up and memory are measured cleanly. The
 machine is shared: compare the figures of one run, not across runs.
 """
@@ -65,12 +70,12 @@ def make_corpus(out_dir, limit_mb, repeat=1):
   return total * repeat
 
 
-def run_build(corpus_dir, out_dir, procs, tokenizer, vocab):
+def run_build(corpus_dir, out_dir, procs, tokenizer, vocab, split="none"):
   """Run the CLI in a child process; returns (summary, peak RSS MB of largest process)."""
   cmd = [sys.executable, str(ROOT / "build_pretraining_dataset.py"), "--corpus-dir",
          str(corpus_dir), "--vocab-file", vocab, "--output-dir", str(out_dir),
          "--max-seq-length", "128", "--num-processes", str(procs), "--tokenizer",
-         tokenizer, "--overwrite", "--no-progress"]
+         tokenizer, "--overwrite", "--no-progress", "--split-sentences", split]
   # A wrapper process: its RUSAGE_CHILDREN peak covers the build and its workers only.
   wrapper = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], "
              "stdout=subprocess.DEVNULL); print(r.returncode, "
@@ -84,12 +89,44 @@ def run_build(corpus_dir, out_dir, procs, tokenizer, vocab):
     return json.load(f), int(out[1]) / 1024
 
 
+def compare_splitting(corpus_dir, out_root, vocab, rounds):
+  """none vs rules, 2 processes, alternating order; prints a table and the ratios."""
+  size = sum(p.stat().st_size for p in corpus_dir.iterdir())
+  best = {}
+  for r in range(rounds):
+    for split in (("none", "rules") if r % 2 == 0 else ("rules", "none")):
+      s, _ = run_build(corpus_dir, out_root / f"split-{split}", 2, "fast", vocab, split)
+      if split not in best or s["build_time_s"] < best[split]["build_time_s"]:
+        best[split] = s
+  print(f"\nsentence splitting, fast tokenizer, 2 processes, length 128, best of {rounds} "
+        f"alternating rounds; load average now {os.getloadavg()[0]:.1f}")
+  print(f"{'split':<6} {'sent/line':>9} {'kept':>6} {'kept w/o':>8} {'examples':>9} "
+        f"{'build s':>8} {'ex/s':>8} {'MB/s':>6} {'CPU s':>7}")
+  for split in ("none", "rules"):
+    s = best[split]
+    print(f"{split:<6} {s['sentences_per_line']:>9.2f} {s['kept_share']:>6.1%} "
+          f"{s['kept_share_unsplit']:>8.1%} {s['examples']:>9,} {s['build_time_s']:>8.2f} "
+          f"{s['examples_per_s']:>8,.0f} {size / s['build_time_s'] / 1e6:>6.2f} "
+          f"{s['build_cpu_s']:>7.2f}")
+  n, r = best["none"], best["rules"]
+  print(f"rules / none: examples/s {r['examples_per_s'] / n['examples_per_s']:.2f}x, input "
+        f"MB/s {n['build_time_s'] / r['build_time_s']:.2f}x, CPU seconds "
+        f"{r['build_cpu_s'] / n['build_cpu_s']:.2f}x; tokens kept {n['kept_share']:.1%} -> "
+        f"{r['kept_share']:.1%} ({r['tokens_written']:,} of {r['tokens']:,}); "
+        f"{r['long_sentences_cut']:,} sentences over "
+        f"{r['options']['max_sentence_tokens']} tokens cut")
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--mb", type=float, default=0, help="use only the first MB of the corpus")
   ap.add_argument("--repeat", type=int, default=10, help="memory run: corpus x this")
   ap.add_argument("--skip-reference-1", action="store_true",
                   help="skip the slowest row (reference tokenizer, 1 process)")
+  ap.add_argument("--split-rounds", type=int, default=4,
+                  help="rounds of the none/rules comparison (order alternates)")
+  ap.add_argument("--split-only", action="store_true",
+                  help="run only the sentence-splitting comparison")
   args = ap.parse_args()
   vocab = str(shared_data_dir() / "vocab/v3/vocab.txt")
   with tempfile.TemporaryDirectory(prefix="bench_corpus_") as tmp:
@@ -97,6 +134,9 @@ def main():
     size = make_corpus(tmp / "corpus", args.mb)
     print(f"corpus: {size / 1e6:.1f} MB in {len(list((tmp / 'corpus').iterdir()))} files, "
           f"max_seq_length 128, {os.cpu_count()} cores")
+    if args.split_only:
+      compare_splitting(tmp / "corpus", tmp, vocab, args.split_rounds)
+      return
     rows = [("reference", 2), ("fast", 1), ("fast", 2)]
     if not args.skip_reference_1:
       rows.insert(0, ("reference", 1))
@@ -140,6 +180,7 @@ def main():
           f"{big / 1e6:.0f} MB corpus {rss2:.0f} MB: ratio {rss2 / rss1:.2f} "
           f"(examples {s1['examples']:,} vs {s2['examples']:,}, "
           f"{s2['examples_per_s']:,.0f} ex/s on the big one)")
+    compare_splitting(tmp / "corpus", tmp, vocab, args.split_rounds)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ code loads here. Two styles (hparam `classifier_head`):
 
 Losses are per example ([B]); finetune/model.py reduces them over the batch.
 """
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional
 
 import tensorflow.compat.v1 as tf
 

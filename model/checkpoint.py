@@ -4,13 +4,16 @@
   different architecture with a message naming the variables);
 - assignment maps for `tf.train.init_from_checkpoint` (e.g. finetuning loads `electra/*`
   from a pretraining checkpoint);
-- the mapping between our (original ELECTRA) TF names and Hugging Face ELECTRA parameters.
+- the mapping between our (original ELECTRA) TF names and Hugging Face ELECTRA parameters,
+  for the pretraining models and the finetuned heads that map one-to-one;
+- reading a checkpoint's values and writing a checkpoint from numpy arrays (import).
 
 Variable lists are dicts {name: shape tuple}; a scalar has shape ().
 """
 import collections
 import re
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from util import errors
@@ -219,19 +222,80 @@ def _hf_path(parts):
   return out
 
 
-def tf_to_hf_name(tf_name, model="discriminator"):
+# Finetuned models: the encoder under `electra/` (as in pretraining) and a head under
+# `task_specific/<task>/`. Only heads that are one-to-one with a transformers class are
+# here; the original ELECTRA classifier (`task_specific/<task>/dense` on [CLS]) is not:
+# HF's ElectraClassificationHead is dense + gelu + out_proj, two layers where it has one.
+HEAD_MODELS = ("sequence_classification", "token_classification", "question_answering")
+MODELS = ("discriminator", "generator") + HEAD_MODELS
+
+# {model: {TF scope under task_specific/<task>/: HF module}}.
+_HEAD_SCOPES = {
+    # KoELECTRA's HF-style classifier: dense [H, H] -> gelu -> out_proj [H, labels].
+    "sequence_classification": {"classifier/dense": "classifier.dense",
+                                "classifier/out_proj": "classifier.out_proj"},
+    # Per-token tagging (Naver NER): one dense [H, labels].
+    "token_classification": {"dense": "classifier"},
+    # KorQuAD without joint_prediction: `dense` (start) and `dense_1` (end), [H, 1] each;
+    # HF stacks them as qa_outputs [2, H]. (joint_prediction adds `qa_hidden` [2H, 512]
+    # and makes `dense_1` [512, 1]: no HF equivalent.)
+    "question_answering": {"dense": "qa_outputs", "dense_1": "qa_outputs"},
+}
+# The TF layers giving rows 0 (start) and 1 (end) of HF's qa_outputs.
+QA_ROWS = ("dense", "dense_1")
+TASK_SCOPE = "task_specific"
+
+
+def _check_model(model):
+  if model not in MODELS:
+    raise ValueError("model must be one of %s, got %r" % (", ".join(MODELS), model))
+
+
+def task_names(tf_names):
+  """The task names <task> of `task_specific/<task>/...` variables, sorted."""
+  return sorted({n.split("/")[1] for n in tf_names
+                 if n.startswith(TASK_SCOPE + "/") and n.count("/") >= 2})
+
+
+def _head_to_hf(rest, model):
+  scope, leaf = "/".join(rest[:-1]), rest[-1]
+  hf = _HEAD_SCOPES[model].get(scope)
+  if hf is None or leaf not in ("kernel", "bias"):
+    return None
+  return "%s.%s" % (hf, _HF_LEAF[leaf]), leaf == "kernel"
+
+
+def tf_to_hf_name(tf_name, model="discriminator", task=None):
   """Maps a TF variable name to (HF parameter name, transpose) or None.
 
-  model: "discriminator" (ElectraForPreTraining / ElectraModel under `electra.`) or
-  "generator" (ElectraForMaskedLM). None means the variable is not part of that model
-  (e.g. the generator's encoder for the discriminator, global_step, optimizer slots).
+  Args:
+    tf_name: a checkpoint variable name, e.g. "electra/encoder/layer_0/output/dense/kernel".
+    model: "discriminator" (ElectraForPreTraining / ElectraModel under `electra.`),
+      "generator" (ElectraForMaskedLM), or a finetuned model of HEAD_MODELS
+      (ElectraForSequenceClassification / ElectraForTokenClassification /
+      ElectraForQuestionAnswering: `electra/` encoder + `task_specific/<task>/` head).
+    task: for HEAD_MODELS, only this task's head maps (None: any task's).
+
+  Returns:
+    (HF parameter name, whether the array is transposed), or None when the variable is
+    not part of that model (e.g. the generator's encoder for the discriminator,
+    global_step, optimizer slots). Both QA kernels map to `qa_outputs.weight` (and both
+    biases to `qa_outputs.bias`): tf_to_hf_state stacks them in QA_ROWS order.
+
+  Raises:
+    ValueError: an unknown model.
   """
-  if model not in ("discriminator", "generator"):
-    raise ValueError("model must be 'discriminator' or 'generator', got %r" % model)
+  _check_model(model)
   if is_optimizer_slot(tf_name) or "/" not in tf_name:
     return None
   parts = tf_name.split("/")
   top, rest = parts[0], parts[1:]
+  if model in HEAD_MODELS:
+    if top == TASK_SCOPE and len(rest) >= 3 and task in (None, rest[0]):
+      return _head_to_hf(rest[1:], model)
+    if top != "electra":
+      return None
+    model = "discriminator"  # the same encoder names
   if top == "electra" and rest[0] == "embeddings":
     body = ["electra"] + rest   # shared by both models
   elif top == "generator" and model == "generator":
@@ -254,20 +318,37 @@ def tf_to_hf_name(tf_name, model="discriminator"):
   return ".".join(_hf_path(body[:-1]) + [_HF_LEAF[leaf]]), leaf == "kernel"
 
 
-def tf_to_hf_state(tf_values, model="discriminator"):
+def tf_to_hf_state(tf_values, model="discriminator", task=None):
   """{tf name: array} -> {HF parameter name: array} (kernels transposed).
 
   The generator's output layer reuses the word embeddings (`generator_lm_head.weight`).
   When both shared and untied generator embeddings exist, the generator takes its own.
+  For question_answering, the start and end layers ([H, 1] each) become the rows of
+  qa_outputs ([2, H], bias [2]); with only one of them present neither is mapped.
+
+  Args:
+    tf_values: {TF variable name: numpy array}.
+    model, task: as tf_to_hf_name.
+
+  Returns:
+    {HF parameter name: numpy array}.
   """
   out = {}
+  qa = collections.defaultdict(dict)  # HF name -> {row index: [1, H] or [1]}
   for name in sorted(tf_values, key=lambda n: n.startswith("generator/")):
-    mapped = tf_to_hf_name(name, model)
+    mapped = tf_to_hf_name(name, model, task)
     if mapped is None:
       continue
     hf_name, transpose = mapped
     value = tf_values[name]
-    out[hf_name] = value.T if transpose else value
+    value = value.T if transpose else value
+    if hf_name.startswith("qa_outputs."):
+      qa[hf_name][QA_ROWS.index(name.split("/")[2])] = value
+      continue
+    out[hf_name] = value
+  for hf_name, rows in qa.items():
+    if sorted(rows) == [0, 1]:
+      out[hf_name] = np.concatenate([rows[0], rows[1]], axis=0)
   if model == "generator" and "electra.embeddings.word_embeddings.weight" in out:
     out["generator_lm_head.weight"] = out["electra.embeddings.word_embeddings.weight"]
   return out
@@ -318,3 +399,84 @@ def hf_to_tf_name(hf_name, model="discriminator", untied_embeddings=False):
   if tf_leaf is None:
     return None
   return "/".join([scope] + out + [tf_leaf]), tf_leaf == "kernel"
+
+
+def hf_to_tf_state(hf_state, model="discriminator", untied_embeddings=False):
+  """{HF parameter name: array} -> ({TF variable name: array}, [HF names not mapped]).
+
+  The inverse of tf_to_hf_state for the pretraining models (kernels transposed back).
+  `generator_lm_head.weight` is the tied word-embedding table: it is not a variable of
+  its own, so it is left out here when the embeddings themselves are present.
+
+  Args:
+    hf_state: {HF parameter name: numpy array}.
+    model: "discriminator" or "generator".
+    untied_embeddings: the generator's embeddings live under `generator/embeddings`.
+
+  Returns:
+    ({TF name: numpy array}, sorted list of HF names that map to no TF variable).
+  """
+  out, unmapped = {}, []
+  for hf_name in sorted(hf_state):
+    mapped = hf_to_tf_name(hf_name, model, untied_embeddings=untied_embeddings)
+    if mapped is None:
+      unmapped.append(hf_name)
+      continue
+    tf_name, transpose = mapped
+    if hf_name == "generator_lm_head.weight" and tf_name in out:
+      continue
+    value = hf_state[hf_name]
+    out[tf_name] = value.T if transpose else value
+  return out, unmapped
+
+
+def read_checkpoint_values(ckpt, include_optimizer=False):
+  """{name: numpy array} of every variable in a checkpoint (dir or prefix).
+
+  Args:
+    ckpt: a model directory (its latest checkpoint) or a checkpoint prefix.
+    include_optimizer: also read the Adam slots.
+
+  Returns:
+    collections.OrderedDict sorted by name.
+
+  Raises:
+    CheckpointError: no such checkpoint, or it cannot be read.
+  """
+  prefix = resolve_checkpoint(ckpt)
+  names = checkpoint_variables(prefix, include_optimizer=include_optimizer)
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    return collections.OrderedDict((n, reader.get_tensor(n)) for n in names)
+  except (tf.errors.OpError, ValueError) as e:
+    raise CheckpointError("cannot read checkpoint %s: %s" % (prefix, e))
+
+
+def write_checkpoint(values, prefix):
+  """Writes {name: numpy array} as a TF checkpoint `prefix` and points the dir's
+  `checkpoint` file at it (so tf.train.latest_checkpoint and Estimators find it).
+
+  Runs SaveV2 in a throwaway graph fed from placeholders: no variables are built and no
+  array is embedded in a GraphDef (whose 2 GB limit a large model would hit).
+
+  Args:
+    values: {variable name: numpy array}; dtypes are kept (global_step is int64).
+    prefix: e.g. "DIR/model.ckpt-0" (local or any scheme:// path TF can write).
+
+  Returns:
+    prefix.
+  """
+  names = sorted(values)
+  with tf.Graph().as_default():
+    placeholders = [tf.placeholder(tf.as_dtype(np.asarray(values[n]).dtype),
+                                   np.shape(values[n])) for n in names]
+    save = tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names,
+                             shape_and_slices=[""] * len(names), tensors=placeholders)
+    with tf.Session() as sess:
+      sess.run(save, feed_dict={p: np.asarray(values[n])
+                                for p, n in zip(placeholders, names)})
+  directory, base = prefix.rsplit("/", 1) if "/" in prefix else (".", prefix)
+  # The `checkpoint` state file, with a relative path: the directory may be renamed.
+  with tf.io.gfile.GFile(directory + "/checkpoint", "w") as f:
+    f.write('model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' % (base, base))
+  return prefix

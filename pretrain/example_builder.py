@@ -135,6 +135,11 @@ class ExampleSerializer:
     self.cls_id = cls_id
     self.sep_id = sep_id
     self._ids = [tfrecord_writer.varint(i) for i in range(vocab_size)]  # every id's varint
+    # input_mask and segment_ids always pack max_length one-byte values: everything
+    # before their values is the same in every example.
+    self._mask_head, self._segment_head = (
+        self._feature_entry(k, bytes(max_length))[:-max_length]
+        for k in ("input_mask", "segment_ids"))
 
   def _feature_entry(self, key, packed):
     return tfrecord_writer.feature_entry(key.encode(), 3,  # 3: int64_list
@@ -158,5 +163,5 @@ class ExampleSerializer:
     segment_ids = b"\x00" * n_a + b"\x01" * (n - n_a) + b"\x00" * pad
     return tfrecord_writer.example_from_entries((
         self._feature_entry("input_ids", input_ids),
-        self._feature_entry("input_mask", input_mask),
-        self._feature_entry("segment_ids", segment_ids)))
+        self._mask_head + input_mask,
+        self._segment_head + segment_ids))

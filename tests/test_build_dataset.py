@@ -12,6 +12,7 @@ from pretrain.example_builder import SHARD_GLOB, SHARD_NAME
 from util import corpus
 from util import errors
 from util import tfrecord_writer
+from util.sentence_split import split_sentences
 from tests.conftest import head_lines
 
 L = 128
@@ -237,6 +238,14 @@ def test_resume_after_interruption(small_corpus, tmp_path, vocab_v3):
   (out / "summary.json").unlink()
   first = out / SHARD_NAME.format(0, 3)
   mtime = first.stat().st_mtime_ns
+  # The complete shards' manifests as the builder wrote them before it counted sentences:
+  # a build started with that version resumes with this one.
+  for manifest in (out / ".build").glob("shard-*.json"):
+    record = json.loads(manifest.read_text())
+    for key in ("sentences", "empty_sentences", "split_errors", "long_sentences_cut",
+                "tokens_written_unsplit"):
+      del record[key]
+    manifest.write_text(json.dumps(record))
   summary = _build(small_corpus, out, vocab_v3, num_out_files=3, unit_mb=0.02)
   assert summary["resumed_shards"] == 2
   assert first.stat().st_mtime_ns == mtime  # complete shards are not rebuilt
@@ -244,7 +253,8 @@ def test_resume_after_interruption(small_corpus, tmp_path, vocab_v3):
   for p in sorted(ref.glob(SHARD_GLOB)):
     assert (out / p.name).read_bytes() == p.read_bytes()
   ref_summary = json.loads((ref / "summary.json").read_text())
-  for k in ("examples", "tokens", "documents", "lines", "tokens_trimmed"):
+  for k in ("examples", "tokens", "documents", "lines", "tokens_trimmed", "kept_share",
+            "kept_share_unsplit"):
     assert summary[k] == ref_summary[k]
 
 
@@ -393,3 +403,116 @@ def test_no_blanks_separate_docs_makes_one_document_per_file(small_corpus, tmp_p
   assert summary["documents"] == 2  # two files, blank lines ignored
   assert summary["lines"] == one_file_build[1]["lines"]
   assert summary["examples"] < one_file_build[1]["examples"]  # fewer short documents
+
+
+@pytest.fixture(scope="module")
+def paragraph_corpus(data_dir, tmp_path_factory):
+  """Petition paragraphs (JSON lines, a paragraph a line) and news comments."""
+  d = tmp_path_factory.mktemp("paragraphs")
+  with open(data_dir / "corpus/petitions/petitions_2019-06", encoding="utf-8") as f:
+    (d / "p.jsonl").write_text("".join(next(f) for _ in range(60)), encoding="utf-8")
+  _write(d / "q_comments.txt",
+         head_lines(data_dir / "corpus/hate-speech-unlabeled/unlabeled_comments_5.txt", 200))
+  return d
+
+
+def test_split_none_is_the_original_algorithm_byte_for_byte(paragraph_corpus, tmp_path,
+                                                              vocab_v3, ref_tok):
+  """`none` writes what the original algorithm gives for one line = one sentence,
+  rebuilt here from the corpus reader, the reference tokenizer and ExampleBuilder."""
+  out = tmp_path / "none"
+  summary = _build(paragraph_corpus, out, vocab_v3, split_sentences="none", num_out_files=1,
+                   unit_mb=100, shuffle_window=0, text_field="content", max_seq_length=64)
+  builder = example_builder.ExampleBuilder(64, random.Random("12345:0"))  # seed:unit
+  ser = example_builder.ExampleSerializer(64, ref_tok.vocab[tokenization.CLS],
+                                          ref_tok.vocab[tokenization.SEP], len(ref_tok.vocab))
+  want = []
+  for path in sorted(paragraph_corpus.iterdir()):
+    field = "content" if path.suffix == ".jsonl" else None
+    for line in [*corpus.iter_file(str(path), field), None]:  # None: the file's end
+      if line is None:
+        example = builder.end_document()
+      else:
+        example = builder.add_sentence(ref_tok.convert_tokens_to_ids(ref_tok.tokenize(line)))
+      if example:
+        want.append(tfrecord_writer.frame(ser.serialize(*example)))
+  assert (out / SHARD_NAME.format(0, 1)).read_bytes() == b"".join(want)
+  assert summary["examples"] == len(want) > 100
+  assert summary["sentences"] == summary["lines"] and summary["sentences_per_line"] == 1
+  assert summary["kept_share"] == summary["kept_share_unsplit"] < 0.7
+
+
+def test_splitting_keeps_tokens_and_is_deterministic(paragraph_corpus, tmp_path, vocab_v3):
+  common = dict(num_out_files=3, unit_mb=0.02, text_field="content", max_seq_length=128)
+  none = _build(paragraph_corpus, tmp_path / "none", vocab_v3, **common)
+  runs = {}
+  for procs in (1, 2):
+    out = tmp_path / f"rules-{procs}"
+    runs[procs] = _build(paragraph_corpus, out, vocab_v3, split_sentences="rules",
+                         num_processes=procs, **common)
+    runs[procs]["bytes"] = [p.read_bytes() for p in sorted(out.glob(SHARD_GLOB))]
+  assert runs[1]["bytes"] == runs[2]["bytes"]
+  split = runs[1]
+  assert split["bytes"] != [p.read_bytes() for p in sorted((tmp_path / "none").glob(SHARD_GLOB))]
+  # The same tokens go in; many more of them reach an example.
+  assert split["tokens"] == none["tokens"] and split["lines"] == none["lines"]
+  assert split["sentences_per_line"] > 1.5
+  assert split["kept_share"] > 0.85 > none["kept_share"]
+  # The second builder inside the split build counts exactly what `none` keeps.
+  assert split["kept_share_unsplit"] == none["kept_share"]
+  assert split["examples"] > none["examples"] and split["split_errors"] == 0
+  # Cutting sentences longer than (128 - 3) // 2 tokens is part of that gain.
+  assert split["options"]["max_sentence_tokens"] == 62 and split["long_sentences_cut"] > 0
+  uncut = _build(paragraph_corpus, tmp_path / "uncut", vocab_v3, split_sentences="rules",
+                 max_sentence_tokens=0, **common)
+  assert none["kept_share"] < uncut["kept_share"] < split["kept_share"]
+  assert uncut["long_sentences_cut"] == 0 and "max_sentence_tokens" not in uncut["options"]
+
+
+def test_bad_and_empty_lines_are_counted_not_fatal(tmp_path, capsys, vocab_v3, ref_tok):
+  lines = ["정상적인 문장입니다. 두 번째 문장입니다.",
+           "\x01\x02\x03", "\ufeff\u200b", "...", "?!", "ㅋㅋㅋ ㅠㅠ", "(((", '"""',
+           "닫히지 않은 따옴표 \"로 시작해서 끝나지 않는다. 그래도 문장이다.",
+           "끝나지 않는 " * 30000,  # one 180k-character line without any ending
+           "Mr. Dr. e.g. U.S. 1. 2. 3.", "😀😀😀", "\u0301\u0301"]
+  d = tmp_path / "odd"
+  _write(d / "odd.txt", lines)
+  code = _main(["--corpus-dir", str(d), "--vocab-file", vocab_v3, "--output-dir",
+                str(tmp_path / "out"), "--split-sentences", "rules", "--no-progress"])
+  assert code == 0, capsys.readouterr().err
+  summary = json.loads((tmp_path / "out/summary.json").read_text())
+  sentences = [s for l in lines for s in split_sentences(l)]
+  empty = [s for s in sentences if not ref_tok.tokenize(s)]
+  assert len(empty) >= 2  # the control and zero-width lines
+  assert summary["lines"] == len(lines) and summary["sentences"] == len(sentences)
+  assert summary["empty_sentences"] == len(empty) and summary["split_errors"] == 0
+  assert summary["examples"] > 0
+  assert "sentences (rules)" in capsys.readouterr().out
+  with pytest.raises(bpd.BuildError, match="--split-sentences must be one of"):
+    bpd.BuildOptions(d, vocab_v3, tmp_path / "o", split_sentences="spacy")
+
+
+def test_long_sentences_are_cut_at_word_starts(vocab_v3, ref_tok, data_dir):
+  continuation = bytes(t.startswith("##") for t in sorted(ref_tok.vocab, key=ref_tok.vocab.get))
+  text = " ".join(head_lines(data_dir / "corpus/namuwikitext/namuwikitext_20200302.dev.sample",
+                             40))
+  ids = ref_tok.convert_tokens_to_ids(ref_tok.tokenize(text))
+  assert len(ids) > 1000
+  for limit in (5, 62, 300):
+    pieces = bpd.cut_long_sentence(ids, limit, continuation)
+    assert [i for p in pieces for i in p] == ids
+    assert len(pieces) == -(-len(ids) // limit) and all(pieces)
+    assert not any(continuation[p[0]] for p in pieces)  # no piece starts inside a word
+    assert max(map(len, pieces)) <= limit + 10  # cuts move back by a few tokens at most
+  # A single "word" longer than a piece is cut where it falls.
+  word = [ids[0]] + [ref_tok.vocab["##다"]] * 20
+  assert bpd.cut_long_sentence(word, 8, continuation) == [word[:7], word[7:14], word[14:]]
+
+
+def test_cutting_without_splitting_counts_the_uncut_share(paragraph_corpus, tmp_path,
+                                                          vocab_v3):
+  common = dict(num_out_files=1, text_field="content", max_seq_length=128)
+  none = _build(paragraph_corpus, tmp_path / "none", vocab_v3, **common)
+  cut = _build(paragraph_corpus, tmp_path / "cut", vocab_v3, max_sentence_tokens=40, **common)
+  assert cut["long_sentences_cut"] > 0 and cut["kept_share"] > none["kept_share"]
+  assert cut["kept_share_unsplit"] == none["kept_share"] == none["kept_share_unsplit"]

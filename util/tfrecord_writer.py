@@ -15,6 +15,7 @@ protobuf's deterministic serialization does, so `encode_example` gives the same 
 `tf.train.Example(...).SerializeToString(deterministic=True)`.
 """
 import contextlib
+import functools
 import struct
 from typing import BinaryIO, Iterable, Iterator, Mapping, Optional, Sequence, Union
 
@@ -145,6 +146,12 @@ def read_records(path: str, limit: Optional[int] = None) -> Iterator[bytes]:
 
 def varint(n: int) -> bytes:
   """Protobuf base-128 varint of a non-negative int below 2**64."""
+  if n < _SMALL_LIMIT:
+    return _SMALL_VARINTS[n]
+  return _varint(n)
+
+
+def _varint(n: int) -> bytes:
   out = bytearray()
   while True:
     b = n & 0x7F
@@ -154,6 +161,12 @@ def varint(n: int) -> bytes:
     else:
       out.append(b)
       return bytes(out)
+
+
+# Tags and lengths below 2**14 (one or two bytes) come from a table: the builder encodes
+# several of them per example.
+_SMALL_LIMIT = 1 << 14
+_SMALL_VARINTS = [_varint(i) for i in range(_SMALL_LIMIT)]
 
 
 def length_delimited(number: int, payload: bytes) -> bytes:
@@ -174,7 +187,12 @@ def feature_entry(key: bytes, kind: int, values_payload: bytes) -> bytes:
     values_payload: the list message's body (for ints and floats: one packed field).
   """
   feature = length_delimited(kind, values_payload)
-  return length_delimited(1, length_delimited(1, key) + length_delimited(2, feature))
+  return length_delimited(1, _key_field(key) + length_delimited(2, feature))
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_field(key: bytes) -> bytes:
+  return length_delimited(1, key)  # the same few names in every example
 
 
 def example_from_entries(entries: Iterable[bytes]) -> bytes:

@@ -12,8 +12,6 @@ Memory grows with the number of distinct words, as in `tokenizers` itself.
 import collections
 import multiprocessing
 
-from tqdm import tqdm
-
 from model import tokenization
 from util import errors
 from vocab import mecab_pretokenize as mp

@@ -1,0 +1,622 @@
+"""Hugging Face hub-format folders: config.json, weights, tokenizer files, model card.
+
+What `export_hf.py` writes and `import_hf.py` reads, kept here so finetuning can reuse it.
+The TF <-> HF parameter names come from model/checkpoint.py (the one name map); this
+module knows the files around them:
+
+  config.json              ElectraConfig fields (model_type "electra", architectures, sizes)
+  model.safetensors        written from numpy (no torch needed to export)
+  vocab.txt                the vocab, byte for byte
+  tokenizer.json           the fast tokenizer (`tokenizers`), cased, no accent stripping
+  tokenizer_config.json    tokenizer_class "BertTokenizer" (4.x and 5.x both resolve it)
+  special_tokens_map.json
+  README.md                model card
+
+Reading accepts model.safetensors (also sharded, with its index) or pytorch_model.bin
+(torch's zip format or its earlier pickle format), read without torch by a restricted
+unpickler that rebuilds tensors as numpy arrays and refuses any other object.
+"""
+import collections
+import contextlib
+import json
+import os
+import pickle
+import shutil
+import uuid
+import zipfile
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from model import checkpoint
+from model import tokenization
+from util import errors
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
+TORCH_WEIGHTS_FILE = "pytorch_model.bin"
+VOCAB_FILE = "vocab.txt"
+TOKENIZER_FILE = "tokenizer.json"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+MODEL_CARD_FILE = "README.md"
+
+# transformers class of each model kind (checkpoint.MODELS).
+ARCHITECTURES = {
+    "discriminator": "ElectraForPreTraining",
+    "generator": "ElectraForMaskedLM",
+    "sequence_classification": "ElectraForSequenceClassification",
+    "token_classification": "ElectraForTokenClassification",
+    "question_answering": "ElectraForQuestionAnswering",
+}
+# transformers 5.x has no ElectraTokenizer; "BertTokenizer" is the fast tokenizer there
+# and BertTokenizerFast / BertTokenizer (use_fast=False) in 4.x: the same WordPiece.
+TOKENIZER_CLASS = "BertTokenizer"
+# The original BERT/ELECTRA LayerNorm epsilon (HF's ElectraConfig default is also 1e-12).
+LAYER_NORM_EPS = 1e-12
+# Buffers some transformers versions save beside the parameters; they are not weights.
+_HF_BUFFERS = ("electra.embeddings.position_ids", "electra.embeddings.token_type_ids")
+
+
+class HFFormatError(errors.UserError):
+  """A hub folder, checkpoint or option that cannot be exported or imported as asked."""
+
+
+# ---------------------------------------------------------------- config.json
+
+
+def electra_config(bert_hparams: dict, embedding_size: int, model: str, pad_token_id: int,
+                   num_labels: Optional[int] = None,
+                   labels: Optional[Sequence[str]] = None,
+                   problem_type: Optional[str] = None) -> dict:
+  """The config.json of one model.
+
+  Args:
+    bert_hparams: BertConfig fields of the encoder (vocab_size, hidden_size, ...), as
+      PretrainingConfig.bert_hparams() / generator_hparams() give them.
+    embedding_size: width of the embedding tables (projected to hidden_size if different).
+    model: a kind of checkpoint.MODELS.
+    pad_token_id: the vocab's [PAD] id.
+    num_labels: head width for sequence/token classification (QA: 2, implied).
+    labels: label names in id order (default LABEL_0 ...), written as id2label/label2id.
+    problem_type: "single_label_classification", "multi_label_classification" or
+      "regression" (sequence classification only).
+
+  Returns:
+    A dict ready for json.dump.
+  """
+  cfg = collections.OrderedDict([
+      ("architectures", [ARCHITECTURES[model]]),
+      ("model_type", "electra"),
+      ("vocab_size", int(bert_hparams["vocab_size"])),
+      ("embedding_size", int(embedding_size)),
+      ("hidden_size", int(bert_hparams["hidden_size"])),
+      ("num_hidden_layers", int(bert_hparams["num_hidden_layers"])),
+      ("num_attention_heads", int(bert_hparams["num_attention_heads"])),
+      ("intermediate_size", int(bert_hparams["intermediate_size"])),
+      ("hidden_act", bert_hparams.get("hidden_act", "gelu")),
+      ("hidden_dropout_prob", float(bert_hparams.get("hidden_dropout_prob", 0.1))),
+      ("attention_probs_dropout_prob",
+       float(bert_hparams.get("attention_probs_dropout_prob", 0.1))),
+      ("max_position_embeddings", int(bert_hparams.get("max_position_embeddings", 512))),
+      ("type_vocab_size", int(bert_hparams.get("type_vocab_size", 2))),
+      ("initializer_range", float(bert_hparams.get("initializer_range", 0.02))),
+      ("layer_norm_eps", LAYER_NORM_EPS),
+      ("pad_token_id", int(pad_token_id)),
+      ("position_embedding_type", "absolute"),
+  ])
+  if cfg["hidden_act"] != "gelu":
+    # Our "gelu" is the exact erf GELU, which is HF's "gelu"; relu/tanh are named alike.
+    if cfg["hidden_act"] not in ("relu", "tanh"):
+      raise HFFormatError("hidden_act %r has no transformers equivalent" % cfg["hidden_act"])
+  if model in ("sequence_classification", "token_classification"):
+    if num_labels is None:
+      raise ValueError("num_labels is needed for %s" % model)
+    if labels is not None and len(labels) != num_labels:
+      raise HFFormatError("%d label names given (%s) but the head has %d outputs" %
+                          (len(labels), ", ".join(labels), num_labels))
+    names = list(labels) if labels is not None else ["LABEL_%d" % i for i in range(num_labels)]
+    cfg["id2label"] = {str(i): n for i, n in enumerate(names)}
+    cfg["label2id"] = {n: i for i, n in enumerate(names)}
+    if model == "sequence_classification":
+      if problem_type is None:
+        problem_type = "regression" if num_labels == 1 else "single_label_classification"
+      cfg["problem_type"] = problem_type
+  return dict(cfg)
+
+
+def expected_shapes(config: dict, model: str) -> Dict[str, Tuple[int, ...]]:
+  """{HF parameter name: shape} that a model of `config` holds (tied output layer left out).
+
+  Args:
+    config: config.json fields (electra_config's output or a hub folder's).
+    model: a kind of checkpoint.MODELS.
+
+  Returns:
+    {name: shape tuple}; `generator_lm_head.weight` is absent (tied to the embeddings).
+  """
+  e, h, i = config["embedding_size"], config["hidden_size"], config["intermediate_size"]
+  v, p, t = config["vocab_size"], config["max_position_embeddings"], config["type_vocab_size"]
+  out = {
+      "electra.embeddings.word_embeddings.weight": (v, e),
+      "electra.embeddings.position_embeddings.weight": (p, e),
+      "electra.embeddings.token_type_embeddings.weight": (t, e),
+      "electra.embeddings.LayerNorm.weight": (e,),
+      "electra.embeddings.LayerNorm.bias": (e,),
+  }
+  if e != h:
+    out["electra.embeddings_project.weight"] = (h, e)
+    out["electra.embeddings_project.bias"] = (h,)
+  for n in range(config["num_hidden_layers"]):
+    layer = "electra.encoder.layer.%d." % n
+    for name in ("attention.self.query", "attention.self.key", "attention.self.value",
+                 "attention.output.dense"):
+      out[layer + name + ".weight"] = (h, h)
+      out[layer + name + ".bias"] = (h,)
+    out[layer + "intermediate.dense.weight"] = (i, h)
+    out[layer + "intermediate.dense.bias"] = (i,)
+    out[layer + "output.dense.weight"] = (h, i)
+    out[layer + "output.dense.bias"] = (h,)
+    for name in ("attention.output.LayerNorm", "output.LayerNorm"):
+      out[layer + name + ".weight"] = (h,)
+      out[layer + name + ".bias"] = (h,)
+  num_labels = len(config.get("id2label") or {}) or None
+  if model == "discriminator":
+    out.update({"discriminator_predictions.dense.weight": (h, h),
+                "discriminator_predictions.dense.bias": (h,),
+                "discriminator_predictions.dense_prediction.weight": (1, h),
+                "discriminator_predictions.dense_prediction.bias": (1,)})
+  elif model == "generator":
+    out.update({"generator_predictions.dense.weight": (e, h),
+                "generator_predictions.dense.bias": (e,),
+                "generator_predictions.LayerNorm.weight": (e,),
+                "generator_predictions.LayerNorm.bias": (e,),
+                "generator_lm_head.bias": (v,)})
+  elif model == "sequence_classification":
+    out.update({"classifier.dense.weight": (h, h), "classifier.dense.bias": (h,),
+                "classifier.out_proj.weight": (num_labels, h),
+                "classifier.out_proj.bias": (num_labels,)})
+  elif model == "token_classification":
+    out.update({"classifier.weight": (num_labels, h), "classifier.bias": (num_labels,)})
+  elif model == "question_answering":
+    out.update({"qa_outputs.weight": (2, h), "qa_outputs.bias": (2,)})
+  return out
+
+
+def check_shapes(state: Dict[str, np.ndarray], config: dict, model: str, source: str) -> None:
+  """Raises HFFormatError unless `state` holds exactly the parameters `config` implies.
+
+  The message lists each missing, unexpected or differently shaped parameter.
+
+  Args:
+    state: {HF name: array} (tied `generator_lm_head.weight` ignored).
+    config: config.json fields.
+    model: a kind of checkpoint.MODELS.
+    source: what the state came from, for the message (a checkpoint path, a folder).
+  """
+  have = {n: tuple(a.shape) for n, a in state.items() if n != "generator_lm_head.weight"}
+  diff = checkpoint.compare_variables(expected_shapes(config, model), have)
+  if not diff.ok:
+    raise HFFormatError("%s does not match the %s the hparams describe (hidden %d, %d "
+                        "layers, embedding %d, vocab %d):\n%s" % (
+                            source, model, config["hidden_size"], config["num_hidden_layers"],
+                            config["embedding_size"], config["vocab_size"],
+                            diff.describe("the hparams", source)))
+
+
+def read_config(folder: str) -> dict:
+  """config.json of a hub folder, checked to be an ELECTRA model.
+
+  Args:
+    folder: a hub-format folder.
+
+  Returns:
+    The config dict; embedding_size defaults to hidden_size (as ElectraConfig's).
+
+  Raises:
+    HFFormatError: no config.json, invalid JSON, or a model_type other than "electra".
+  """
+  path = os.path.join(folder, CONFIG_FILE)
+  if not os.path.isfile(path):
+    raise HFFormatError("%s: no %s (not a Hugging Face model folder)" % (folder, CONFIG_FILE))
+  try:
+    with open(path, encoding="utf-8") as f:
+      cfg = json.load(f)
+  except json.JSONDecodeError as e:
+    raise HFFormatError("%s: invalid JSON at line %d: %s" % (path, e.lineno, e.msg))
+  if cfg.get("model_type") != "electra":
+    raise HFFormatError("%s: model_type is %r, not 'electra' (architectures: %s)" % (
+        path, cfg.get("model_type"), ", ".join(cfg.get("architectures") or ["none"])))
+  cfg.setdefault("embedding_size", cfg.get("hidden_size"))
+  for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+              "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+    if not isinstance(cfg.get(key), int):
+      raise HFFormatError("%s: %s missing or not an integer" % (path, key))
+  return cfg
+
+
+# ---------------------------------------------------------------- weights
+
+
+def write_safetensors(state: Dict[str, np.ndarray], path: str,
+                      metadata: Optional[Dict[str, str]] = None) -> None:
+  """Writes {name: array} as safetensors (dtypes kept) with "pt" format metadata.
+
+  Args:
+    state: {parameter name: numpy array}.
+    path: the file.
+    metadata: more header strings.
+  """
+  from safetensors.numpy import save_file
+  meta = {"format": "pt"}  # transformers' loader checks this key
+  meta.update(metadata or {})
+  save_file({n: np.ascontiguousarray(a) for n, a in state.items()}, path, metadata=meta)
+  # safetensors creates the file owner-only; give it the permissions of the other files.
+  umask = os.umask(0)
+  os.umask(umask)
+  os.chmod(path, 0o666 & ~umask)
+
+
+def read_weights(folder: str) -> Dict[str, np.ndarray]:
+  """{HF name: numpy array} of a hub folder, without torch.
+
+  Reads model.safetensors, a sharded model.safetensors.index.json, or pytorch_model.bin
+  (torch's zip format, through a restricted unpickler). Buffers that are not weights
+  (position_ids, token_type_ids) are dropped; names of a bare ElectraModel (no
+  "electra." prefix) get the prefix.
+
+  Args:
+    folder: a hub-format folder.
+
+  Returns:
+    {HF parameter name: numpy array}.
+
+  Raises:
+    HFFormatError: no weights file, or one that cannot be read.
+  """
+  st, index, pt = (os.path.join(folder, n) for n in (WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+                                                     TORCH_WEIGHTS_FILE))
+  from safetensors import SafetensorError
+  from safetensors.numpy import load_file
+  try:
+    if os.path.isfile(st):
+      state = load_file(st)
+    elif os.path.isfile(index):
+      with open(index, encoding="utf-8") as f:
+        shards = sorted(set(json.load(f)["weight_map"].values()))
+      state = {}
+      for shard in shards:
+        state.update(load_file(os.path.join(folder, shard)))
+    elif os.path.isfile(pt):
+      state = read_torch_checkpoint(pt)
+    else:
+      raise HFFormatError("%s: no %s, %s or %s" % (folder, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
+                                                   TORCH_WEIGHTS_FILE))
+  except (SafetensorError, OSError, KeyError, ValueError) as e:
+    raise HFFormatError("%s: cannot read the weights: %s" % (folder, e))
+  if not any(n.startswith("electra.") for n in state) and \
+     any(n.startswith("embeddings.") for n in state):
+    state = {"electra." + n: a for n, a in state.items()}  # a bare ElectraModel
+  return {n: a for n, a in state.items() if n not in _HF_BUFFERS}
+
+
+# torch storage class -> numpy dtype (all little-endian, as torch writes them on x86/ARM).
+_TORCH_STORAGES = {
+    "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
+    "BFloat16Storage": "<u2", "LongStorage": "<i8", "IntStorage": "<i4",
+    "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?",
+}
+# torch.save's non-zip format (torch < 1.6 default): these two pickles come first.
+_LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
+
+# A storage named in the pickle (its bytes are read afterwards) and a tensor on it.
+_StorageRef = collections.namedtuple("_StorageRef", ["key", "kind", "view"])
+_TensorRef = collections.namedtuple("_TensorRef", ["storage", "offset", "size", "stride"])
+
+
+def _rebuild_tensor(storage, offset, size, stride, *unused):
+  """torch._utils._rebuild_tensor_v2, deferred until the storage bytes are read."""
+  del unused  # requires_grad, backward hooks, metadata
+  return _TensorRef(storage, offset, tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, *unused):
+  del unused
+  return data
+
+
+def _storage_array(raw, kind):
+  array = np.frombuffer(raw, _TORCH_STORAGES[kind])
+  if kind == "BFloat16Storage":  # bfloat16 = the high half of a float32
+    array = (array.astype(np.uint32) << 16).view(np.float32)
+  return array
+
+
+def _materialize(ref, storages):
+  data = storages[ref.storage.key]
+  if ref.storage.view is not None:  # legacy views: (offset, size) into the root storage
+    data = data[ref.storage.view[0]:ref.storage.view[0] + ref.storage.view[1]]
+  item = data.itemsize
+  return np.array(np.lib.stride_tricks.as_strided(
+      data[ref.offset:], shape=ref.size, strides=tuple(s * item for s in ref.stride)))
+
+
+class _TensorUnpickler(pickle.Unpickler):
+  """Unpickles a torch state dict into _TensorRefs; any class but these few is refused,
+  so a crafted file cannot run code."""
+
+  def __init__(self, f, path):
+    super().__init__(f)
+    self._path = path
+
+  def find_class(self, module, name):
+    allowed = {("collections", "OrderedDict"): collections.OrderedDict,
+               ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+               ("torch._utils", "_rebuild_parameter"): _rebuild_parameter}
+    if (module, name) in allowed:
+      return allowed[(module, name)]
+    if module == "torch" and name in _TORCH_STORAGES:
+      return name
+    raise HFFormatError("%s: holds a %s.%s object; only tensors are read from a "
+                        "pytorch_model.bin (convert it to safetensors)" % (
+                            self._path, module, name))
+
+  def persistent_load(self, pid):
+    # zip: ("storage", class, key, location, numel);
+    # legacy: ("storage", class, key, location, numel, (view key, offset, size) or None)
+    if pid[0] not in ("storage", b"storage"):
+      raise HFFormatError("%s: unknown persistent id %r" % (self._path, pid[0]))
+    view = pid[5] if len(pid) > 5 else None
+    return _StorageRef(str(pid[2]), pid[1], None if view is None else (view[1], view[2]))
+
+
+def read_torch_checkpoint(path: str) -> Dict[str, np.ndarray]:
+  """{name: numpy array} of a torch.save'd state dict, without torch.
+
+  Reads torch's zip format (torch >= 1.6) and its earlier pickle format (what many 2020
+  hub uploads hold).
+
+  Args:
+    path: a pytorch_model.bin.
+
+  Returns:
+    {parameter name: numpy array}; non-tensor entries are dropped.
+
+  Raises:
+    HFFormatError: another format, or an object that is not a tensor.
+  """
+  if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as archive:
+      pkl = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+      if not pkl:
+        raise HFFormatError("%s: no data.pkl inside (not a torch checkpoint)" % path)
+      prefix = pkl[0][:-len("data.pkl")]
+      with archive.open(pkl[0]) as f:
+        state = _TensorUnpickler(f, path).load()
+      if not isinstance(state, dict):
+        raise HFFormatError("%s: holds a %s, not a state dict" % (path, type(state).__name__))
+      refs = {r.storage.key: r.storage.kind for r in state.values()
+              if isinstance(r, _TensorRef)}
+      storages = {k: _storage_array(archive.read("%sdata/%s" % (prefix, k)), kind)
+                  for k, kind in refs.items()}
+  else:
+    with open(path, "rb") as f:
+      try:
+        magic = _TensorUnpickler(f, path).load()
+      except (pickle.UnpicklingError, EOFError, ValueError):
+        magic = None
+      if magic != _LEGACY_MAGIC or _TensorUnpickler(f, path).load() != _LEGACY_PROTOCOL:
+        raise HFFormatError("%s: not a torch checkpoint (neither torch's zip format nor "
+                            "its earlier pickle format)" % path)
+      _TensorUnpickler(f, path).load()  # sys info (byte order, type sizes)
+      state = _TensorUnpickler(f, path).load()
+      if not isinstance(state, dict):
+        raise HFFormatError("%s: holds a %s, not a state dict" % (path, type(state).__name__))
+      kinds = {}
+      for r in state.values():
+        if isinstance(r, _TensorRef):
+          kinds[r.storage.key] = r.storage.kind
+      storages = {}
+      for key in _TensorUnpickler(f, path).load():  # then each storage: int64 count, bytes
+        count = int(np.frombuffer(f.read(8), "<i8")[0])
+        kind = kinds.get(str(key), "ByteStorage")
+        item = np.dtype(_TORCH_STORAGES[kind]).itemsize
+        storages[str(key)] = _storage_array(f.read(count * item), kind)
+  return {str(k): _materialize(v, storages) for k, v in state.items()
+          if isinstance(v, _TensorRef)}
+
+
+# ---------------------------------------------------------------- tokenizer files
+
+
+def write_tokenizer_files(vocab_file: str, out_dir: str, model_max_length: int) -> int:
+  """Writes vocab.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json.
+
+  The fast tokenizer is the original BERT/ELECTRA basic + WordPiece tokenizer, cased:
+  BertNormalizer with lowercase and strip_accents off (on, Hangul syllables would be
+  decomposed into jamo and most words would become [UNK]); no NFC or other
+  normalisation, as the original. See docs/huggingface.md for transformers' slow
+  BertTokenizer, which NFC-normalises.
+
+  Args:
+    vocab_file: the vocab (one token a line); copied byte for byte.
+    out_dir: an existing folder.
+    model_max_length: the longest input the model takes (max_position_embeddings).
+
+  Returns:
+    The number of tokens in the vocab.
+
+  Raises:
+    tokenization.VocabError: duplicate tokens or missing special tokens.
+  """
+  from tokenizers import AddedToken, Tokenizer, decoders, normalizers, pre_tokenizers
+  from tokenizers import processors
+  from tokenizers.models import WordPiece
+
+  vocab = tokenization.load_vocab(vocab_file)
+  shutil.copyfile(vocab_file, os.path.join(out_dir, VOCAB_FILE))
+  tok = Tokenizer(WordPiece(dict(vocab), unk_token=tokenization.UNK,
+                            max_input_chars_per_word=tokenization.MAX_INPUT_CHARS_PER_WORD))
+  tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                              strip_accents=False, lowercase=False)
+  tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+  cls, sep = tokenization.CLS, tokenization.SEP
+  tok.post_processor = processors.TemplateProcessing(
+      single="%s:0 $A:0 %s:0" % (cls, sep),
+      pair="%s:0 $A:0 %s:0 $B:1 %s:1" % (cls, sep, sep),
+      special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])])
+  tok.decoder = decoders.WordPiece(prefix="##")
+  # Special tokens written in the text stay whole (as the project tokenizer keeps them).
+  tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
+                          for t in tokenization.SPECIAL_TOKENS])
+  tok.save(os.path.join(out_dir, TOKENIZER_FILE))
+  specials = {"unk_token": tokenization.UNK, "sep_token": sep, "pad_token": tokenization.PAD,
+              "cls_token": cls, "mask_token": tokenization.MASK}
+  tok_config = dict(specials, tokenizer_class=TOKENIZER_CLASS, do_lower_case=False,
+                    strip_accents=False, tokenize_chinese_chars=True, do_basic_tokenize=True,
+                    never_split=None, model_max_length=int(model_max_length),
+                    clean_up_tokenization_spaces=True)
+  _write_json(os.path.join(out_dir, TOKENIZER_CONFIG_FILE), tok_config)
+  _write_json(os.path.join(out_dir, SPECIAL_TOKENS_MAP_FILE), specials)
+  return len(vocab)
+
+
+def _write_json(path, value):
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(value, f, indent=2, ensure_ascii=False)
+    f.write("\n")
+
+
+# ---------------------------------------------------------------- model folder
+
+
+def model_card(config: dict, model: str, details: Dict[str, str]) -> str:
+  """README.md for the hub: front matter, the sizes, how it was trained, a usage snippet.
+
+  Args:
+    config: the config.json fields.
+    model: a kind of checkpoint.MODELS.
+    details: ordered {label: text} lines for the "Training" section (steps, data, ...).
+  """
+  cls = ARCHITECTURES[model]
+  rows = "\n".join("| %s | %s |" % (k, config[k]) for k in (
+      "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
+      "num_attention_heads", "intermediate_size", "max_position_embeddings"))
+  training = "\n".join("- %s: %s" % (k, v) for k, v in details.items())
+  text = "한국어 [MASK]를 공유합니다." if model == "generator" else "한국어 ELECTRA를 공유합니다."
+  usage = {
+      "discriminator": "logits = model(**inputs).logits  # per token: > 0 means \"replaced\"",
+      "generator": "logits = model(**inputs).logits  # masked-LM logits over the vocab",
+  }.get(model, "outputs = model(**inputs)")
+  return """---
+language: ko
+library_name: transformers
+tags:
+- electra
+- koelectra
+---
+
+# %(cls)s (KoELECTRA, TensorFlow checkpoint exported)
+
+Exported from a TensorFlow checkpoint of this KoELECTRA reimplementation (original ELECTRA
+variable names) with `export_hf.py`.
+
+| config | value |
+|---|---|
+%(rows)s
+
+## Training
+
+%(training)s
+
+## Usage
+
+```python
+from transformers import AutoTokenizer, %(cls)s
+
+tokenizer = AutoTokenizer.from_pretrained("PATH_OR_HUB_NAME")
+model = %(cls)s.from_pretrained("PATH_OR_HUB_NAME")
+inputs = tokenizer("%(text)s", return_tensors="pt")
+%(usage)s
+```
+
+The tokenizer is cased and keeps Hangul whole (`do_lower_case` and `strip_accents` off).
+""" % dict(cls=cls, rows=rows, training=training, usage=usage, text=text)
+
+
+def write_model_folder(out_dir: str, state: Dict[str, np.ndarray], config: dict,
+                       model: str, vocab_file: str, details: Dict[str, str]) -> List[str]:
+  """Writes one hub folder (out_dir must exist and be empty).
+
+  Args:
+    out_dir: the folder.
+    state: {HF name: array}; the tied generator_lm_head.weight is not written (HF ties it
+      to the embeddings on load, as its own save_pretrained does).
+    config: config.json fields; checked against the state's shapes first.
+    model: a kind of checkpoint.MODELS.
+    vocab_file: the vocab; its size must equal config["vocab_size"].
+    details: model card "Training" lines.
+
+  Returns:
+    The file names written, sorted.
+
+  Raises:
+    HFFormatError: shapes that do not match the config, a vocab of another size.
+  """
+  check_shapes(state, config, model, "the checkpoint")
+  n_vocab = len(tokenization.load_vocab(vocab_file))
+  if n_vocab != config["vocab_size"]:
+    raise HFFormatError("%s has %d tokens but the checkpoint's embedding matrix has %d rows; "
+                        "use the vocab the model was trained with" % (
+                            vocab_file, n_vocab, config["vocab_size"]))
+  weights = {n: np.asarray(a, np.float32) for n, a in state.items()
+             if n != "generator_lm_head.weight"}
+  write_safetensors(weights, os.path.join(out_dir, WEIGHTS_FILE))
+  _write_json(os.path.join(out_dir, CONFIG_FILE), config)
+  write_tokenizer_files(vocab_file, out_dir, config["max_position_embeddings"])
+  with open(os.path.join(out_dir, MODEL_CARD_FILE), "w", encoding="utf-8") as f:
+    f.write(model_card(config, model, details))
+  return sorted(os.listdir(out_dir))
+
+
+@contextlib.contextmanager
+def staged_output(out_dir: str, overwrite: bool = False) -> Iterator[str]:
+  """Yields a temporary sibling folder; renamed to out_dir only when the block succeeds.
+
+  Nothing is half written: on any error the temporary folder is removed and out_dir is as
+  it was. With overwrite, an existing out_dir is replaced at the end.
+
+  Args:
+    out_dir: the final folder (local).
+    overwrite: replace a non-empty out_dir.
+
+  Yields:
+    The temporary folder to write into.
+
+  Raises:
+    HFFormatError: out_dir exists and is not empty, without overwrite; or it is a file.
+  """
+  out_dir = os.path.abspath(out_dir)
+  if os.path.exists(out_dir):
+    if not os.path.isdir(out_dir):
+      raise HFFormatError("output %s exists and is not a directory" % out_dir)
+    if os.listdir(out_dir) and not overwrite:
+      raise HFFormatError("output directory %s is not empty; pass --overwrite to replace "
+                          "it" % out_dir)
+  parent = os.path.dirname(out_dir)
+  os.makedirs(parent, exist_ok=True)
+  tmp = os.path.join(parent, ".%s.tmp-%s" % (os.path.basename(out_dir), uuid.uuid4().hex[:8]))
+  os.makedirs(tmp)
+  try:
+    yield tmp
+    if os.path.exists(out_dir):
+      old = tmp + "-old"
+      os.rename(out_dir, old)
+      os.rename(tmp, out_dir)
+      shutil.rmtree(old)
+    else:
+      os.rename(tmp, out_dir)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise

@@ -1,0 +1,118 @@
+"""Every command line the TPU guide and the README show is one the project accepts.
+
+Each `python run_*.py ...` and `python -m util.gcs ...` line in a fenced code block of
+docs/tpu_training.md and README.md (continuation lines joined) is split as a shell would
+and parsed by the program's own build_parser(); run_pretraining's --hparams is resolved
+into a PretrainingConfig (run_finetuning's into a FinetuningConfig), so an unknown hparam
+fails too. A failure names file and line.
+"""
+import re
+import shlex
+
+import pytest
+
+import configure_finetuning
+import configure_pretraining
+import run_finetuning
+import run_pretraining
+from tests.conftest import ROOT
+from util import gcs
+
+DOCS = ("docs/tpu_training.md", "README.md")
+_COMMAND = re.compile(r"^python3? (?:(?P<script>run_\w+\.py)|-m (?P<module>util\.gcs))(?:\s|$)")
+
+
+def _check_run_pretraining(argv):
+  args = run_pretraining.build_parser().parse_args(argv)
+  # As the runner resolves them: ConfigError on an unknown or invalid hparam.
+  configure_pretraining.PretrainingConfig.from_hparams(
+      args.model_name, args.data_dir, args.hparams, preset=args.preset)
+
+
+def _check_run_finetuning(argv):
+  args = run_finetuning.build_parser().parse_args(argv)
+  configure_finetuning.FinetuningConfig.from_hparams(
+      args.model_name, args.data_dir, args.hparams, preset=args.preset)
+
+
+def _check_gcs(argv):
+  args = gcs.build_parser().parse_args(argv)
+  for url in [getattr(args, "url", None), getattr(args, "src", None),
+              getattr(args, "dst", None)]:
+    if url and gcs.is_gs(url):
+      gcs.parse_gs(url)
+
+
+# script or module -> a check that raises (or exits) when the arguments are not accepted.
+CHECKS = {"run_pretraining.py": _check_run_pretraining,
+          "run_finetuning.py": _check_run_finetuning, "util.gcs": _check_gcs}
+
+
+def documented_commands(relpath, root=ROOT):
+  """(line number, program, argv) of every command in the file's fenced code blocks."""
+  lines = (root / relpath).read_text(encoding="utf-8").splitlines()
+  out, in_block, i = [], False, 0
+  while i < len(lines):
+    line = lines[i]
+    if line.lstrip().startswith("```"):
+      in_block = not in_block
+      i += 1
+      continue
+    start = i
+    text = line.strip()
+    while in_block and text.endswith("\\") and i + 1 < len(lines):
+      i += 1
+      text = text[:-1] + " " + lines[i].strip()
+    i += 1
+    m = _COMMAND.match(text) if in_block else None
+    if m:
+      words = shlex.split(text, comments=True)
+      out.append((start + 1, m.group("script") or m.group("module"),
+                  words[2:] if m.group("script") else words[3:]))
+  return out
+
+
+def test_the_documents_show_commands():
+  # The extraction itself works: the guide's commands are found, with their arguments.
+  found = documented_commands("docs/tpu_training.md")
+  programs = {program for _, program, _ in found}
+  assert {"run_pretraining.py", "run_finetuning.py", "util.gcs"} <= programs
+  assert any("--hparams" in argv for _, _, argv in found)
+  assert documented_commands("README.md")
+
+
+def command_failures(relpath, capsys, root=ROOT):
+  """One message per documented command its program does not accept: FILE:LINE: why."""
+  failures = []
+  for lineno, program, argv in documented_commands(relpath, root):
+    if program not in CHECKS:
+      failures.append(f"{relpath}:{lineno}: {program} is not a program of this project")
+      continue
+    try:
+      CHECKS[program](argv)
+    except SystemExit:
+      failures.append(f"{relpath}:{lineno}: {program} rejects its arguments: "
+                      f"{capsys.readouterr().err.strip().splitlines()[-1]}")
+    except Exception as e:  # noqa: BLE001 - every rejection is reported with its line
+      failures.append(f"{relpath}:{lineno}: {program}: {e}")
+  return failures
+
+
+@pytest.mark.parametrize("relpath", DOCS)
+def test_every_documented_command_parses(relpath, capsys):
+  failures = command_failures(relpath, capsys)
+  assert not failures, "\n".join(failures)
+
+
+def test_a_bad_command_is_reported_with_its_line(tmp_path, capsys):
+  (tmp_path / "doc.md").write_text(
+      "text\n```bash\npython -m util.gcs cp --bogus a gs://b-ok/x\n"
+      "python run_pretraining.py --data-dir d --model-name m \\\n"
+      "    --hparams '{\"no_such_hparam\": 1}'\n```\n", encoding="utf-8")
+  found = documented_commands("doc.md", tmp_path)
+  assert [(n, p) for n, p, _ in found] == [(3, "util.gcs"), (4, "run_pretraining.py")]
+  failures = command_failures("doc.md", capsys, tmp_path)
+  assert len(failures) == 2
+  assert failures[0].startswith("doc.md:3: util.gcs rejects its arguments")
+  assert "--bogus" in failures[0]
+  assert failures[1].startswith("doc.md:4: run_pretraining.py") and "no_such_hparam" in failures[1]
