@@ -77,6 +77,9 @@ class FinetuningConfig(object):
     self.classifier_head = "hf"  # ours: "electra" (one dense) or "hf" (dense-gelu-dense)
     self.use_bf16 = False  # ours: bfloat16 matmuls in the encoder (TPU, or CPU with AMX)
     self.fused_kernels = True  # ours: XLA-fused element-wise kernels off TPU
+    # ours: off TPU, each batch runs at its longest real length (same math; not for the
+    # hf-style span head) and evaluation batches are formed by length (finetune/model.py)
+    self.trim_padding = True
 
     # starting point
     self.init_checkpoint = None  # default: newest checkpoint in DIR/models/NAME
@@ -249,7 +252,7 @@ class FinetuningConfig(object):
          f"keep_checkpoint_max must be a non-negative integer, got "
          f"{self.keep_checkpoint_max!r}")
     for k in ("debug", "do_train", "do_eval", "do_test", "keep_all_models", "do_lower_case",
-              "use_bf16", "fused_kernels", "allow_random_init", "legacy_layerwise_lr",
+              "use_bf16", "fused_kernels", "trim_padding", "allow_random_init", "legacy_layerwise_lr",
               "adam_bias_correction", "use_tfrecords_if_existing", "double_unordered",
               "include_snli", "joint_prediction", "skip_bad_answers", "use_tpu"):
       need(isinstance(getattr(self, k), bool),

@@ -81,6 +81,8 @@ def _cache_key(config, split, read, batch_size):
   parts = [config.task_name, split, str(config.max_seq_length), vocab]
   if split != "train":
     parts.append(f"b{batch_size}")
+    if _sort_by_length(config):
+      parts.append("bylen")
   if config.task_name == "korquad":
     parts += [f"q{config.max_query_length}", f"s{config.doc_stride}"]
   if split == "train" and config.include_snli:
@@ -90,6 +92,12 @@ def _cache_key(config, split, read, batch_size):
   if read.dev_slice:
     parts.append("slice")
   return ".".join(parts)
+
+
+def _sort_by_length(config):
+  """Evaluation features are cached shortest first when batches are trimmed."""
+  from finetune import model as model_lib
+  return config.trim_padding and not config.use_tpu and model_lib.can_trim(config, False)
 
 
 def _unordered(config):
@@ -152,6 +160,11 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
     order = np.random.RandomState(shuffle_seed or 0).permutation(len(records))
     records = [records[i] for i in order]
   else:
+    if _sort_by_length(config):
+      # Batches of similar lengths, each run at its longest (finetune/model.py); _predict
+      # puts the outputs back in feature order.
+      lengths = [int(np.sum(r["input_mask"])) for r in records]
+      records = [records[i] for i in np.argsort(lengths, kind="stable")]
     pad = features_lib.padding_feature(config.task_name, config.max_seq_length)
     records += [pad] * (-len(records) % batch_size)
   if not cached:
@@ -217,11 +230,13 @@ def model_fn_builder(config, num_train_steps, init_checkpoint, model_dir):
   from util import estimator as estimator_lib
 
   fused = config.fused_kernels and not config.use_tpu
+  trim = config.trim_padding and not config.use_tpu
 
   def model_fn(features, labels, mode, params):
     del labels, params
     is_training = mode == tf.estimator.ModeKeys.TRAIN
-    model = model_lib.FinetuningModel(config, features, is_training, fused=fused)
+    model = model_lib.FinetuningModel(config, features, is_training, fused=fused,
+                                      trim=trim)
     scaffold_fn = None
     if init_checkpoint:
       assignment, _ = ckpt_lib.get_assignment_map(init_checkpoint,
@@ -273,7 +288,21 @@ def _predict(estimator, config, split):
   for out in estimator.predict(input_fn=input_fn, yield_single_examples=False):
     for k, v in out.items():
       rows.setdefault(k, []).append(v)
-  return {k: np.concatenate(v) for k, v in rows.items()}
+  outputs = {k: np.concatenate(v) for k, v in rows.items()}
+  return in_feature_order(outputs)
+
+
+def in_feature_order(outputs):
+  """Output rows sorted back into feature order (the cache may hold them by length).
+
+  A feature's index is its feature_id (KorQuAD) or example_id (one feature per example
+  otherwise); padding features (example_id -1) go last.
+  """
+  import numpy as np
+  ids = np.asarray(outputs.get("feature_id", outputs["example_id"])).astype(np.int64)
+  ids = np.where(np.asarray(outputs["example_id"]) < 0, np.iinfo(np.int64).max, ids)
+  order = np.argsort(ids, kind="stable")
+  return {k: np.asarray(v)[order] for k, v in outputs.items()}
 
 
 def _evaluate(estimator, config, split, trial, word_level_logits, log=print):

@@ -137,7 +137,8 @@ class BertModel(object):
                update_embeddings: bool = True,
                untied_embeddings: bool = False,
                use_bf16: bool = False,
-               fused: bool = False):
+               fused: bool = False,
+               last_layer_positions: Optional[int] = None):
     """Builds the encoder graph.
 
     Args:
@@ -157,6 +158,9 @@ class BertModel(object):
         "electra/embeddings".
       use_bf16: run the projection and transformer matmuls in bfloat16.
       fused: use the XLA-fused CPU/GPU kernels (model/fused_ops.py); False on TPU.
+      last_layer_positions: compute the last layer only for the first n positions of
+        each sequence (its keys and values still come from every position), for heads
+        that read [CLS] alone; the last layer's output is then [B, n, W]. None: all.
 
     Raises:
       ConfigError: hidden size not a multiple of the head count, unknown activation.
@@ -231,7 +235,7 @@ class BertModel(object):
             hidden_dropout_prob=config.hidden_dropout_prob,
             attention_probs_dropout_prob=config.attention_probs_dropout_prob,
             initializer_range=config.initializer_range,
-            fused=fused)
+            fused=fused, last_layer_positions=last_layer_positions)
       self.all_layer_outputs = [tf.cast(t, tf.float32) for t in layer_outputs]
       self.attn_maps = [tf.cast(t, tf.float32) for t in attn_maps]
       self.sequence_output = self.all_layer_outputs[-1]
@@ -448,7 +452,9 @@ def transformer_model(input_tensor: tf.Tensor, attention_mask: Optional[tf.Tenso
                       hidden_dropout_prob: float = 0.1,
                       attention_probs_dropout_prob: float = 0.1,
                       initializer_range: float = 0.02,
-                      fused: bool = False) -> Tuple[List[tf.Tensor], List[tf.Tensor]]:
+                      fused: bool = False,
+                      last_layer_positions: Optional[int] = None
+                      ) -> Tuple[List[tf.Tensor], List[tf.Tensor]]:
   """Post-LayerNorm transformer layers `layer_0..layer_{N-1}` in the current scope.
 
   Args:
@@ -462,6 +468,9 @@ def transformer_model(input_tensor: tf.Tensor, attention_mask: Optional[tf.Tenso
     initializer_range: stddev of the truncated normal kernel initialisers.
     fused: fused element-wise kernels; in bfloat16 the output dense layers' biases are
       then added inside the residual LayerNorm kernel (dense(defer_bias=True)).
+    last_layer_positions: n: the last layer computes only the first n query positions
+      of each sequence (keys and values from all S), giving [B, n, W] and [B, N, n, S];
+      the same values as those rows of the whole layer. None: every position.
 
   Returns:
     (list of [B, S, W] layer outputs, list of [B, N, S, S] attention probabilities), both
@@ -498,18 +507,27 @@ def transformer_model(input_tensor: tf.Tensor, attention_mask: Optional[tf.Tenso
   for layer_idx in range(num_hidden_layers):
     with tf.variable_scope("layer_%d" % layer_idx):
       layer_input = prev_output
+      queries, from_length, mask = layer_input, seq_length, attention_mask
+      output_shape = input_shape
+      if last_layer_positions and layer_idx == num_hidden_layers - 1:
+        # Only these rows reach the output: the rest of the last layer is never read.
+        from_length = last_layer_positions
+        queries = tf.reshape(tf.reshape(layer_input, [batch_size, seq_length, hidden_size])
+                             [:, :from_length], [-1, hidden_size])          # [B*n, W]
+        mask = None if mask is None else mask[:, :from_length]               # [B, n, S]
+        output_shape = [batch_size, from_length, hidden_size]
       with tf.variable_scope("attention"):
         with tf.variable_scope("self"):
           attention_output, probs = attention_layer(
-              from_tensor=layer_input, to_tensor=layer_input,
-              attention_mask=attention_mask, num_attention_heads=num_attention_heads,
+              from_tensor=queries, to_tensor=layer_input,
+              attention_mask=mask, num_attention_heads=num_attention_heads,
               size_per_head=size_per_head,
               attention_probs_dropout_prob=attention_probs_dropout_prob,
               initializer_range=initializer_range, batch_size=batch_size,
-              from_seq_length=seq_length, to_seq_length=seq_length, fused=fused)
+              from_seq_length=from_length, to_seq_length=seq_length, fused=fused)
           attn_maps.append(probs)
         with tf.variable_scope("output"):
-          attention_output = output_sublayer(attention_output, layer_input)
+          attention_output = output_sublayer(attention_output, queries)
       with tf.variable_scope("intermediate"):
         intermediate_output = dense(attention_output, intermediate_size, name="dense",
                                     activation=intermediate_act_fn, kernel_initializer=init,
@@ -517,7 +535,7 @@ def transformer_model(input_tensor: tf.Tensor, attention_mask: Optional[tf.Tenso
       with tf.variable_scope("output"):
         layer_output = output_sublayer(intermediate_output, attention_output)
       prev_output = layer_output
-      all_layer_outputs.append(reshape_from_matrix(layer_output, input_shape))
+      all_layer_outputs.append(reshape_from_matrix(layer_output, output_shape))
   return all_layer_outputs, attn_maps
 
 

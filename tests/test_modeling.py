@@ -339,3 +339,44 @@ def test_bf16_computes_in_bfloat16_and_stays_close(korean_ids):
   assert err.max() < 0.1 and err.mean() < 0.02
   assert np.abs(bf - f32).max() > 0  # really a different (lower) precision path
   assert all(np.isfinite(gv).all() for gv in grad_vals)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("use_bf16", [False, True])
+def test_last_layer_positions_give_the_same_cls(fused, use_bf16):
+  """last_layer_positions=1 (sentence heads): the [CLS] output and every gradient of a loss
+  on it equal those of the whole last layer; the other variables' names are unchanged."""
+  rng = np.random.RandomState(0)
+  ids = rng.randint(5, 99, size=(3, 12)).astype(np.int32)
+  mask = np.ones_like(ids)
+  mask[0, 7:] = 0
+  mask[2, 3:] = 0
+  results, names = [], []
+  for positions in (None, 1):
+    with tf.Graph().as_default():
+      tf.set_random_seed(4)
+      cfg = modeling.BertConfig(100, hidden_size=32, num_hidden_layers=2,
+                                num_attention_heads=2, intermediate_size=64,
+                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                                embedding_size=16)
+      model = modeling.BertModel(cfg, True, tf.constant(ids), tf.constant(mask),
+                                 use_one_hot_embeddings=False, use_bf16=use_bf16,
+                                 fused=fused, last_layer_positions=positions)
+      cls = model.get_pooled_output()                                        # [B, W]
+      loss = tf.reduce_sum(cls * tf.cos(tf.range(32, dtype=tf.float32)))
+      tvars = sorted(tf.trainable_variables(), key=lambda v: v.name)
+      grads = [tf.convert_to_tensor(g) for g in tf.gradients(loss, tvars)]
+      # The same values in both graphs, whatever the op-level seeds.
+      assigns = [v.assign(0.05 * tf.sin(tf.reshape(
+          tf.range(int(np.prod(v.shape)), dtype=tf.float32) * (i + 1.3), v.shape)) +
+          (1.0 if v.name.endswith("gamma:0") else 0.0)) for i, v in enumerate(tvars)]
+      with tf.Session() as sess:
+        sess.run(assigns)
+        results.append(sess.run([cls] + grads))
+      names.append([v.name for v in tvars])
+      if positions:
+        assert model.get_sequence_output().shape.as_list() == [3, 1, 32]
+  assert names[0] == names[1]
+  tol = 2e-2 if use_bf16 else 1e-5
+  for a, b in zip(*results):
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
