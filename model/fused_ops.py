@@ -18,16 +18,15 @@ Kernels (all statistics and sums in float32; results in the input's dtype):
   residual_layer_norm(x, residual, ...)         LayerNorm(dropout(x + bias) + residual)
   softmax_dropout(scores, adder, scale, ...)    dropout(softmax(scores * scale + adder))
 
-XLA:CPU runs a compiled kernel on one thread, so every kernel is called on ROW_BLOCKS row
-blocks (one per core, up to 8) that TensorFlow's inter-op pool runs at once (_in_blocks);
-row-wise results are the same, sums over rows are added up from the blocks.
+XLA:CPU runs each compiled kernel on one thread. Splitting every kernel into one row block
+per core (run at once by TF's inter-op pool) was tried and removed: it cost bfloat16
+pretraining 9% and gained 5-7% only on bfloat16 sentence-task training (docs/running.md).
 
 Dropout masks come from 16-bit random draws, which round the rate to a multiple of 2^-16
 (0.1 -> 0.1000061) and rescale kept values by the exact keep probability.
 """
 import math
-import os
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import tensorflow as tf2
 import tensorflow.compat.v1 as tf
@@ -38,10 +37,6 @@ _BITS_RANGE = 1 << 16
 
 Dim = Union[int, tf.Tensor]
 
-# XLA:CPU runs each kernel on one thread, so the kernels are called on this many row
-# blocks, which TensorFlow's inter-op pool runs at once (one block per core, up to 8).
-ROW_BLOCKS = max(1, min(8, os.cpu_count() or 1))
-
 
 def xla_kernel(fn):
   """Compiles `fn` as one XLA function (its element-wise ops fuse into one loop).
@@ -51,37 +46,6 @@ def xla_kernel(fn):
   function is simply inlined. Python scalars are compiled in as constants.
   """
   return tf2.function(fn, jit_compile=True, autograph=False)
-
-
-def _in_blocks(kernel, args: Sequence, rows: Sequence[int], num_row_outputs: int,
-               blocks: Optional[int] = None):
-  """kernel(*args) computed on row blocks in parallel: the same values.
-
-  The arguments at indices `rows` (None ones aside) are split along axis 0 into
-  `blocks` parts (ROW_BLOCKS by default), the others passed whole; the kernel's first
-  `num_row_outputs` outputs are concatenated back along axis 0 and the rest (sums over
-  rows, e.g. bias and LayerNorm gradients) added up. A kernel with one output returns
-  one tensor.
-  """
-  blocks = ROW_BLOCKS if blocks is None else blocks
-  first = args[rows[0]]
-  n = first.shape[0] if first.shape.ndims else None
-  if blocks < 2 or (isinstance(n, int) and n < blocks):
-    return kernel(*args)
-  if n is None:
-    n = tf.shape(first)[0]
-  sizes = [(n * (i + 1)) // blocks - (n * i) // blocks for i in range(blocks)]
-  if not isinstance(n, int):
-    sizes = tf.stack(sizes)
-  parts = {i: tf.split(args[i], sizes, axis=0, num=blocks)
-           for i in rows if args[i] is not None}
-  outs = []
-  for b in range(blocks):
-    out = kernel(*[parts[i][b] if i in parts else a for i, a in enumerate(args)])
-    outs.append(tuple(out) if isinstance(out, (tuple, list)) else (out,))
-  merged = [tf.concat([o[j] for o in outs], 0) if j < num_row_outputs else
-            tf.add_n([o[j] for o in outs]) for j in range(len(outs[0]))]
-  return merged[0] if len(merged) == 1 else tuple(merged)
 
 
 def _shape(x: tf.Tensor) -> List[Dim]:
@@ -139,8 +103,8 @@ def gelu(x: tf.Tensor) -> tf.Tensor:
     GELU(x), same shape and dtype.
   """
   def grad(dy):
-    return _in_blocks(_gelu_bwd, (x, dy), (0, 1), 1)
-  return _in_blocks(_gelu_fwd, (x,), (0,), 1), grad
+    return _gelu_bwd(x, dy)
+  return _gelu_fwd(x), grad
 
 
 @tf.custom_gradient
@@ -159,8 +123,8 @@ def bias_gelu(x: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
     [..., W] in x's dtype.
   """
   def grad(dy):
-    return _in_blocks(_gelu_bwd, (x, dy, bias), (0, 1), 1)
-  return _in_blocks(_gelu_fwd, (x, bias), (0,), 1), grad
+    return _gelu_bwd(x, dy, bias)
+  return _gelu_fwd(x, bias), grad
 
 
 # --- dropout ------------------------------------------------------------------------------
@@ -252,8 +216,8 @@ def dropout(x: tf.Tensor, rate: float) -> tf.Tensor:
   @tf.custom_gradient
   def fused(x, bits):
     def grad(dy):
-      return _in_blocks(_dropout_fwd, (dy, bits, threshold, scale), (0, 1), 1), None
-    return _in_blocks(_dropout_fwd, (x, bits, threshold, scale), (0, 1), 1), grad
+      return _dropout_fwd(dy, bits, threshold, scale), None
+    return _dropout_fwd(x, bits, threshold, scale), grad
 
   return fused(x, bits)
 
@@ -308,8 +272,8 @@ def layer_norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor,
   @tf.custom_gradient
   def fused(x, gamma, beta):
     def grad(dy):
-      return _in_blocks(_ln_bwd, (x, gamma, dy, mean, rstd), (0, 2, 3, 4), 1)
-    y, mean, rstd = _in_blocks(_ln_fwd, (x, gamma, beta, epsilon), (0,), 3)
+      return _ln_bwd(x, gamma, dy, mean, rstd)
+    y, mean, rstd = _ln_fwd(x, gamma, beta, epsilon)
     return y, grad
 
   return fused(x, gamma, beta)
@@ -364,13 +328,11 @@ def residual_layer_norm(x: tf.Tensor, residual: tf.Tensor, gamma: tf.Tensor,
     b = extra[0] if bias is not None else None
 
     def grad(dy):
-      grads = list(_in_blocks(
-          _add_ln_bwd, (x, residual, gamma, dy, mean, rstd, bits, threshold, scale, b),
-          (0, 1, 3, 4, 5, 6), 2))
+      grads = list(_add_ln_bwd(x, residual, gamma, dy, mean, rstd, bits, threshold, scale,
+                               b))
       return grads + [None] * (4 + len(extra) - len(grads))  # None for the bits
-    y, mean, rstd = _in_blocks(
-        _add_ln_fwd, (x, residual, gamma, beta, bits, threshold, scale, epsilon, b),
-        (0, 1, 4), 3)
+    y, mean, rstd = _add_ln_fwd(x, residual, gamma, beta, bits, threshold, scale, epsilon,
+                                b)
     return y, grad
 
   extra = [t for t in (bias, bits) if t is not None]
@@ -435,12 +397,9 @@ def softmax_dropout(scores: tf.Tensor, adder: Optional[tf.Tensor], scale: float,
     b = next(it) if bits is not None else None
 
     def grad(dy):
-      dscores = _in_blocks(_softmax_dropout_bwd,
-                           (s, a, b, dy, lse, scale, threshold, keep_scale),
-                           (0, 1, 2, 3, 4), 1)
+      dscores = _softmax_dropout_bwd(s, a, b, dy, lse, scale, threshold, keep_scale)
       return [dscores] + [None] * (len(args) - 1)
-    dropped, lse = _in_blocks(_softmax_dropout_fwd,
-                              (s, a, b, scale, threshold, keep_scale), (0, 1, 2), 2)
+    dropped, lse = _softmax_dropout_fwd(s, a, b, scale, threshold, keep_scale)
     return dropped, grad
 
   return fused(*inputs)

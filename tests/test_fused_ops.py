@@ -212,38 +212,3 @@ def test_dense_defer_bias_returns_the_bias_instead_of_adding_it():
   # Kernel of ones: every output unit is the row sum; the bias only in `added`.
   np.testing.assert_allclose(d, np.repeat(x.sum(-1, keepdims=True), 4, -1), rtol=1e-6)
   np.testing.assert_allclose(a, d + b, rtol=1e-6)
-
-
-@pytest.mark.parametrize("rows,blocks", [(7, 3), (8, 2), (1, 2)])
-@pytest.mark.parametrize("static", [True, False])
-def test_row_blocks_give_the_whole_kernel_result(rows, blocks, static):
-  """_in_blocks: row outputs concatenated and row sums added back are the one-call values,
-  for uneven blocks, a dynamic row count and fewer rows than blocks."""
-  rng = np.random.RandomState(0)
-  x = rng.randn(rows, 5).astype(np.float32)
-  residual = rng.randn(rows, 5).astype(np.float32)
-  dy = rng.randn(rows, 5).astype(np.float32)
-  gamma = (1 + 0.1 * rng.randn(5)).astype(np.float32)
-  beta = (0.1 * rng.randn(5)).astype(np.float32)
-  bias = (0.1 * rng.randn(5)).astype(np.float32)
-  with tf.Graph().as_default():
-    shape = [rows, 5] if static else [None, 5]
-    xs, rs, ds = (tf.placeholder(tf.float32, shape) for _ in range(3))
-    feed = {xs: x, rs: residual, ds: dy}
-    bits, threshold, scale = fused_ops._dropout_mask(fused_ops._shape(xs), 0.1)
-    results = []
-    for b in (1, blocks):
-      y, mean, rstd = fused_ops._in_blocks(
-          fused_ops._add_ln_fwd,
-          (xs, rs, gamma, beta, bits, threshold, scale, 1e-12, bias), (0, 1, 4), 3,
-          blocks=b)
-      grads = fused_ops._in_blocks(
-          fused_ops._add_ln_bwd,
-          (xs, rs, gamma, ds, mean, rstd, bits, threshold, scale, bias),
-          (0, 1, 3, 4, 5, 6), 2, blocks=b)
-      results.append([y, mean, rstd] + list(grads))
-    with tf.Session() as sess:
-      whole, split = sess.run(results, feed)   # one run: the same dropout bits
-  assert len(whole) == 8
-  for a, b in zip(whole, split):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
