@@ -39,7 +39,7 @@ def find_init_checkpoint(config, log=print):
 
   Raises:
     RunError: none found and allow_random_init off; the vocab does not match the
-      checkpoint's embedding rows.
+      checkpoint's embedding rows; the encoder's variables differ from the checkpoint's.
   """
   from model import checkpoint as ckpt_lib
   where = config.init_checkpoint or config.pretrained_model_dir
@@ -63,7 +63,33 @@ def find_init_checkpoint(config, log=print):
     raise RunError(f"{prefix} has a {table[0]}-token embedding matrix but vocab_size is "
                    f"{vocab_size} ({config.vocab_file}); use the checkpoint's vocab and "
                    f"\"vocab_size\": {table[0]}")
+  check_encoder_matches(config, prefix, variables)
   return prefix
+
+
+def check_encoder_matches(config, prefix, variables):
+  """Raises RunError unless the checkpoint's electra/ variables are exactly the encoder's.
+
+  tf.train.init_from_checkpoint loads what it is given, so an encoder with more layers
+  than the checkpoint would start its extra layers from random weights without a word;
+  the message says which --hparams build the checkpoint's encoder.
+  """
+  from model import checkpoint as ckpt_lib
+  from model import sizes
+  ours = {n: s for n, s in ckpt_lib.variables_of(lambda: _build_for_variables(config)).items()
+          if n.startswith("electra/")}
+  theirs = {n: s for n, s in variables.items() if n.startswith("electra/")}
+  diff = ckpt_lib.compare_variables(theirs, ours)
+  if diff.ok:
+    return
+  try:
+    hint = ("; its encoder is built by --hparams " +
+            json.dumps(sizes.hparams_from_shapes(variables), ensure_ascii=False))
+  except errors.ConfigError:
+    hint = ""
+  raise RunError(f"{prefix} holds an encoder of another shape than this config "
+                 f"(model_size {config.model_size!r}){hint}:\n"
+                 f"{diff.describe('the checkpoint', 'this model')}")
 
 
 # --- features, cached as TFRecords ----------------------------------------------------------
@@ -201,6 +227,19 @@ def check_architecture(config, checkpoint):
   except ckpt_lib.CheckpointError as e:
     raise RunError(f"{checkpoint} was written by a model of another architecture; use "
                    f"another model_dir or the hparams that wrote it.\n{e}") from e
+
+
+def check_trials_to_evaluate(config):
+  """With do_train off, every trial must have a finetuned checkpoint: the Estimator would
+  otherwise predict from a fresh graph (the encoder under a random head) with only a
+  warning in the log."""
+  import tensorflow.compat.v1 as tf
+  for trial in range(1, config.num_trials + 1):
+    trial_dir = fileio.join(config.model_dir, f"trial_{trial}")
+    if not tf.train.latest_checkpoint(trial_dir):
+      raise RunError(f"do_train is off and {trial_dir} holds no finetuned checkpoint to "
+                     "evaluate; train it first (do_train), or lower num_trials to the "
+                     "trials kept (keep_all_models)")
 
 
 def _name_to_features(config):
@@ -478,6 +517,8 @@ def run(config, estimator_overrides=None, log=print):
   init_checkpoint = find_init_checkpoint(config, log=log)
   if init_checkpoint:
     log(f"encoder initialised from {init_checkpoint}")
+  if not config.do_train:
+    check_trials_to_evaluate(config)
   tokenizer = _tokenizer(config)
   splits = {}
   if config.do_train:

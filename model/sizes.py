@@ -60,7 +60,8 @@ def bert_hparams(model_size: str, vocab_size: int,
     A dict of every BertConfig field except embedding_size.
 
   Raises:
-    ConfigError: unknown model_size, unknown override key, overrides not an object.
+    ConfigError: unknown model_size, unknown override key, overrides not an object, a
+      size that is not a positive integer, a dropout rate outside [0, 1).
   """
   if model_size not in MODEL_SIZES:
     raise errors.ConfigError(
@@ -79,7 +80,30 @@ def bert_hparams(model_size: str, vocab_size: int,
   args.update(overrides)
   if debug:
     args.update(DEBUG_OVERRIDES)
+  _check_values(args, "model_hparam_overrides")
   return args
+
+
+_POSITIVE_INTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                  "intermediate_size", "max_position_embeddings", "type_vocab_size")
+_RATES = ("hidden_dropout_prob", "attention_probs_dropout_prob")
+
+
+def _check_values(args: Mapping, where: str) -> None:
+  """ConfigError naming the key for a value no graph can be built with (caught here, at
+  configuration, instead of as a TensorFlow error halfway through building the graph)."""
+  for key in _POSITIVE_INTS:
+    v = args[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+      raise errors.ConfigError(f"{where}: {key} must be a positive integer, got {v!r}")
+  for key in _RATES:
+    v = args[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v < 1.0:
+      raise errors.ConfigError(f"{where}: {key} must be a number in [0, 1), got {v!r}")
+  v = args["initializer_range"]
+  if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+    raise errors.ConfigError(f"{where}: initializer_range must be a positive number, "
+                             f"got {v!r}")
 
 
 def generator_hparams(disc: Mapping, hidden_fraction: float, layers_fraction: float) -> dict:
@@ -103,3 +127,54 @@ def bert_config(fields: Mapping, embedding_size: Optional[int] = None):
   """model.modeling.BertConfig from bert_hparams / generator_hparams output."""
   from model import modeling  # TensorFlow only when a graph is about to be built
   return modeling.BertConfig.from_dict(dict(fields, embedding_size=embedding_size))
+
+
+def hparams_from_shapes(shapes: Mapping, scope: str = "electra") -> dict:
+  """The size hparams that build the encoder whose variables have these shapes.
+
+  `shapes` is {variable name: shape} of a checkpoint. Returns the smallest set of
+  model_size / embedding_size / vocab_size / model_hparam_overrides keys that reproduces
+  it under this module's rules (what to put in --hparams to load it). The head count is
+  not in any shape: the rule's hidden // 64 is assumed.
+
+  Raises:
+    ConfigError: no `scope`/embeddings/word_embeddings or no encoder layers in `shapes`.
+  """
+  def shape(name):
+    return tuple(shapes.get(f"{scope}/{name}") or ())
+
+  words = shape("embeddings/word_embeddings")
+  query = shape("encoder/layer_0/attention/self/query/kernel")
+  if len(words) != 2 or len(query) != 2:
+    raise errors.ConfigError(f"no {scope}/ encoder (word embeddings and layer_0) in the "
+                             "checkpoint")
+  vocab, emb = words
+  hidden = query[1]
+  layers = 0
+  while shape(f"encoder/layer_{layers}/attention/self/query/kernel"):
+    layers += 1
+  found = {"hidden_size": hidden, "num_hidden_layers": layers,
+           "intermediate_size": (shape("encoder/layer_0/intermediate/dense/kernel") or
+                                 (0, 4 * hidden))[1],
+           "max_position_embeddings": (shape("embeddings/position_embeddings") or
+                                       (BERT_DEFAULTS["max_position_embeddings"],))[0],
+           "type_vocab_size": (shape("embeddings/token_type_embeddings") or
+                               (BERT_DEFAULTS["type_vocab_size"],))[0]}
+
+  def overrides_for(size):  # what model_hparam_overrides must add to this named size
+    out = {k: found[k] for k in ("hidden_size", "num_hidden_layers")
+           if MODEL_SIZES[size][k] != found[k]}
+    if found["intermediate_size"] != 4 * hidden:
+      out["intermediate_size"] = found["intermediate_size"]
+    out.update((k, found[k]) for k in ("max_position_embeddings", "type_vocab_size")
+               if found[k] != BERT_DEFAULTS[k])
+    return out
+
+  # The named size needing the fewest overrides ("small" on a tie, the default).
+  size = min(MODEL_SIZES, key=lambda s: (len(overrides_for(s)), s != "small"))
+  hp = {"model_size": size, "vocab_size": vocab}
+  if emb != (default_embedding_size(size, None) or hidden):
+    hp["embedding_size"] = emb
+  if overrides_for(size):
+    hp["model_hparam_overrides"] = overrides_for(size)
+  return hp

@@ -63,6 +63,8 @@ def test_bad_settings_name_the_key():
     cf.FinetuningConfig.from_hparams("m", "/d", '{"preset": "electra"}', preset="koelectra")
   with pytest.raises(cf.ConfigError, match=r"unknown preset"):
     cf.FinetuningConfig("m", "/d", preset="bert")
+  with pytest.raises(cf.ConfigError, match=r"hidden_dropout_prob must be a number in"):
+    cf.FinetuningConfig("m", "/d", model_hparam_overrides={"hidden_dropout_prob": 1.0})
 
 
 def test_every_task_has_a_config_and_published_numbers():

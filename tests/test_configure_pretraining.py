@@ -7,7 +7,7 @@ import pytest
 
 import configure_pretraining as cp
 from model import flops
-from tests.conftest import ROOT
+from tests.conftest import ROOT, shared_data_dir
 
 
 def test_original_defaults_and_derived_paths():
@@ -95,6 +95,15 @@ def test_bad_generator_size_is_a_config_error():
     cp.PretrainingConfig("m", "/d", model_hparam_overrides={"num_attention_heads": 5})
   with pytest.raises(cp.ConfigError, match=r"max_seq_length 1024"):
     cp.PretrainingConfig("m", "/d", max_seq_length=1024)
+  # Values no graph can use are refused here too, naming the key (not a TF ValueError
+  # from the dropout kernel halfway through building the graph).
+  for key, value in [("hidden_dropout_prob", 1.0), ("attention_probs_dropout_prob", -0.1),
+                     ("hidden_dropout_prob", "0.1"), ("num_hidden_layers", 0),
+                     ("intermediate_size", 3.5), ("type_vocab_size", True),
+                     ("initializer_range", 0)]:
+    with pytest.raises(cp.ConfigError, match=rf"model_hparam_overrides: {key} .*{value!r}"):
+      cp.PretrainingConfig("m", "/d", model_hparam_overrides={key: value})
+  cp.PretrainingConfig("m", "/d", model_hparam_overrides={"hidden_dropout_prob": 0.0})
   # A uniform generator has no transformer, so its size is irrelevant.
   cp.PretrainingConfig("m", "/d", preset="koelectra-base-v1", generator_hidden_size=0.33,
                        uniform_generator=True)
@@ -227,3 +236,42 @@ def test_preset_flag_and_hparams_preset_agree_or_fail():
   with pytest.raises(cp.ConfigError, match="disagree"):
     cp.PretrainingConfig.from_hparams("m", "/d", '{"preset": "koelectra-base-v3"}',
                                       preset="koelectra-small-v3")
+
+
+@pytest.mark.parametrize("listing,want", [
+    ("electra_variables_koelectra_small.txt", {"model_size": "small", "vocab_size": 32200}),
+    ("electra_variables_base_gen_one_third.txt", {"model_size": "base", "vocab_size": 32200}),
+])
+def test_hparams_read_back_from_original_checkpoint_shapes(listing, want):
+  """What run_finetuning suggests for a checkpoint of another shape: the size hparams that
+  build its encoder, read off the original code's variable lists."""
+  from model import checkpoint, sizes
+  text = (shared_data_dir().parent / "reference" / listing).read_text(encoding="utf-8")
+  assert sizes.hparams_from_shapes(checkpoint.parse_variable_list(text)) == want
+
+
+@pytest.mark.parametrize("model_size,emb,overrides", [
+    ("small", 32, {"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 100}),
+    ("base", None, {"num_hidden_layers": 6}),
+    ("small", 144, {"hidden_size": 144, "num_hidden_layers": 3, "type_vocab_size": 1}),
+    ("large", 128, {"max_position_embeddings": 1024}),
+])
+def test_hparams_from_shapes_rebuild_the_same_encoder(model_size, emb, overrides):
+  from model import sizes
+  hp = sizes.bert_hparams(model_size, 35000, overrides)
+  e = sizes.default_embedding_size(model_size, emb) or hp["hidden_size"]
+  h, i = hp["hidden_size"], hp["intermediate_size"]
+  shapes = {"electra/embeddings/word_embeddings": (35000, e),
+            "electra/embeddings/position_embeddings": (hp["max_position_embeddings"], e),
+            "electra/embeddings/token_type_embeddings": (hp["type_vocab_size"], e)}
+  for n in range(hp["num_hidden_layers"]):
+    shapes[f"electra/encoder/layer_{n}/attention/self/query/kernel"] = (h, h)
+    shapes[f"electra/encoder/layer_{n}/intermediate/dense/kernel"] = (h, i)
+  got = sizes.hparams_from_shapes(shapes)
+  again = sizes.bert_hparams(got["model_size"], got["vocab_size"],
+                             got.get("model_hparam_overrides"))
+  for k in ("hidden_size", "num_hidden_layers", "intermediate_size",
+            "max_position_embeddings", "type_vocab_size", "vocab_size"):
+    assert again[k] == hp[k], (k, got)
+  assert (sizes.default_embedding_size(got["model_size"], got.get("embedding_size"))
+          or again["hidden_size"]) == e

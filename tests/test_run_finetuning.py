@@ -125,6 +125,13 @@ def test_sigkill_during_training_then_rerun_finishes(tmp_path):
   steps = 57 // 8 * 8                      # 64 rows less the 10% dev slice, batch 8
   assert os.path.exists(trial_dir / f"model.ckpt-{steps}.index")
   assert "Compiled cluster" not in done.stderr and "SetPriority" not in done.stderr
+  # Evaluation alone (do_train off) scores the finetuned trial: the same dev numbers.
+  results = data / "models" / "tiny" / "results" / "nsmc_results.json"
+  trained = json.load(open(results, encoding="utf-8"))["splits"]["dev"]
+  config = run_finetuning.configure_finetuning.FinetuningConfig(
+      "tiny", str(data), **dict(hp, do_train=False))
+  run_finetuning.run(config, log=lambda *a: None)
+  assert json.load(open(results, encoding="utf-8"))["splits"]["dev"] == trained
 
 
 def _error(capsys, argv):
@@ -145,6 +152,9 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, capsys):
   assert "no checkpoint" in err and "allow_random_init" in err
   err = _error(capsys, argv + [json.dumps(dict(base, vocab_size=32200))])
   assert "vocab_size is 32200" in err
+  # Evaluation alone needs a finetuned checkpoint (not a random head on the encoder).
+  err = _error(capsys, argv + [json.dumps(dict(base, do_train=False, do_eval=True))])
+  assert "trial_1 holds no finetuned checkpoint" in err, err
   # A malformed row names its file and line.
   bad = data / "finetuning_data" / "nsmc" / "ratings_train.txt"
   lines = bad.read_text(encoding="utf-8").splitlines()
@@ -163,11 +173,11 @@ def test_checkpoint_shapes_and_vocab_must_match(tmp_path, capsys):
   ckpt_dir = data / "models" / "tiny"
   ckpt_dir.mkdir(parents=True)
 
-  def write(vocab, hidden):
+  def write(vocab, hidden, layers=2):
     for p in ckpt_dir.glob("model.ckpt*"):
       p.unlink()
     with tf.Graph().as_default():
-      cfg = modeling.BertConfig(vocab, hidden_size=hidden, num_hidden_layers=2,
+      cfg = modeling.BertConfig(vocab, hidden_size=hidden, num_hidden_layers=layers,
                                 num_attention_heads=2, intermediate_size=64)
       modeling.BertModel(cfg, False, tf.zeros([1, 8], tf.int32), embedding_size=16)
       with tf.Session() as sess:
@@ -179,6 +189,11 @@ def test_checkpoint_shapes_and_vocab_must_match(tmp_path, capsys):
   write(35000, 64)
   err = _error(capsys, argv)
   assert "electra/encoder/layer_0/attention/self/query/kernel" in err, err
+  assert '"hidden_size": 64' in err, err  # the hparams that build the checkpoint's encoder
+  # Fewer layers than the config: init_from_checkpoint would leave layer_1 random silently.
+  write(35000, 32, layers=1)
+  err = _error(capsys, argv)
+  assert "electra/encoder/layer_1/" in err and '"num_hidden_layers": 1' in err, err
   write(32200, 32)
   err = _error(capsys, argv)
   assert "32200-token embedding matrix but vocab_size is 35000" in err, err
