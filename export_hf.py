@@ -26,6 +26,7 @@ from model import checkpoint
 from model import hf_format
 from model import tokenization
 from util import errors
+from util import gcs
 from util import hparams as hparams_lib
 from util import tf_logging
 
@@ -213,7 +214,12 @@ def export(ckpt, config, vocab_file, out_dir, which=PRETRAINING_MODELS, task_kin
       cfg = hf_format.electra_config(hp, emb, kind, pad_id)
       jobs.append((kind, kind, state, cfg))
   written = {}
-  with hf_format.staged_output(out_dir, overwrite=overwrite) as tmp:
+  remote = gcs.is_gs(out_dir)
+  root = out_dir.rstrip("/") if remote else os.path.abspath(out_dir)
+  # A gs:// folder gets each model's config.json last: a reader finds it complete.
+  last = [("%s/%s" % (sub, hf_format.CONFIG_FILE)) if sub else hf_format.CONFIG_FILE
+          for _, sub, _, _ in jobs]
+  with hf_format.staged_output(out_dir, overwrite=overwrite, last=last) as tmp:
     for kind, sub, state, cfg in jobs:
       folder = os.path.join(tmp, sub) if sub else tmp
       os.makedirs(folder, exist_ok=True)
@@ -221,9 +227,9 @@ def export(ckpt, config, vocab_file, out_dir, which=PRETRAINING_MODELS, task_kin
         hf_format.write_model_folder(folder, state, cfg, kind, vocab_file, details)
       except hf_format.HFFormatError as e:
         raise hf_format.HFFormatError("%s (%s): %s" % (prefix, kind, e)) from e
-      written[kind] = os.path.join(os.path.abspath(out_dir), sub) if sub else \
-          os.path.abspath(out_dir)
-      log("%s: %s (%s)" % (kind, written[kind], hf_format.ARCHITECTURES[kind]))
+      written[kind] = (root + "/" + sub) if sub else root
+  for kind, folder in written.items():
+    log("%s: %s (%s)" % (kind, folder, hf_format.ARCHITECTURES[kind]))
   return written
 
 
@@ -272,6 +278,11 @@ def main(argv=None):
                    task_kind=args.task_kind, task_name=args.task_name, labels=labels,
                    problem_type=args.problem_type, data_description=args.data_description,
                    overwrite=args.overwrite)
+  if gcs.is_gs(args.output_dir):
+    local = os.path.basename(args.output_dir.rstrip("/"))
+    print("\ntransformers reads local folders: copy it down first with\n"
+          f"  python -m util.gcs cp -r {args.output_dir.rstrip('/')} {local}")
+    written = {k: local + v[len(args.output_dir.rstrip("/")):] for k, v in written.items()}
   print("\nload it with transformers:\n" + "\n".join("  " + l for l in usage_lines(written)))
   return 0
 

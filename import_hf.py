@@ -11,13 +11,17 @@ or pytorch_model.bin read without torch) and writes to CKPT_DIR:
 With --generator the checkpoint is a complete pretraining checkpoint (generator,
 discriminator, both heads, zero Adam slots, step 0): run_pretraining.py with
 `model_dir` = CKPT_DIR continues pretraining from it. Without it, the discriminator alone is
-written: what finetuning loads (`electra/...`). See docs/huggingface.md.
+written: what finetuning loads (`electra/...`). HF_DIR and CKPT_DIR may be gs:// (a Cloud
+TPU reads checkpoints from Cloud Storage only); on gs:// the `checkpoint` state file is
+uploaded last. See docs/huggingface.md.
 """
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
+import tempfile
 
 import numpy as np
 
@@ -26,6 +30,7 @@ from model import checkpoint
 from model import hf_format
 from model import tokenization
 from util import errors
+from util import gcs
 from util import tf_logging
 
 CHECKPOINT_NAME = "model.ckpt-0"
@@ -191,17 +196,20 @@ def import_folders(disc_dir, out_dir, gen_dir=None, overwrite=False, log=print):
   values["global_step"] = np.int64(0)
   values = {n: np.asarray(v, np.int64 if n == "global_step" else np.float32)
             for n, v in values.items()}
-  with hf_format.staged_output(out_dir, overwrite=overwrite) as tmp:
+  root = out_dir.rstrip("/") if gcs.is_gs(out_dir) else os.path.abspath(out_dir)
+  # On gs:// the `checkpoint` state file goes up last: TensorFlow finds the checkpoint
+  # only once its data and index are there.
+  with hf_format.staged_output(out_dir, overwrite=overwrite, last=("checkpoint",)) as tmp:
     checkpoint.write_checkpoint(values, os.path.join(tmp, CHECKPOINT_NAME))
     shutil.copyfile(vocab_file, os.path.join(tmp, hf_format.VOCAB_FILE))
-    hp_out = dict(hp, vocab_file=os.path.join(os.path.abspath(out_dir), hf_format.VOCAB_FILE))
+    hp_out = dict(hp, vocab_file=root + "/" + hf_format.VOCAB_FILE)
     with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
       json.dump(hp_out, f, indent=2, sort_keys=True)
       f.write("\n")
   n_params = sum(v.size for n, v in values.items() if not checkpoint.is_optimizer_slot(n))
   log("wrote %s (%d variables, %.1fM parameters%s) and %s" % (
-      os.path.join(out_dir, CHECKPOINT_NAME), len(values), n_params / 1e6,
-      ", with zero Adam slots" if gen_dir else "", os.path.join(out_dir, HPARAMS_FILE)))
+      root + "/" + CHECKPOINT_NAME, len(values), n_params / 1e6,
+      ", with zero Adam slots" if gen_dir else "", root + "/" + HPARAMS_FILE))
   return hp_out
 
 
@@ -211,9 +219,19 @@ def _same(a, b):
 
 def main(argv=None):
   args = build_parser().parse_args(argv)
-  import_folders(args.discriminator, args.output_dir, gen_dir=args.generator,
-                 overwrite=args.overwrite)
+  with contextlib.ExitStack() as stack:
+    disc, gen = (_local(stack, d) for d in (args.discriminator, args.generator))
+    import_folders(disc, args.output_dir, gen_dir=gen, overwrite=args.overwrite)
   return 0
+
+
+def _local(stack, folder):
+  """A local copy of a gs:// hub folder (removed at exit), or the folder itself."""
+  if not folder or not gcs.is_gs(folder):
+    return folder
+  tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix=".hub-"))
+  gcs.download_dir(folder, tmp, progress=True)
+  return tmp
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import json
 import os
 import pickle
 import shutil
+import tempfile
 import uuid
 import zipfile
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
@@ -31,6 +32,8 @@ import numpy as np
 from model import checkpoint
 from model import tokenization
 from util import errors
+from util import fileio
+from util import gcs
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -455,7 +458,9 @@ def write_tokenizer_files(vocab_file: str, out_dir: str, model_max_length: int) 
   from tokenizers.models import WordPiece
 
   vocab = tokenization.load_vocab(vocab_file)
-  shutil.copyfile(vocab_file, os.path.join(out_dir, VOCAB_FILE))
+  with fileio.open_file(vocab_file, "rb") as src, \
+      open(os.path.join(out_dir, VOCAB_FILE), "wb") as dst:  # vocab_file may be gs://
+    dst.write(src.read())
   tok = Tokenizer(WordPiece(dict(vocab), unk_token=tokenization.UNK,
                             max_input_chars_per_word=tokenization.MAX_INPUT_CHARS_PER_WORD))
   tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
@@ -581,15 +586,19 @@ def write_model_folder(out_dir: str, state: Dict[str, np.ndarray], config: dict,
 
 
 @contextlib.contextmanager
-def staged_output(out_dir: str, overwrite: bool = False) -> Iterator[str]:
-  """Yields a temporary sibling folder; renamed to out_dir only when the block succeeds.
+def staged_output(out_dir: str, overwrite: bool = False,
+                  last: Sequence[str] = ()) -> Iterator[str]:
+  """Yields a temporary folder; it becomes out_dir only when the block succeeds.
 
   Nothing is half written: on any error the temporary folder is removed and out_dir is as
-  it was. With overwrite, an existing out_dir is replaced at the end.
+  it was. With overwrite, an existing out_dir is replaced at the end. A gs:// out_dir is
+  staged on local disk and uploaded when the block succeeds, the top-level files named in
+  `last` (the folder's entry point) after everything else (util/gcs.publish_dir).
 
   Args:
-    out_dir: the final folder (local).
+    out_dir: the final folder (local or gs://).
     overwrite: replace a non-empty out_dir.
+    last: files uploaded last to a gs:// out_dir.
 
   Yields:
     The temporary folder to write into.
@@ -597,6 +606,16 @@ def staged_output(out_dir: str, overwrite: bool = False) -> Iterator[str]:
   Raises:
     HFFormatError: out_dir exists and is not empty, without overwrite; or it is a file.
   """
+  if gcs.is_gs(out_dir):
+    if gcs.prefix_objects(out_dir) and not overwrite:
+      raise HFFormatError("output %s is not empty; pass --overwrite to replace it" % out_dir)
+    tmp = tempfile.mkdtemp(prefix=".staged-")
+    try:
+      yield tmp
+      gcs.publish_dir(tmp, out_dir, last=last, replace=overwrite)
+    finally:
+      shutil.rmtree(tmp, ignore_errors=True)
+    return
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir):
     if not os.path.isdir(out_dir):

@@ -1,10 +1,17 @@
-"""Shared fixtures: where the real Korean data lives, and small readers of it."""
+"""Shared fixtures: where the real Korean data lives, small readers of it, and a Cloud
+Storage emulator."""
 import os
 import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUCKET = "koelectra-test"  # the emulator's default bucket
 
 
 def shared_data_dir():
@@ -42,3 +49,52 @@ def head_lines(path, n):
         if len(out) >= n:
           break
   return out
+
+
+# --- Cloud Storage: gcp-storage-emulator on 127.0.0.1 -------------------------------------
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory):
+  """(host URL, on-disk storage directory) of a running emulator; stopped at the end."""
+  data = tmp_path_factory.mktemp("emulator")
+  port = free_port()
+  # Objects on disk under `data`, so a test can corrupt stored bytes as bit rot would.
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "gcp_storage_emulator", "-d", str(data), "start",
+       "--host", "127.0.0.1", "--port", str(port), "--default-bucket", BUCKET, "-q"],
+      cwd=str(data), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  url = f"http://127.0.0.1:{port}"
+  deadline = time.time() + 60
+  while True:
+    try:
+      with urllib.request.urlopen(url + "/", timeout=2) as r:
+        if r.status == 200:
+          break
+    except OSError:
+      pass
+    if proc.poll() is not None or time.time() > deadline:
+      proc.kill()
+      raise RuntimeError(f"gcp-storage-emulator did not answer on {url}")
+    time.sleep(0.2)
+  try:
+    yield url, data
+  finally:
+    proc.terminate()
+    try:
+      proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+      proc.kill()
+
+
+@pytest.fixture
+def gcs_env(emulator, monkeypatch, tmp_path):
+  """STORAGE_EMULATOR_HOST set; upload sessions kept under this test's tmp_path."""
+  monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator[0])
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+  return emulator

@@ -9,66 +9,20 @@ no token or session id reaches any log line.
 import logging
 import os
 import pathlib
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import BUCKET, ROOT, free_port
 from util import gcs
 
-BUCKET = "koelectra-test"
 CHUNK = gcs.CHUNK_QUANTUM  # 256 KiB: the smallest resumable chunk
 
 
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def emulator(tmp_path_factory):
-  """(host URL, on-disk storage directory) of a running emulator; stopped at the end."""
-  data = tmp_path_factory.mktemp("emulator")
-  port = _free_port()
-  # Objects on disk under `data`, so a test can corrupt stored bytes as bit rot would.
-  proc = subprocess.Popen(
-      [sys.executable, "-m", "gcp_storage_emulator", "-d", str(data), "start",
-       "--host", "127.0.0.1", "--port", str(port), "--default-bucket", BUCKET, "-q"],
-      cwd=str(data), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-  url = f"http://127.0.0.1:{port}"
-  deadline = time.time() + 60
-  while True:
-    try:
-      with urllib.request.urlopen(url + "/", timeout=2) as r:
-        if r.status == 200:
-          break
-    except OSError:
-      pass
-    if proc.poll() is not None or time.time() > deadline:
-      proc.kill()
-      raise RuntimeError(f"gcp-storage-emulator did not answer on {url}")
-    time.sleep(0.2)
-  try:
-    yield url, data
-  finally:
-    proc.terminate()
-    try:
-      proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-      proc.kill()
-
-
 @pytest.fixture
-def env(emulator, monkeypatch, tmp_path):
-  """STORAGE_EMULATOR_HOST set; upload sessions kept under this test's tmp_path."""
-  monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator[0])
-  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-  return emulator
+def env(gcs_env):
+  return gcs_env
 
 
 @pytest.fixture(scope="module")
@@ -335,8 +289,8 @@ def test_missing_credentials_one_line_without_network(tmp_path, key_file):
   # pointed at a closed local port (nothing leaves the machine), and either a key file that
   # does not exist or no key file at all (then the metadata server is asked, and refuses).
   env = {"CLOUDSDK_CONFIG": str(tmp_path / "gcloud"), "HOME": str(tmp_path),
-         "GCE_METADATA_HOST": f"127.0.0.1:{_free_port()}",
-         "GCE_METADATA_IP": f"127.0.0.1:{_free_port()}"}
+         "GCE_METADATA_HOST": f"127.0.0.1:{free_port()}",
+         "GCE_METADATA_IP": f"127.0.0.1:{free_port()}"}
   if key_file:
     env["GOOGLE_APPLICATION_CREDENTIALS"] = str(tmp_path / "nowhere.json")
   r = _cli(["ls", f"gs://{BUCKET}"], env)

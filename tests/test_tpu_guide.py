@@ -13,13 +13,16 @@ import pytest
 
 import configure_finetuning
 import configure_pretraining
+import export_hf
+import import_hf
 import run_finetuning
 import run_pretraining
 from tests.conftest import ROOT
 from util import gcs
 
 DOCS = ("docs/tpu_training.md", "README.md")
-_COMMAND = re.compile(r"^python3? (?:(?P<script>run_\w+\.py)|-m (?P<module>util\.gcs))(?:\s|$)")
+_COMMAND = re.compile(r"^python3? (?:(?P<script>(?:run_\w+|export_hf|import_hf)\.py)|"
+                      r"-m (?P<module>util\.gcs))(?:\s|$)")
 
 
 def _check_run_pretraining(argv):
@@ -43,9 +46,20 @@ def _check_gcs(argv):
       gcs.parse_gs(url)
 
 
+def _check_hf(parser):
+  def check(argv):
+    args = parser().parse_args(argv)
+    for url in vars(args).values():
+      if isinstance(url, str) and gcs.is_gs(url):
+        gcs.parse_gs(url)
+  return check
+
+
 # script or module -> a check that raises (or exits) when the arguments are not accepted.
 CHECKS = {"run_pretraining.py": _check_run_pretraining,
-          "run_finetuning.py": _check_run_finetuning, "util.gcs": _check_gcs}
+          "run_finetuning.py": _check_run_finetuning, "util.gcs": _check_gcs,
+          "export_hf.py": _check_hf(export_hf.build_parser),
+          "import_hf.py": _check_hf(import_hf.build_parser)}
 
 
 def documented_commands(relpath, root=ROOT):
@@ -76,7 +90,7 @@ def test_the_documents_show_commands():
   # The extraction itself works: the guide's commands are found, with their arguments.
   found = documented_commands("docs/tpu_training.md")
   programs = {program for _, program, _ in found}
-  assert {"run_pretraining.py", "run_finetuning.py", "util.gcs"} <= programs
+  assert {"run_pretraining.py", "run_finetuning.py", "util.gcs", "import_hf.py"} <= programs
   assert any("--hparams" in argv for _, _, argv in found)
   assert documented_commands("README.md")
 

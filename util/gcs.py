@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import threading
 import time
@@ -785,6 +786,75 @@ def _entry(bucket, blob):
   updated = blob.updated.strftime("%Y-%m-%dT%H:%M:%SZ") if blob.updated else ""
   return Entry(f"gs://{bucket.name}/{blob.name}", int(blob.size or 0), updated,
                blob.crc32c or "")
+
+
+# --- whole folders for the tools that write or read one ---------------------------------------
+
+def prefix_objects(url: str, client=None) -> typing.List[str]:
+  """Names (relative to the prefix) of every object under gs://bucket/prefix/; [] if none."""
+  remote = parse_gs(url.rstrip("/") + "/")
+  client = client or make_client()
+  bucket = _checked_bucket(client, remote)
+  try:
+    return sorted(b.name[len(remote.name):] for b in bucket.list_blobs(prefix=remote.name))
+  except Exception as e:  # noqa: BLE001
+    mapped = _api_error(e, str(remote))
+    if mapped is None:
+      raise
+    raise mapped from e
+
+
+def publish_dir(local_dir: str, url: str, last: typing.Sequence[str] = (),
+                replace: bool = False, progress=False, client_factory=None) -> CopyReport:
+  """Uploads a finished local folder to gs://bucket/prefix, the files named in `last`
+  (paths relative to the folder) after all the others.
+
+  Cloud Storage has no rename, so readers are protected by order instead: a folder's
+  entry-point file (a checkpoint's `checkpoint` state file, a hub folder's config.json)
+  goes up once everything it refers to is there. With `replace`, objects under the prefix
+  that the new folder does not have are deleted at the end.
+  """
+  import tempfile
+  factory = client_factory or make_client
+  local_dir = os.path.abspath(local_dir)
+  start = time.time()
+  files = sorted(os.path.relpath(os.path.join(d, f), local_dir).replace(os.sep, "/")
+                 for d, _, names in os.walk(local_dir) for f in names)
+  held = [name for name in last if name in files]
+  # The held-back files wait outside the folder while the rest goes up in parallel.
+  aside = tempfile.mkdtemp(prefix=".held-", dir=os.path.dirname(local_dir))
+  try:
+    for name in held:
+      os.makedirs(os.path.dirname(os.path.join(aside, name)), exist_ok=True)
+      os.rename(os.path.join(local_dir, name), os.path.join(aside, name))
+    report = copy(local_dir, url, recursive=True, client_factory=factory,
+                  progress=progress)
+    for name in held:
+      part = copy(os.path.join(aside, name), url.rstrip("/") + "/" + name,
+                  client_factory=factory, progress=False)
+      report.copied += part.copied
+      report.skipped += part.skipped
+      report.bytes_copied += part.bytes_copied
+  finally:
+    for name in held:
+      if os.path.exists(os.path.join(aside, name)):
+        os.rename(os.path.join(aside, name), os.path.join(local_dir, name))
+    shutil.rmtree(aside, ignore_errors=True)
+  if replace:
+    client = factory()
+    remote = parse_gs(url.rstrip("/") + "/")
+    bucket = client.bucket(remote.bucket)
+    for rel in sorted(set(prefix_objects(url, client)) - set(files)):
+      bucket.blob(remote.name + rel).delete()
+  report.seconds = time.time() - start
+  return report
+
+
+def download_dir(url: str, local_dir: str, progress=False, client_factory=None) -> CopyReport:
+  """Copies every object under gs://bucket/prefix/ into local_dir (created)."""
+  os.makedirs(local_dir, exist_ok=True)
+  return copy(url.rstrip("/"), local_dir, recursive=True, client_factory=client_factory,
+              progress=progress)
 
 
 # --- command line ----------------------------------------------------------------------------
