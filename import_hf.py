@@ -2,6 +2,7 @@
 
   python import_hf.py --discriminator HF_DIR [--generator HF_DIR] --output-dir CKPT_DIR
                       [--overwrite]
+  python import_hf.py --finetuned HF_DIR --task TASK --output-dir TRIAL_DIR [--overwrite]
 
 Reads each hub folder's config.json and weights (model.safetensors, sharded safetensors,
 or pytorch_model.bin read without torch) and writes to CKPT_DIR:
@@ -11,7 +12,11 @@ or pytorch_model.bin read without torch) and writes to CKPT_DIR:
 With --generator the checkpoint is a complete pretraining checkpoint (generator,
 discriminator, both heads, zero Adam slots, step 0): run_pretraining.py with
 `model_dir` = CKPT_DIR continues pretraining from it. Without it, the discriminator alone is
-written: what finetuning loads (`electra/...`). HF_DIR and CKPT_DIR may be gs:// (a Cloud
+written: what finetuning loads (`electra/...`). With --finetuned, a finetuned model
+(ElectraForSequenceClassification, ...ForTokenClassification, ...ForQuestionAnswering)
+becomes a checkpoint of run_finetuning's "hf" head for TASK, its rows in the task's label
+order, and hparams.json the run_finetuning hparams that evaluate it (do_train off):
+write it to DATA_DIR/models/NAME/finetuning_models/TASK_model/trial_1. HF_DIR and CKPT_DIR may be gs:// (a Cloud
 TPU reads checkpoints from Cloud Storage only); on gs:// the `checkpoint` state file is
 uploaded last. See docs/huggingface.md.
 """
@@ -26,6 +31,7 @@ import tempfile
 import numpy as np
 
 import configure_pretraining
+from finetune import tasks as tasks_lib
 from model import checkpoint
 from model import hf_format
 from model import tokenization
@@ -48,10 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter,
                               epilog=__doc__.split("\n", 1)[1])
-  p.add_argument("--discriminator", required=True,
-                 help="hub folder of the discriminator (ElectraForPreTraining, or any "
-                      "ELECTRA model whose encoder you want)")
+  source = p.add_mutually_exclusive_group(required=True)
+  source.add_argument("--discriminator",
+                      help="hub folder of the discriminator (ElectraForPreTraining, or any "
+                           "ELECTRA model whose encoder you want)")
+  source.add_argument("--finetuned",
+                      help="hub folder of a finetuned model (ElectraForSequenceClassification,"
+                           " ...ForTokenClassification, ...ForQuestionAnswering), with --task")
   p.add_argument("--generator", help="hub folder of the generator (ElectraForMaskedLM)")
+  p.add_argument("--task", help="with --finetuned: the task it was finetuned on (nsmc, "
+                                "naver-ner, korquad, ...)")
   p.add_argument("--output-dir", required=True)
   p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output-dir")
   p.add_argument("--verbose", action="store_true",
@@ -142,13 +154,7 @@ def import_folders(disc_dir, out_dir, gen_dir=None, overwrite=False, log=print):
   values, unmapped = checkpoint.hf_to_tf_state(disc_state, "discriminator")
   if unmapped:
     log("%s: not imported (no TF variable): %s" % (disc_dir, ", ".join(unmapped)))
-  vocab_file = os.path.join(disc_dir, hf_format.VOCAB_FILE)
-  if not os.path.isfile(vocab_file):
-    raise hf_format.HFFormatError("%s: no vocab.txt" % disc_dir)
-  n_vocab = len(tokenization.load_vocab(vocab_file))
-  if n_vocab != disc_cfg["vocab_size"]:
-    raise hf_format.HFFormatError("%s has %d tokens but config.json's vocab_size is %d" % (
-        vocab_file, n_vocab, disc_cfg["vocab_size"]))
+  vocab_file = _vocab_file(disc_dir, disc_cfg)
 
   gen_cfg, untied = None, False
   if gen_dir:
@@ -193,7 +199,25 @@ def import_folders(disc_dir, out_dir, gen_dir=None, overwrite=False, log=print):
     for name, value in list(values.items()):
       values[name + "/adam_m"] = np.zeros_like(value)
       values[name + "/adam_v"] = np.zeros_like(value)
-  values["global_step"] = np.int64(0)
+  return _write(values, vocab_file, hp, out_dir, overwrite, log,
+                ", with zero Adam slots" if gen_dir else "")
+
+
+def _vocab_file(folder, cfg):
+  """The folder's vocab.txt, checked against config.json's vocab_size."""
+  vocab_file = os.path.join(folder, hf_format.VOCAB_FILE)
+  if not os.path.isfile(vocab_file):
+    raise hf_format.HFFormatError("%s: no vocab.txt" % folder)
+  n_vocab = len(tokenization.load_vocab(vocab_file))
+  if n_vocab != cfg["vocab_size"]:
+    raise hf_format.HFFormatError("%s has %d tokens but config.json's vocab_size is %d" % (
+        vocab_file, n_vocab, cfg["vocab_size"]))
+  return vocab_file
+
+
+def _write(values, vocab_file, hp, out_dir, overwrite, log, note=""):
+  """The checkpoint (step 0), vocab.txt and hparams.json in out_dir; returns the hparams."""
+  values = dict(values, global_step=np.int64(0))
   values = {n: np.asarray(v, np.int64 if n == "global_step" else np.float32)
             for n, v in values.items()}
   root = out_dir.rstrip("/") if gcs.is_gs(out_dir) else os.path.abspath(out_dir)
@@ -208,9 +232,98 @@ def import_folders(disc_dir, out_dir, gen_dir=None, overwrite=False, log=print):
       f.write("\n")
   n_params = sum(v.size for n, v in values.items() if not checkpoint.is_optimizer_slot(n))
   log("wrote %s (%d variables, %.1fM parameters%s) and %s" % (
-      root + "/" + CHECKPOINT_NAME, len(values), n_params / 1e6,
-      ", with zero Adam slots" if gen_dir else "", root + "/" + HPARAMS_FILE))
+      root + "/" + CHECKPOINT_NAME, len(values), n_params / 1e6, note,
+      root + "/" + HPARAMS_FILE))
   return hp_out
+
+
+# --- finetuned models -----------------------------------------------------------------------
+
+# The head class each kind of task exports to (export_hf --task-kind) and imports from.
+_TASK_KIND_MODEL = {tasks_lib.CLASSIFICATION: "sequence_classification",
+                    tasks_lib.REGRESSION: "sequence_classification",
+                    tasks_lib.TAGGING: "token_classification",
+                    tasks_lib.SPAN: "question_answering"}
+# The finetuning hparams that describe the encoder (the rest are the task's defaults).
+_FINETUNING_SIZE_KEYS = ("model_size", "embedding_size", "vocab_size",
+                         "model_hparam_overrides", "do_lower_case", "max_seq_length")
+
+
+def label_order(cfg, spec, folder, log=print):
+  """For each of the task's labels, the row of the folder's head that scores it.
+
+  config.json's id2label names are matched to the task's labels (finetune/tasks.py) by
+  name, in any order; names of the generic form LABEL_<i> (no names given) are taken to
+  be in the task's order, with a log line saying so. Regression and span heads: None.
+
+  Raises:
+    HFFormatError: another number of labels, or names that are not the task's.
+  """
+  if spec.kind == tasks_lib.SPAN:
+    return None
+  id2label = cfg.get("id2label") or {}
+  names = [str(id2label.get(str(i), id2label.get(i, ""))) for i in range(len(id2label))]
+  if spec.kind == tasks_lib.REGRESSION:
+    if len(names) != 1:
+      raise hf_format.HFFormatError("%s: %s is a regression task (one output) but the head "
+                                    "has %d" % (folder, spec.name, len(names)))
+    return None
+  want = list(spec.labels)
+  if len(names) != len(want):
+    raise hf_format.HFFormatError("%s: the head has %d labels (%s), %s has %d (%s)" % (
+        folder, len(names), ", ".join(names), spec.name, len(want), ", ".join(want)))
+  if sorted(names) == sorted(want):
+    order = [names.index(label) for label in want]
+    if order != list(range(len(want))):
+      log("%s: head rows reordered by label name to %s's order" % (folder, spec.name))
+    return order
+  if names == ["LABEL_%d" % i for i in range(len(names))]:
+    log("%s: config.json names no labels (LABEL_0 ...); rows taken in %s's order: %s" % (
+        folder, spec.name, ", ".join(want)))
+    return list(range(len(want)))
+  raise hf_format.HFFormatError(
+      "%s: id2label names %s are not %s's labels %s; rename them in config.json" % (
+          folder, ", ".join(names), spec.name, ", ".join(want)))
+
+
+def import_finetuned(folder, task_name, out_dir, overwrite=False, log=print):
+  """A finetuned hub folder (ElectraForSequenceClassification / ...ForTokenClassification
+  / ...ForQuestionAnswering) -> a finetuning checkpoint: the encoder under `electra/`, the
+  head under `task_specific/<task>/` as run_finetuning's "hf" head names it, rows in the
+  task's label order. hparams.json holds the run_finetuning hparams that evaluate it.
+
+  Raises:
+    HFFormatError: not the head class of the task's kind, weights that do not match
+      config.json, labels that are not the task's.
+    ConfigError: an unknown task.
+  """
+  spec = tasks_lib.get_task(task_name)
+  model = _TASK_KIND_MODEL[spec.kind]
+  cfg = hf_format.read_config(folder)
+  arch = (cfg.get("architectures") or [None])[0]
+  if arch != hf_format.ARCHITECTURES[model]:
+    raise hf_format.HFFormatError("%s holds %s; %s (a %s task) needs %s" % (
+        folder, arch or "no architectures entry", task_name, spec.kind,
+        hf_format.ARCHITECTURES[model]))
+  state, missing_head = _encoder_state(folder, cfg, model)
+  if missing_head:
+    raise hf_format.HFFormatError("%s has no finetuned head (%s)" % (
+        folder, ", ".join(missing_head)))
+  order = label_order(cfg, spec, folder, log)
+  if order is not None:  # the output layer's rows (not classifier.dense's)
+    out_layer = "classifier.out_proj" if model == "sequence_classification" else "classifier"
+    for leaf in ("weight", "bias"):
+      state[out_layer + "." + leaf] = state[out_layer + "." + leaf][order]
+  values, unmapped = checkpoint.hf_head_model_to_tf_state(state, model, task_name)
+  if unmapped:
+    log("%s: not imported (no TF variable): %s" % (folder, ", ".join(unmapped)))
+  vocab_file = _vocab_file(folder, cfg)
+  sizes = pretraining_hparams(cfg)
+  hp = {k: sizes[k] for k in _FINETUNING_SIZE_KEYS if k in sizes}
+  # Evaluate, not train: the dev split of tasks without one is a slice of train.
+  hp.update(task_names=[task_name], classifier_head="hf", do_train=False, do_eval=False,
+            do_test=True)
+  return _write(values, vocab_file, hp, out_dir, overwrite, log)
 
 
 def _same(a, b):
@@ -219,7 +332,15 @@ def _same(a, b):
 
 def main(argv=None):
   args = build_parser().parse_args(argv)
+  if bool(args.finetuned) != bool(args.task):
+    raise errors.UserError("--finetuned and --task go together")
+  if args.finetuned and args.generator:
+    raise errors.UserError("--generator goes with --discriminator, not --finetuned")
   with contextlib.ExitStack() as stack:
+    if args.finetuned:
+      import_finetuned(_local(stack, args.finetuned), args.task, args.output_dir,
+                       overwrite=args.overwrite)
+      return 0
     disc, gen = (_local(stack, d) for d in (args.discriminator, args.generator))
     import_folders(disc, args.output_dir, gen_dir=gen, overwrite=args.overwrite)
   return 0

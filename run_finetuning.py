@@ -514,10 +514,12 @@ def run(config, estimator_overrides=None, log=print):
   from model import tokenization
   start = time.time()
   tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
-  init_checkpoint = find_init_checkpoint(config, log=log)
-  if init_checkpoint:
-    log(f"encoder initialised from {init_checkpoint}")
-  if not config.do_train:
+  if config.do_train:
+    init_checkpoint = find_init_checkpoint(config, log=log)
+    if init_checkpoint:
+      log(f"encoder initialised from {init_checkpoint}")
+  else:  # evaluation only: the trials' own checkpoints hold the encoder and the head
+    init_checkpoint = None
     check_trials_to_evaluate(config)
   tokenizer = _tokenizer(config)
   splits = {}

@@ -430,6 +430,40 @@ def hf_to_tf_state(hf_state, model="discriminator", untied_embeddings=False):
   return out, unmapped
 
 
+def hf_head_model_to_tf_state(hf_state, model, task):
+  """{HF name: array} of a finetuned model -> ({TF name: array}, [HF names not mapped]).
+
+  The inverse of tf_to_hf_state for HEAD_MODELS: the `electra.` encoder as the
+  discriminator's, the head under `task_specific/<task>/` (qa_outputs [2, H] split back
+  into the start `dense` and end `dense_1` layers, [H, 1] each).
+
+  Args:
+    hf_state: {HF parameter name: numpy array}.
+    model: one of HEAD_MODELS.
+    task: the <task> of `task_specific/<task>/`.
+  """
+  if model not in HEAD_MODELS:
+    raise ValueError("model must be one of %s, got %r" % (", ".join(HEAD_MODELS), model))
+  encoder = {n: v for n, v in hf_state.items() if n.startswith("electra.")}
+  out, unmapped = hf_to_tf_state(encoder, "discriminator")
+  scope = "%s/%s/" % (TASK_SCOPE, task)
+  modules = {hf: tf_scope for tf_scope, hf in _HEAD_SCOPES[model].items()}
+  for name in sorted(set(hf_state) - set(encoder)):
+    module, _, leaf = name.rpartition(".")
+    if module not in modules or leaf not in ("weight", "bias"):
+      unmapped.append(name)
+      continue
+    value = hf_state[name]
+    tf_leaf = "kernel" if leaf == "weight" else "bias"
+    if model == "question_answering":
+      parts = [(layer, value[row:row + 1]) for row, layer in enumerate(QA_ROWS)]
+    else:
+      parts = [(modules[module], value)]
+    for tf_scope, part in parts:
+      out[scope + tf_scope + "/" + tf_leaf] = part.T if leaf == "weight" else part
+  return out, sorted(unmapped)
+
+
 def read_checkpoint_values(ckpt, include_optimizer=False):
   """{name: numpy array} of every variable in a checkpoint (dir or prefix).
 

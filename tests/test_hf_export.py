@@ -515,13 +515,51 @@ def test_bad_import_input(made, tmp_path, case, capsys):
   assert not (tmp_path / "out").exists() and _left_over(tmp_path) == []
 
 
+def test_finetuned_qa_imports_bit_for_bit(made, head_ckpt, tmp_path):
+  """KorQuAD: qa_outputs [2, H] splits back into the start / end layers exactly."""
+  _, values = head_ckpt
+  out = tmp_path / "trial_1"
+  hp = import_hf.import_finetuned(os.path.join(made[0], "export_heads", "question_answering"),
+                                  "korquad", str(out), log=lambda l: None)
+  back = checkpoint.read_checkpoint_values(str(out))
+  want = {n for n in values if n.startswith(("electra/", "task_specific/korquad/"))}
+  assert set(back) == want | {"global_step"}
+  for name in want:
+    assert np.array_equal(back[name], values[name]), name
+  assert hp["task_names"] == ["korquad"] and hp["classifier_head"] == "hf"
+  # The hparams written build the encoder the heads were trained on.
+  import configure_finetuning
+  ft = configure_finetuning.FinetuningConfig("m", str(tmp_path), max_query_length=16, **hp)
+  assert ft.bert_hparams() == made[1].bert_hparams()
+  assert ft.embedding_dim() == made[1].embedding_dim()
+
+
+@pytest.mark.parametrize("task,args,expect", [
+    ("korquad", [], "holds ElectraForSequenceClassification; korquad (a span task) needs "
+                    "ElectraForQuestionAnswering"),
+    ("nsmc", [], "the head has 3 labels (neg, neu, pos), nsmc has 2 (0, 1)"),
+    ("hate-speech", [], "id2label names neg, neu, pos are not hate-speech's labels none, "
+                        "offensive, hate"),
+    ("nsmc", ["--generator", "x"], "--generator goes with --discriminator"),
+    (None, ["--task", "nsmc"], "--finetuned and --task go together"),
+])
+def test_bad_finetuned_import(made, tmp_path, task, args, expect, capsys):
+  folder = os.path.join(made[0], "export_heads", "sequence_classification")
+  out = tmp_path / "out"
+  source = ["--finetuned", folder, "--task", task] if task else ["--discriminator", folder]
+  assert errors.run_main(import_hf.main, source + args + ["--output-dir", str(out)]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and expect in err, err
+  assert not out.exists() and _left_over(tmp_path) == []
+
+
 def test_documented_commands_parse():
   """The command lines of docs/huggingface.md parse with the CLIs' own parsers."""
   text = open(os.path.join(ROOT, "docs", "huggingface.md"), encoding="utf-8").read()
   found = 0
   for script, module in (("export_hf.py", export_hf), ("import_hf.py", import_hf)):
     for block in text.split("python " + script)[1:]:
-      command = block.split("\n\n")[0].split("```")[0].replace("\\\n", " ")
+      command = block.split("```")[0].replace("\\\n", " ").split("\n")[0]
       argv = shlex.split(command)
       module.build_parser().parse_args(argv)
       found += 1
@@ -572,6 +610,38 @@ def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
   got = hf_reference.hf_logits(model, ids, mask, types)
   np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
   assert model.config.num_labels == want.shape[-1] > 1
+
+  # Back into TF: the same variables, bit for bit, and run_finetuning scores the import
+  # exactly as the trial it came from (evaluation only, the hparams import_hf wrote).
+  if task == "question-pair":
+    # Named labels in another order: the import puts the rows back in the task's order.
+    from safetensors.numpy import load_file, save_file
+    weights = load_file(str(out / "model.safetensors"))
+    for leaf in ("weight", "bias"):
+      weights["classifier.out_proj." + leaf] = np.ascontiguousarray(
+          weights["classifier.out_proj." + leaf][::-1])
+    save_file(weights, str(out / "model.safetensors"))
+    cfg = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    cfg["id2label"], cfg["label2id"] = {"0": "1", "1": "0"}, {"1": 0, "0": 1}
+    (out / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+  imported = tmp_path / "models" / "imported" / "finetuning_models" / f"{task}_model" / "trial_1"
+  lines = []
+  hp_in = import_hf.import_finetuned(str(out), task, str(imported), log=lines.append)
+  assert any(("reordered by label name" if task == "question-pair" else "LABEL_0") in l
+             for l in lines), lines
+  back = checkpoint.read_checkpoint_values(str(imported))
+  assert sorted(back) == sorted(values)
+  for name in values:
+    if name != "global_step":
+      assert np.array_equal(back[name], values[name]), name
+  assert hp_in["do_train"] is False and hp_in["classifier_head"] == "hf"
+  scored = {}  # on the dev split (the shared question-pair files have no test file)
+  for name, params in (("tiny", hp), ("imported", hp_in)):
+    params = dict(params, do_train=False, do_eval=True, do_test=False)
+    cfg = run_finetuning.configure_finetuning.FinetuningConfig(name, str(tmp_path), **params)
+    _, trials = run_finetuning.run(cfg, log=lambda l: None)
+    scored[name] = trials[0]["dev"]
+  assert scored["imported"] == scored["tiny"] and scored["tiny"]
 
 
 def test_gs_output_and_input(made, tmp_path, gcs_env, monkeypatch):
