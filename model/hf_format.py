@@ -592,8 +592,8 @@ def staged_output(out_dir: str, overwrite: bool = False,
 
   Nothing is half written: on any error the temporary folder is removed and out_dir is as
   it was. With overwrite, an existing out_dir is replaced at the end. A gs:// out_dir is
-  staged on local disk and uploaded when the block succeeds, the top-level files named in
-  `last` (the folder's entry point) after everything else (util/gcs.publish_dir).
+  staged on local disk and uploaded when the block succeeds, the files named in `last`
+  (the folder's entry points, relative paths) after everything else (util/gcs.publish_dir).
 
   Args:
     out_dir: the final folder (local or gs://).

@@ -42,6 +42,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import time
 import typing
@@ -811,16 +812,21 @@ def publish_dir(local_dir: str, url: str, last: typing.Sequence[str] = (),
 
   Cloud Storage has no rename, so readers are protected by order instead: a folder's
   entry-point file (a checkpoint's `checkpoint` state file, a hub folder's config.json)
-  goes up once everything it refers to is there. With `replace`, objects under the prefix
-  that the new folder does not have are deleted at the end.
+  goes up once everything it refers to is there. With `replace`, the old entry points
+  are deleted first (no reader follows one into files being replaced) and objects under
+  the prefix that the new folder does not have are deleted at the end.
   """
-  import tempfile
   factory = client_factory or make_client
   local_dir = os.path.abspath(local_dir)
   start = time.time()
   files = sorted(os.path.relpath(os.path.join(d, f), local_dir).replace(os.sep, "/")
                  for d, _, names in os.walk(local_dir) for f in names)
   held = [name for name in last if name in files]
+  remote = parse_gs(url.rstrip("/") + "/")
+  if replace:
+    bucket = factory().bucket(remote.bucket)
+    for rel in sorted(set(prefix_objects(url)) & set(last)):
+      bucket.blob(remote.name + rel).delete()
   # The held-back files wait outside the folder while the rest goes up in parallel.
   aside = tempfile.mkdtemp(prefix=".held-", dir=os.path.dirname(local_dir))
   try:
@@ -841,10 +847,7 @@ def publish_dir(local_dir: str, url: str, last: typing.Sequence[str] = (),
         os.rename(os.path.join(aside, name), os.path.join(local_dir, name))
     shutil.rmtree(aside, ignore_errors=True)
   if replace:
-    client = factory()
-    remote = parse_gs(url.rstrip("/") + "/")
-    bucket = client.bucket(remote.bucket)
-    for rel in sorted(set(prefix_objects(url, client)) - set(files)):
+    for rel in sorted(set(prefix_objects(url)) - set(files)):
       bucket.blob(remote.name + rel).delete()
   report.seconds = time.time() - start
   return report
