@@ -11,7 +11,9 @@ Finetuned checkpoint (encoder under electra/, head under task_specific/<task>/):
       [--labels negative,positive]
 writes OUT/ itself (ElectraForSequenceClassification, ElectraForTokenClassification or
 ElectraForQuestionAnswering). --hparams may then be the finetuning run's: only its size
-keys (SIZE_KEYS) are read.
+keys (SIZE_KEYS) are read. A checkpoint of run_finetuning.py on one of this project's
+tasks needs neither --task-kind (the task's kind gives it) nor --labels (config.json gets
+the task's label names, e.g. Naver NER's tags).
 
 Each folder: config.json, model.safetensors (from numpy; no torch needed), vocab.txt,
 tokenizer.json, tokenizer_config.json, special_tokens_map.json and README.md. OUT is
@@ -22,6 +24,7 @@ import os
 import sys
 
 import configure_pretraining
+from finetune import tasks as tasks_lib
 from model import checkpoint
 from model import hf_format
 from model import tokenization
@@ -55,11 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--which", default="discriminator,generator",
                  help="pretraining models to export, comma separated (default: both)")
   p.add_argument("--task-kind", choices=checkpoint.HEAD_MODELS,
-                 help="export a finetuned model with this head instead")
+                 help="export a finetuned model with this head instead (default for a "
+                      "checkpoint finetuned on one of this project's tasks: its kind)")
   p.add_argument("--task-name", help="the <task> of task_specific/<task>/ (default: the "
                                      "only task in the checkpoint)")
   p.add_argument("--labels", help="label names in id order, comma separated "
-                                  "(written to config.json's id2label / label2id)")
+                                  "(written to config.json's id2label / label2id; default "
+                                  "for this project's tasks: the task's labels)")
   p.add_argument("--problem-type", choices=("single_label_classification",
                                             "multi_label_classification", "regression"),
                  help="sequence classification only (default: regression for one output, "
@@ -163,6 +168,17 @@ def head_state(values, kind, task):
   return checkpoint.tf_to_hf_state(values, kind, task), task
 
 
+def finetuned_kind(ckpt, task_name=None):
+  """The head model kind of a checkpoint finetuned on one of the project's tasks (the
+  task named, or the checkpoint's only one), else None (a pretraining checkpoint, or a
+  task this project does not know: then --task-kind says it)."""
+  tasks = checkpoint.task_names(checkpoint.checkpoint_variables(ckpt))
+  name = task_name or (tasks[0] if len(tasks) == 1 else None)
+  if name not in tasks or name not in tasks_lib.TASKS:
+    return None
+  return tasks_lib.HF_MODEL_KIND[tasks_lib.get_task(name).kind]
+
+
 def export(ckpt, config, vocab_file, out_dir, which=PRETRAINING_MODELS, task_kind=None,
            task_name=None, labels=None, problem_type=None, data_description=None,
            overwrite=False, log=print):
@@ -200,6 +216,11 @@ def export(ckpt, config, vocab_file, out_dir, which=PRETRAINING_MODELS, task_kin
       num_labels = state["classifier.weight"].shape[0] if "classifier.weight" in state else None
     if task_kind != "question_answering" and num_labels is None:
       raise hf_format.HFFormatError("task %r has no %s head variables" % (task, task_kind))
+    if labels is None and task in tasks_lib.TASKS:
+      # One of the project's tasks: its label names, in the order the head was trained.
+      known = list(tasks_lib.get_task(task).labels)
+      if known and len(known) == num_labels:
+        labels = known
     details["finetuned task"] = "`%s` (%s)" % (task, task_kind)
     cfg = hf_format.electra_config(hp, emb, task_kind, pad_id, num_labels=num_labels,
                                    labels=labels, problem_type=problem_type)
@@ -254,7 +275,8 @@ def usage_lines(written):
 def main(argv=None):
   args = build_parser().parse_args(argv)
   hparams = hparams_lib.parse_hparams(args.hparams)
-  if args.task_kind:
+  task_kind = args.task_kind or finetuned_kind(args.checkpoint, args.task_name)
+  if task_kind:
     hparams = {k: v for k, v in hparams.items() if k in SIZE_KEYS}
     # Unused here, but a PretrainingConfig checks it against the position table.
     overrides = hparams.get("model_hparam_overrides")
@@ -272,10 +294,10 @@ def main(argv=None):
                                                                 preset=args.preset)
   labels = [l.strip() for l in args.labels.split(",")] if args.labels else None
   which = tuple(w.strip() for w in args.which.split(",") if w.strip())
-  if args.task_kind is None and (args.task_name or labels or args.problem_type):
+  if task_kind is None and (args.task_name or labels or args.problem_type):
     raise hf_format.HFFormatError("--task-name, --labels and --problem-type need --task-kind")
   written = export(args.checkpoint, config, args.vocab_file, args.output_dir, which=which,
-                   task_kind=args.task_kind, task_name=args.task_name, labels=labels,
+                   task_kind=task_kind, task_name=args.task_name, labels=labels,
                    problem_type=args.problem_type, data_description=args.data_description,
                    overwrite=args.overwrite)
   if gcs.is_gs(args.output_dir):

@@ -239,11 +239,6 @@ def _write(values, vocab_file, hp, out_dir, overwrite, log, note=""):
 
 # --- finetuned models -----------------------------------------------------------------------
 
-# The head class each kind of task exports to (export_hf --task-kind) and imports from.
-_TASK_KIND_MODEL = {tasks_lib.CLASSIFICATION: "sequence_classification",
-                    tasks_lib.REGRESSION: "sequence_classification",
-                    tasks_lib.TAGGING: "token_classification",
-                    tasks_lib.SPAN: "question_answering"}
 # The finetuning hparams that describe the encoder (the rest are the task's defaults).
 _FINETUNING_SIZE_KEYS = ("model_size", "embedding_size", "vocab_size",
                          "model_hparam_overrides", "do_lower_case", "max_seq_length")
@@ -298,7 +293,7 @@ def import_finetuned(folder, task_name, out_dir, overwrite=False, log=print):
     ConfigError: an unknown task.
   """
   spec = tasks_lib.get_task(task_name)
-  model = _TASK_KIND_MODEL[spec.kind]
+  model = tasks_lib.HF_MODEL_KIND[spec.kind]
   cfg = hf_format.read_config(folder)
   arch = (cfg.get("architectures") or [None])[0]
   if arch != hf_format.ARCHITECTURES[model]:

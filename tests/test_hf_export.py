@@ -534,6 +534,29 @@ def test_finetuned_qa_imports_bit_for_bit(made, head_ckpt, tmp_path):
   assert ft.embedding_dim() == made[1].embedding_dim()
 
 
+def test_label_order():
+  """import_hf.label_order: rows matched to the task's labels by name; generic names taken
+  in order (and said); other names or counts refused."""
+  from finetune import tasks as tasks_lib
+  kornli = tasks_lib.get_task("kornli")   # contradiction, entailment, neutral
+  named = lambda *n: {"id2label": {str(i): x for i, x in enumerate(n)}}
+  lines = []
+  assert import_hf.label_order(named("neutral", "contradiction", "entailment"), kornli, "f",
+                               lines.append) == [1, 2, 0]
+  assert "reordered" in lines[-1]
+  assert import_hf.label_order(named("LABEL_0", "LABEL_1", "LABEL_2"), kornli, "f",
+                               lines.append) == [0, 1, 2]
+  assert "names no labels" in lines[-1] and "contradiction, entailment, neutral" in lines[-1]
+  with pytest.raises(hf_format.HFFormatError, match="the head has 2 labels"):
+    import_hf.label_order(named("a", "b"), kornli, "f")
+  with pytest.raises(hf_format.HFFormatError, match="are not kornli's labels"):
+    import_hf.label_order(named("neg", "neu", "pos"), kornli, "f")
+  assert import_hf.label_order(named("LABEL_0"), tasks_lib.get_task("korsts"), "f") is None
+  with pytest.raises(hf_format.HFFormatError, match="regression task"):
+    import_hf.label_order(named("a", "b"), tasks_lib.get_task("korsts"), "f")
+  assert import_hf.label_order({}, tasks_lib.get_task("korquad"), "f") is None
+
+
 @pytest.mark.parametrize("task,args,expect", [
     ("korquad", [], "holds ElectraForSequenceClassification; korquad (a span task) needs "
                     "ElectraForQuestionAnswering"),
@@ -590,11 +613,15 @@ def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
   run_finetuning.run(config, log=lambda l: None)
   trial = os.path.join(config.model_dir, "trial_1")
   out = tmp_path / "hf"
+  # No --task-kind, no --labels: the task's kind and label names come with it.
   assert errors.run_main(export_hf.main, [
       "--checkpoint", trial, "--hparams", json.dumps(hp), "--vocab-file", vocab,
-      "--output-dir", str(out), "--task-kind", kind]) == 0
+      "--output-dir", str(out)]) == 0
   model = hf_reference.load_clean(
       getattr(transformers, hf_format.ARCHITECTURES[kind]), str(out))
+  from finetune import tasks as tasks_lib
+  labels = list(tasks_lib.get_task(task).labels) or ["LABEL_0"]
+  assert [model.config.id2label[i] for i in range(len(labels))] == labels
   tok = tokenization.FullTokenizer(vocab)
   ids, mask, types = hf_reference.encode(tok, hf_reference.sentences(8), seq=48)
   values = checkpoint.read_checkpoint_values(trial)
@@ -632,9 +659,8 @@ def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
   imported = tmp_path / "models" / "imported" / "finetuning_models" / f"{task}_model" / "trial_1"
   lines = []
   hp_in = import_hf.import_finetuned(str(out), task, str(imported), log=lines.append)
-  if task != "korsts":  # regression: one output, no label names to match
-    assert any(("reordered by label name" if task == "question-pair" else "LABEL_0") in l
-               for l in lines), lines
+  # Named in the task's order (as exported) imports silently; reordered names say so.
+  assert any("reordered by label name" in l for l in lines) == (task == "question-pair")
   back = checkpoint.read_checkpoint_values(str(imported))
   assert sorted(back) == sorted(values)
   for name in values:
