@@ -306,7 +306,8 @@ def _main(argv):
   p.add_argument("--model-name", default="koelectra")
   p.add_argument("--data-dir", default=".")
   p.add_argument("--preset", choices=sorted(PRESETS))
-  p.add_argument("--hparams", help="JSON object string or path to a JSON file")
+  p.add_argument("--hparams", action="append",
+                 help="JSON object string or path to a JSON file (several: merged in order)")
   args = p.parse_args(argv)
   cfg = PretrainingConfig.from_hparams(args.model_name, args.data_dir, args.hparams,
                                        preset=args.preset)

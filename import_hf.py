@@ -8,6 +8,9 @@ Reads each hub folder's config.json and weights (model.safetensors, sharded safe
 or pytorch_model.bin read without torch) and writes to CKPT_DIR:
   model.ckpt-0.*, checkpoint   variables with the original ELECTRA names (global_step 0)
   hparams.json                 the pretraining hparams describing this model
+  finetuning_hparams.json      its size keys, vocab_file and init_checkpoint: give it to
+                               run_finetuning.py --hparams, then a second --hparams with
+                               the task
   vocab.txt                    the discriminator folder's vocab
 With --generator the checkpoint is a complete pretraining checkpoint (generator,
 discriminator, both heads, zero Adam slots, step 0): run_pretraining.py with
@@ -41,6 +44,7 @@ from util import tf_logging
 
 CHECKPOINT_NAME = "model.ckpt-0"
 HPARAMS_FILE = "hparams.json"
+FINETUNING_HPARAMS_FILE = "finetuning_hparams.json"
 # config.json fields carried into model_hparam_overrides as they are.
 _OVERRIDES = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
               "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob",
@@ -199,8 +203,10 @@ def import_folders(disc_dir, out_dir, gen_dir=None, overwrite=False, log=print):
     for name, value in list(values.items()):
       values[name + "/adam_m"] = np.zeros_like(value)
       values[name + "/adam_v"] = np.zeros_like(value)
+  # What run_finetuning needs to start from this import (add the task on the command line).
+  finetuning = {k: hp[k] for k in _FINETUNING_SIZE_KEYS if k in hp}
   return _write(values, vocab_file, hp, out_dir, overwrite, log,
-                ", with zero Adam slots" if gen_dir else "")
+                ", with zero Adam slots" if gen_dir else "", finetuning=finetuning)
 
 
 def _vocab_file(folder, cfg):
@@ -215,8 +221,10 @@ def _vocab_file(folder, cfg):
   return vocab_file
 
 
-def _write(values, vocab_file, hp, out_dir, overwrite, log, note=""):
-  """The checkpoint (step 0), vocab.txt and hparams.json in out_dir; returns the hparams."""
+def _write(values, vocab_file, hp, out_dir, overwrite, log, note="", finetuning=None):
+  """The checkpoint (step 0), vocab.txt and hparams.json in out_dir, and with
+  `finetuning` also finetuning_hparams.json (those keys, the vocab and init_checkpoint =
+  out_dir); returns the hparams."""
   values = dict(values, global_step=np.int64(0))
   values = {n: np.asarray(v, np.int64 if n == "global_step" else np.float32)
             for n, v in values.items()}
@@ -227,9 +235,14 @@ def _write(values, vocab_file, hp, out_dir, overwrite, log, note=""):
     checkpoint.write_checkpoint(values, os.path.join(tmp, CHECKPOINT_NAME))
     shutil.copyfile(vocab_file, os.path.join(tmp, hf_format.VOCAB_FILE))
     hp_out = dict(hp, vocab_file=root + "/" + hf_format.VOCAB_FILE)
-    with open(os.path.join(tmp, HPARAMS_FILE), "w", encoding="utf-8") as f:
-      json.dump(hp_out, f, indent=2, sort_keys=True)
-      f.write("\n")
+    files = {HPARAMS_FILE: hp_out}
+    if finetuning is not None:
+      files[FINETUNING_HPARAMS_FILE] = dict(finetuning, vocab_file=hp_out["vocab_file"],
+                                            init_checkpoint=root)
+    for name, content in files.items():
+      with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
+        json.dump(content, f, indent=2, sort_keys=True)
+        f.write("\n")
   n_params = sum(v.size for n, v in values.items() if not checkpoint.is_optimizer_slot(n))
   log("wrote %s (%d variables, %.1fM parameters%s) and %s" % (
       root + "/" + CHECKPOINT_NAME, len(values), n_params / 1e6, note,

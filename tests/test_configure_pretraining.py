@@ -6,6 +6,7 @@ import sys
 import pytest
 
 import configure_pretraining as cp
+import run_pretraining
 from model import flops
 from tests.conftest import ROOT, shared_data_dir
 
@@ -66,6 +67,17 @@ def test_hparams_json_string_and_file_override_preset(tmp_path):
   assert c.max_predictions_per_seq == 7
   c.update({"max_seq_length": 64})
   assert c.max_predictions_per_seq == 7
+  # --hparams several times: merged in order, a later key replacing an earlier one whole.
+  args = run_pretraining.build_parser().parse_args([
+      "--data-dir", "/d", "--model-name", "m", "--hparams", str(f),
+      "--hparams", '{"mask_prob": 0.15, "model_hparam_overrides": {"num_hidden_layers": 2}}',
+      "--hparams", '{"model_hparam_overrides": {"hidden_size": 128}}'])
+  c = cp.PretrainingConfig.from_hparams(args.model_name, args.data_dir, args.hparams)
+  assert c.preset == "koelectra-small-v1" and c.use_bf16 and c.mask_prob == 0.15
+  assert c.model_hparam_overrides == {"hidden_size": 128}
+  assert cp.PretrainingConfig.from_hparams("m", "/d", None).preset is None
+  with pytest.raises(cp.ConfigError, match="missing.json"):
+    cp.PretrainingConfig.from_hparams("m", "/d", ["{}", str(tmp_path / "missing.json")])
 
 
 def test_unknown_key_names_closest_valid_keys(tmp_path):

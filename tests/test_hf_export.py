@@ -267,23 +267,23 @@ def test_pytorch_bin_is_read_without_torch(made, tmp_path, zip_format):
   assert "discriminator_predictions/dense_1/kernel" in got
 
 
-def test_run_finetuning_starts_from_an_import(made, tmp_path):
-  """import_hf's discriminator checkpoint + the size keys of its hparams.json is what
+def test_run_finetuning_starts_from_an_import(made, tmp_path, capsys):
+  """import_hf's finetuning_hparams.json + a second --hparams with the task is all
   run_finetuning.py needs: the encoder starts from the imported weights."""
   import run_finetuning
   from tests.finetune_data import layout
   ckpt = tmp_path / "imported"
-  hp = import_hf.import_folders(_export(made, "discriminator"), str(ckpt), log=lambda l: None)
+  import_hf.import_folders(_export(made, "discriminator"), str(ckpt), log=lambda l: None)
   layout(tmp_path, "question-pair", rows=16)
-  ft = {k: hp[k] for k in export_hf.SIZE_KEYS if k in hp}
-  ft.update(init_checkpoint=str(ckpt), vocab_file=hp["vocab_file"], max_seq_length=48,
-            train_batch_size=8, task_names=["question-pair"], num_train_epochs=1.0,
-            do_eval=False)
-  config = run_finetuning.configure_finetuning.FinetuningConfig("ft", str(tmp_path), **ft)
-  logged = []
-  run_finetuning.run(config, log=logged.append)
-  assert "encoder initialised from %s" % (ckpt / "model.ckpt-0") in logged, logged
-  trained = checkpoint.read_checkpoint_values(os.path.join(config.model_dir, "trial_1"))
+  run = {"max_seq_length": 48, "train_batch_size": 8, "task_names": ["question-pair"],
+         "num_train_epochs": 1.0, "do_eval": False}
+  assert run_finetuning.main([
+      "--data-dir", str(tmp_path), "--model-name", "ft",
+      "--hparams", str(ckpt / "finetuning_hparams.json"), "--hparams", json.dumps(run)]) == 0
+  out = capsys.readouterr().out
+  assert "encoder initialised from %s" % (ckpt / "model.ckpt-0") in out, out[-2000:]
+  trial = tmp_path / "models" / "ft" / "finetuning_models" / "question-pair_model" / "trial_1"
+  trained = checkpoint.read_checkpoint_values(str(trial))
   start = checkpoint.read_checkpoint_values(str(ckpt))
   # Trained a step or two from the import: close to it, not equal, not a random init.
   name = "electra/embeddings/position_embeddings"
@@ -712,10 +712,12 @@ def test_gs_output_and_input(made, tmp_path, gcs_env, monkeypatch):
   gcs.download_dir(out, str(down))
   assert sorted(os.listdir(down)) == sorted(os.listdir(local))
   for name in os.listdir(local):
-    if name != "hparams.json":
+    if not name.endswith("hparams.json"):
       assert (down / name).read_bytes() == (local / name).read_bytes(), name
   hp = json.loads((down / "hparams.json").read_text(encoding="utf-8"))
   assert hp["vocab_file"] == out + "/vocab.txt"
+  ft = json.loads((down / "finetuning_hparams.json").read_text(encoding="utf-8"))
+  assert ft["init_checkpoint"] == out and ft["vocab_file"] == out + "/vocab.txt"
   # Not empty: refused, nothing changed; --overwrite replaces and removes what is stale.
   with pytest.raises(hf_format.HFFormatError, match="not empty"):
     import_hf.import_folders(_export(made, "discriminator"), out, log=lambda l: None)

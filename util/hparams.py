@@ -3,7 +3,7 @@ configs: a JSON object string or a JSON file (local or remote), unknown keys an 
 with the closest valid names, and one rule for a preset given two ways."""
 import difflib
 import json
-from typing import Iterable, Optional, Union
+from typing import Iterable, Optional, Sequence, Union
 
 from util import errors
 from util import fileio
@@ -23,13 +23,15 @@ def check_keys(given: Iterable[str], valid: Iterable[str], what: str = "hparam")
       raise errors.ConfigError(f"unknown {what} {k!r}{closest(k, valid)}")
 
 
-def parse_hparams(hparams: Union[None, str, dict],
+def parse_hparams(hparams: Union[None, str, dict, Sequence[Union[str, dict]]],
                   not_hparams: Iterable[str] = ("model_name", "data_dir")) -> dict:
-  """`--hparams` value -> dict.
+  """`--hparams` value(s) -> dict.
 
   Args:
     hparams: a JSON object string, a path to a JSON file (local or scheme://), a dict,
-      or None / "" for none.
+      None / "" for none, or a list of these (--hparams given several times): merged in
+      order, a later one replacing a key of an earlier one whole (e.g. a file of model
+      sizes, then the run's own settings).
     not_hparams: keys that are command-line arguments, refused here with a hint.
 
   Returns:
@@ -39,6 +41,11 @@ def parse_hparams(hparams: Union[None, str, dict],
     ConfigError: not a JSON object, a missing file, invalid JSON (line and column), or
       a command-line argument given as an hparam.
   """
+  if isinstance(hparams, (list, tuple)):
+    merged = {}
+    for one in hparams:
+      merged.update(parse_hparams(one, not_hparams))
+    return merged
   if hparams is None or hparams == "":
     return {}
   if isinstance(hparams, dict):
@@ -103,7 +110,9 @@ def runner_parser(description: str, presets: Iterable[str], data_dir_help: str,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--data-dir", required=True, help=data_dir_help)
   p.add_argument("--model-name", required=True, help=model_name_help)
-  p.add_argument("--hparams", default="{}", help="JSON object, or a path to a JSON file")
+  p.add_argument("--hparams", action="append",
+                 help="JSON object, or a path to a JSON file; may be given several times, "
+                      "later ones replacing earlier ones key by key")
   p.add_argument("--preset", choices=sorted(presets),
                  help="defaults applied before --hparams (the same as \"preset\" inside "
                       "--hparams; both given must agree)")
