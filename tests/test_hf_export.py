@@ -727,3 +727,90 @@ def test_gs_output_and_input(made, tmp_path, gcs_env, monkeypatch):
                            log=lambda l: None)
   assert "stale.txt" not in gcs.prefix_objects(out)
   assert "model.ckpt-0.index" in gcs.prefix_objects(out)
+
+
+# ---------------------------------------------------------------- folders transformers wrote
+
+@pytest.mark.parametrize("cls_name,task,kind", [
+    ("ElectraForSequenceClassification", "kornli", "sequence_classification"),
+    ("ElectraForQuestionAnswering", "korquad", "question_answering")])
+def test_folder_saved_by_transformers_imports(tmp_path, cls_name, task, kind):
+  """A model transformers itself created and saved (save_pretrained: its safetensors, its
+  config.json), not one of our exports: the imported TF encoder + head give its logits.
+  KorNLI's labels are named in another order than the task's, so the rows are reordered."""
+  from model import tokenization
+  torch.manual_seed(0)
+  vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
+  labels = {0: "neutral", 1: "contradiction", 2: "entailment"}
+  cfg = transformers.ElectraConfig(
+      vocab_size=35000, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+      num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+      **({"id2label": labels, "label2id": {v: k for k, v in labels.items()}}
+         if task == "kornli" else {}))
+  model = getattr(transformers, cls_name)(cfg).eval()
+  folder = tmp_path / "hub"
+  model.save_pretrained(str(folder))
+  shutil.copy(vocab, folder / "vocab.txt")
+  out = tmp_path / "trial_1"
+  hp = import_hf.import_finetuned(str(folder), task, str(out), log=lambda l: None)
+  values = checkpoint.read_checkpoint_values(str(out))
+  import configure_finetuning
+  config = configure_finetuning.FinetuningConfig("m", str(tmp_path), max_query_length=16,
+                                                 **hp)
+  tok = tokenization.FullTokenizer(vocab)
+  ids, mask, types = hf_reference.encode(tok, hf_reference.sentences(8), seq=48)
+  with tf.Graph().as_default():
+    bert = modeling.BertModel(sizes.bert_config(config.bert_hparams()), False,
+                              tf.constant(ids, tf.int32), tf.constant(mask, tf.int32),
+                              tf.constant(types, tf.int32), use_one_hot_embeddings=False,
+                              embedding_size=config.embedding_dim())
+    checkpoint.init_from_checkpoint(str(out), prefixes=("electra/",))
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      seq = sess.run(bert.get_sequence_output())
+  ours = hf_reference.head_outputs(kind, task, values, seq)
+  with torch.no_grad():
+    result = model(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask),
+                   token_type_ids=torch.tensor(types))
+  if kind == "question_answering":
+    theirs = np.stack([result.start_logits.numpy(), result.end_logits.numpy()])
+  else:  # the task's order: contradiction, entailment, neutral = their rows 1, 2, 0
+    theirs = result.logits.numpy()[:, [1, 2, 0]]
+  np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
+  assert np.abs(theirs).max() > 0.01
+
+
+def test_pretraining_folders_saved_by_transformers_import(tmp_path):
+  """ElectraForPreTraining + ElectraForMaskedLM as transformers creates and saves them (the
+  generator's embeddings set to the discriminator's, as ELECTRA shares them; its tied
+  output layer left to save_pretrained): the imported TF graph gives both models' logits."""
+  from model import tokenization
+  torch.manual_seed(1)
+  vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
+  common = dict(vocab_size=35000, embedding_size=16, max_position_embeddings=64)
+  disc = transformers.ElectraForPreTraining(transformers.ElectraConfig(
+      hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+      **common)).eval()
+  gen = transformers.ElectraForMaskedLM(transformers.ElectraConfig(
+      hidden_size=16, num_hidden_layers=1, num_attention_heads=1, intermediate_size=64,
+      **common)).eval()
+  gen.electra.embeddings.load_state_dict(disc.electra.embeddings.state_dict())
+  gen.tie_weights()
+  folders = {}
+  for name, model in (("disc", disc), ("gen", gen)):
+    folders[name] = tmp_path / name
+    model.save_pretrained(str(folders[name]))
+    shutil.copy(vocab, folders[name] / "vocab.txt")
+  out = tmp_path / "ckpt"
+  hp = import_hf.import_folders(str(folders["disc"]), str(out), gen_dir=str(folders["gen"]),
+                                log=lambda l: None)
+  assert hp["untied_generator_embeddings"] is False
+  config = configure_pretraining.PretrainingConfig("m", ".", **hp)
+  tok = tokenization.FullTokenizer(vocab)
+  ids, mask, types = hf_reference.encode(tok, hf_reference.sentences(8), seq=48)
+  d_ours, g_ours = hf_reference.tf_logits(config, checkpoint.resolve_checkpoint(str(out)),
+                                          ids, mask, types)
+  np.testing.assert_allclose(d_ours, hf_reference.hf_logits(disc, ids, mask, types),
+                             rtol=0, atol=1e-5)
+  np.testing.assert_allclose(g_ours, hf_reference.hf_logits(gen, ids, mask, types),
+                             rtol=0, atol=1e-5)
