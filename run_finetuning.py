@@ -82,13 +82,8 @@ def check_encoder_matches(config, prefix, variables):
   diff = ckpt_lib.compare_variables(theirs, ours)
   if diff.ok:
     return
-  try:
-    hint = ("; its encoder is built by --hparams " +
-            json.dumps(sizes.hparams_from_shapes(variables), ensure_ascii=False))
-  except errors.ConfigError:
-    hint = ""
   raise RunError(f"{prefix} holds an encoder of another shape than this config "
-                 f"(model_size {config.model_size!r}){hint}:\n"
+                 f"(model_size {config.model_size!r}){sizes.hparams_hint(variables)}:\n"
                  f"{diff.describe('the checkpoint', 'this model')}")
 
 
@@ -225,8 +220,10 @@ def check_architecture(config, checkpoint):
         checkpoint, ckpt_lib.variables_of(lambda: _build_for_variables(config)),
         ignore=(r"^global_step$",))
   except ckpt_lib.CheckpointError as e:
-    raise RunError(f"{checkpoint} was written by a model of another architecture; use "
-                   f"another model_dir or the hparams that wrote it.\n{e}") from e
+    from model import sizes
+    hint = sizes.hparams_hint(ckpt_lib.checkpoint_variables(checkpoint))
+    raise RunError(f"{checkpoint} was written by a model of another architecture{hint}; "
+                   f"use another model_dir or the hparams that wrote it.\n{e}") from e
 
 
 def check_trials_to_evaluate(config):

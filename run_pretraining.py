@@ -43,9 +43,11 @@ def check_architecture(config, checkpoint):
         checkpoint, ckpt_lib.variables_of(lambda: _build_for_variables(config)),
         ignore=(r"^global_step$",))
   except ckpt_lib.CheckpointError as e:
-    raise RunError(f"{config.model_dir} holds a checkpoint of a different architecture; "
-                   f"use another --model-name (or model_dir), or the hparams that wrote "
-                   f"it.\n{e}") from e
+    from model import sizes
+    hint = sizes.hparams_hint(ckpt_lib.checkpoint_variables(checkpoint), "discriminator")
+    raise RunError(f"{config.model_dir} holds a checkpoint of a different architecture"
+                   f"{hint}; use another "
+                   f"--model-name (or model_dir), or the hparams that wrote it.\n{e}") from e
 
 
 def preflight(config, log=print):

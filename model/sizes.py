@@ -178,3 +178,14 @@ def hparams_from_shapes(shapes: Mapping, scope: str = "electra") -> dict:
   if overrides_for(size):
     hp["model_hparam_overrides"] = overrides_for(size)
   return hp
+
+
+def hparams_hint(shapes: Mapping, what: str = "encoder") -> str:
+  """"; its <what> is built by --hparams {...}" for an error message about a checkpoint
+  with these shapes, or "" when they hold no `electra/` encoder."""
+  import json
+  try:
+    return (f"; its {what} is built by --hparams " +
+            json.dumps(hparams_from_shapes(shapes), ensure_ascii=False))
+  except errors.ConfigError:
+    return ""

@@ -229,6 +229,8 @@ def test_checkpoint_of_another_architecture_is_refused(trained, data_root, vocab
   assert rc == 2
   assert "different architecture" in err
   assert "electra/encoder/layer_0/attention/self/query/kernel (32, 32) vs (64, 64)" in err, err
+  # ... and says which sizes wrote it (read from the checkpoint's shapes).
+  assert "its discriminator is built by --hparams" in err and '"hidden_size": 32' in err, err
   assert sorted(os.listdir(model_dir)) == before
 
 
