@@ -359,7 +359,7 @@ def _local(stack, folder):
   if not folder or not gcs.is_gs(folder):
     return folder
   tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix=".hub-"))
-  gcs.download_dir(folder, tmp, progress=True)
+  gcs.copy(folder.rstrip("/"), tmp, recursive=True)
   return tmp
 
 

@@ -80,7 +80,7 @@ def bert_hparams(model_size: str, vocab_size: int,
   args.update(overrides)
   if debug:
     args.update(DEBUG_OVERRIDES)
-  _check_values(args, "model_hparam_overrides")
+  _check_values(args)
   return args
 
 
@@ -89,9 +89,10 @@ _POSITIVE_INTS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attenti
 _RATES = ("hidden_dropout_prob", "attention_probs_dropout_prob")
 
 
-def _check_values(args: Mapping, where: str) -> None:
+def _check_values(args: Mapping) -> None:
   """ConfigError naming the key for a value no graph can be built with (caught here, at
   configuration, instead of as a TensorFlow error halfway through building the graph)."""
+  where = "model_hparam_overrides"
   for key in _POSITIVE_INTS:
     v = args[key]
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -129,7 +130,7 @@ def bert_config(fields: Mapping, embedding_size: Optional[int] = None):
   return modeling.BertConfig.from_dict(dict(fields, embedding_size=embedding_size))
 
 
-def hparams_from_shapes(shapes: Mapping, scope: str = "electra") -> dict:
+def hparams_from_shapes(shapes: Mapping) -> dict:
   """The size hparams that build the encoder whose variables have these shapes.
 
   `shapes` is {variable name: shape} of a checkpoint. Returns the smallest set of
@@ -138,15 +139,15 @@ def hparams_from_shapes(shapes: Mapping, scope: str = "electra") -> dict:
   not in any shape: the rule's hidden // 64 is assumed.
 
   Raises:
-    ConfigError: no `scope`/embeddings/word_embeddings or no encoder layers in `shapes`.
+    ConfigError: no electra/embeddings/word_embeddings or no encoder layers in `shapes`.
   """
   def shape(name):
-    return tuple(shapes.get(f"{scope}/{name}") or ())
+    return tuple(shapes.get(f"electra/{name}") or ())
 
   words = shape("embeddings/word_embeddings")
   query = shape("encoder/layer_0/attention/self/query/kernel")
   if len(words) != 2 or len(query) != 2:
-    raise errors.ConfigError(f"no {scope}/ encoder (word embeddings and layer_0) in the "
+    raise errors.ConfigError("no electra/ encoder (word embeddings and layer_0) in the "
                              "checkpoint")
   vocab, emb = words
   hidden = query[1]

@@ -709,7 +709,7 @@ def test_gs_output_and_input(made, tmp_path, gcs_env, monkeypatch):
   import_hf.import_folders(_export(made, "discriminator"), str(local),
                            gen_dir=_export(made, "generator"), log=lambda l: None)
   down = tmp_path / "down"
-  gcs.download_dir(out, str(down))
+  gcs.copy(out, str(down), recursive=True, progress=False)
   assert sorted(os.listdir(down)) == sorted(os.listdir(local))
   for name in os.listdir(local):
     if not name.endswith("hparams.json"):

@@ -794,15 +794,8 @@ def _entry(bucket, blob):
 def prefix_objects(url: str, client=None) -> typing.List[str]:
   """Names (relative to the prefix) of every object under gs://bucket/prefix/; [] if none."""
   remote = parse_gs(url.rstrip("/") + "/")
-  client = client or make_client()
-  bucket = _checked_bucket(client, remote)
-  try:
-    return sorted(b.name[len(remote.name):] for b in bucket.list_blobs(prefix=remote.name))
-  except Exception as e:  # noqa: BLE001
-    mapped = _api_error(e, str(remote))
-    if mapped is None:
-      raise
-    raise mapped from e
+  bucket = _checked_bucket(client or make_client(), remote)
+  return sorted(name[len(remote.name):] for name in _remote_objects(bucket, remote.name))
 
 
 def publish_dir(local_dir: str, url: str, last: typing.Sequence[str] = (),
@@ -851,13 +844,6 @@ def publish_dir(local_dir: str, url: str, last: typing.Sequence[str] = (),
       bucket.blob(remote.name + rel).delete()
   report.seconds = time.time() - start
   return report
-
-
-def download_dir(url: str, local_dir: str, progress=False, client_factory=None) -> CopyReport:
-  """Copies every object under gs://bucket/prefix/ into local_dir (created)."""
-  os.makedirs(local_dir, exist_ok=True)
-  return copy(url.rstrip("/"), local_dir, recursive=True, client_factory=client_factory,
-              progress=progress)
 
 
 # --- command line ----------------------------------------------------------------------------
