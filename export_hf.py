@@ -29,6 +29,7 @@ from model import checkpoint
 from model import hf_format
 from model import tokenization
 from util import errors
+from util import fileio
 from util import gcs
 from util import hparams as hparams_lib
 from util import tf_logging
@@ -296,6 +297,8 @@ def main(argv=None):
   which = tuple(w.strip() for w in args.which.split(",") if w.strip())
   if task_kind is None and (args.task_name or labels or args.problem_type):
     raise hf_format.HFFormatError("--task-name, --labels and --problem-type need --task-kind")
+  fileio.check_output_apart(args.output_dir, {"--checkpoint": args.checkpoint,
+                                             "--vocab-file": args.vocab_file})
   written = export(args.checkpoint, config, args.vocab_file, args.output_dir, which=which,
                    task_kind=task_kind, task_name=args.task_name, labels=labels,
                    problem_type=args.problem_type, data_description=args.data_description,

@@ -39,6 +39,7 @@ from model import checkpoint
 from model import hf_format
 from model import tokenization
 from util import errors
+from util import fileio
 from util import gcs
 from util import tf_logging
 
@@ -344,6 +345,9 @@ def main(argv=None):
     raise errors.UserError("--finetuned and --task go together")
   if args.finetuned and args.generator:
     raise errors.UserError("--generator goes with --discriminator, not --finetuned")
+  fileio.check_output_apart(args.output_dir, {
+      "--discriminator": args.discriminator, "--generator": args.generator,
+      "--finetuned": args.finetuned})
   with contextlib.ExitStack() as stack:
     if args.finetuned:
       import_finetuned(_local(stack, args.finetuned), args.task, args.output_dir,

@@ -5,10 +5,12 @@ TPUEstimator is used everywhere: with `use_tpu` off the same model_fn runs on CP
 host), so there is one code path to test.
 """
 import os
+import re
 
 import tensorflow.compat.v1 as tf
 
 from util import errors
+from util import fileio
 
 
 class EstimatorConfigError(errors.UserError):
@@ -108,52 +110,89 @@ def from_config(config, model_fn, model_dir=None, **overrides):
 # --- resuming after a crash -------------------------------------------------------------
 
 _CKPT_RE = r"^(?P<prefix>model\.ckpt-(?P<step>\d+))(?P<rest>.*)$"
+# Checkpoints that cannot be resumed from are moved here, never deleted: the user decides.
+UNUSABLE_DIR = "unusable_checkpoints"
 
 
-def _checkpoint_complete(prefix):
-  """True if the checkpoint at `prefix` opens and its data files hold every tensor's bytes.
+def checkpoint_problem(prefix):
+  """Why the checkpoint at `prefix` cannot be restored, or None when it can.
 
-  The index alone can open while a data shard is short; comparing sizes catches that
-  without reading (possibly gigabytes of) tensor values.
+  Reads every tensor back: TensorFlow's bundle reader checks each one against the CRC32C
+  stored in the index, so bytes overwritten in place (same file size) are caught as well
+  as short or missing files. Costs one read of the checkpoint.
   """
-  import numpy as np
   try:
     reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
-    dtypes = reader.get_variable_to_dtype_map()
-  except Exception:  # noqa: BLE001 - any failure to open means "not usable"
-    return False
-  need = 0
-  for name, shape in shapes.items():
-    dtype = dtypes[name]
-    if dtype == tf.string:
-      continue
-    need += int(np.prod(shape, dtype=np.int64)) * dtype.size
-  data = tf.io.gfile.glob(prefix + ".data-*")
-  if not data:
-    return False
-  have = sum(tf.io.gfile.stat(f).length for f in data)
-  return have >= need
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except Exception as e:  # noqa: BLE001 - TF raises OpError, IndexError, ValueError...
+    text = getattr(e, "message", None) or str(e)
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+  return None
+
+
+def _step_of(prefix):
+  m = re.search(r"-(\d+)$", prefix)
+  return int(m.group(1)) if m else -1
+
+
+def _move_aside(model_dir, names, log):
+  """Moves checkpoint files `names` of `model_dir` into a fresh UNUSABLE_DIR subfolder."""
+  import time
+  if not names:
+    return
+  stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+  dest = f"{model_dir.rstrip('/')}/{UNUSABLE_DIR}/{stamp}"
+  n = 1
+  while tf.io.gfile.exists(dest):
+    n += 1
+    dest = f"{model_dir.rstrip('/')}/{UNUSABLE_DIR}/{stamp}-{n}"
+  tf.io.gfile.makedirs(dest)
+  for name in sorted(names):
+    tf.io.gfile.rename(f"{model_dir.rstrip('/')}/{name}", f"{dest}/{name}")
+  log(f"moved {len(names)} file(s) of unusable checkpoints to {dest} (nothing deleted)")
+
+
+def _write_state_file(state_file, newest, kept):
+  """The `checkpoint` state file naming `newest` and `kept`, relative to its folder (as
+  the Estimator's own saver writes it), written atomically. Written by hand: TF's
+  update_checkpoint_state is deprecated and turns relative model_dirs into '../' paths."""
+  lines = [f'model_checkpoint_path: "{os.path.basename(newest)}"']
+  lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in kept]
+  with fileio.atomic_write(state_file) as f:
+    f.write("\n".join(lines) + "\n")
 
 
 def recover_model_dir(model_dir, log=print):
   """Make `model_dir` safe to resume from after a crash (e.g. SIGKILL) at any moment.
 
-  TF writes the `checkpoint` state file atomically after a checkpoint's data and index,
-  so it normally names a complete checkpoint. This defends the rest: if the newest listed
-  checkpoint is unreadable or short it falls back to the newest complete one and rewrites
-  the state file (atomically); it removes temporary files of an interrupted save and
-  checkpoint files newer than the one resumed from (never tracked, so never deleted by
-  keep_checkpoint_max); with no complete checkpoint at all it starts over. Returns the checkpoint prefix training will resume from, or None.
+  TF writes the `checkpoint` state file atomically after a checkpoint's data and index, so
+  it normally names a complete checkpoint. This defends the rest. Going from the newest
+  listed checkpoint down, each is verified by reading it whole (`checkpoint_problem`);
+  the first that reads back is the one training resumes from. Files of checkpoints that
+  fail, and checkpoint files newer than the resume point (a save that finished its files
+  but not the state update), are moved into `UNUSABLE_DIR/<time>/` and the state file is
+  rewritten (atomically) to name the good ones: nothing a user trained is deleted.
+  Temporary files of an interrupted save (TF's own, never a checkpoint) are removed.
+  With no usable checkpoint the state file is moved aside and training starts over.
+
+  The state file's paths are used as `tf.train.get_checkpoint_state` returns them
+  (already joined with `model_dir`, relative or absolute as `model_dir` is).
+
+  Args:
+    model_dir: the model directory (local, relative or absolute, or `gs://`).
+    log: where one line per action goes.
+
+  Returns:
+    The checkpoint prefix training resumes from, or None.
   """
-  import re
   if not tf.io.gfile.isdir(model_dir):
     return None
-  names = tf.io.gfile.listdir(model_dir)
-  # Interrupted saves: sharded-save temp dirs and BundleWriter's temp files.
-  for name in names:
-    path = model_dir.rstrip("/") + "/" + name.rstrip("/")
+  root = model_dir.rstrip("/")
+  for name in tf.io.gfile.listdir(model_dir):
+    name = name.rstrip("/")
     if re.match(r"^model\.ckpt-\d+_temp", name) or ".tempstate" in name:
+      path = f"{root}/{name}"
       log(f"removing leftover of an interrupted checkpoint save: {path}")
       if tf.io.gfile.isdir(path):
         tf.io.gfile.rmtree(path)
@@ -166,44 +205,48 @@ def recover_model_dir(model_dir, log=print):
   if state.model_checkpoint_path not in listed:
     listed.append(state.model_checkpoint_path)
 
-  def full(p):
-    return p if (p.startswith("/") or "://" in p) else model_dir.rstrip("/") + "/" + p
+  def here(prefix):
+    # A state file written elsewhere (a copied or moved model_dir) may name absolute paths
+    # of the old place: the files beside the state file are the ones to judge.
+    local = f"{root}/{os.path.basename(prefix)}"
+    if local != prefix and not tf.io.gfile.exists(prefix + ".index") and \
+        tf.io.gfile.exists(local + ".index"):
+      return local
+    return prefix
 
-  def step_of(p):
-    m = re.search(r"-(\d+)$", p)
-    return int(m.group(1)) if m else -1
-
-  listed.sort(key=step_of)
-  good = [p for p in listed if _checkpoint_complete(full(p))]
-  bad = [p for p in listed if p not in good]
-  state_file = model_dir.rstrip("/") + "/checkpoint"
-  if bad:
-    log(f"incomplete or missing checkpoint(s): {', '.join(bad)}")
-  if not good:
-    # Nothing usable to resume from: start over rather than fail on every rerun.
+  listed = sorted({here(p) for p in listed}, key=_step_of)
+  newest, bad = None, []
+  for prefix in reversed(listed):
+    problem = checkpoint_problem(prefix)
+    if problem is None:
+      newest = prefix
+      break
+    log(f"checkpoint {prefix} cannot be restored: {problem}")
+    bad.append(prefix)
+  # Older checkpoints stay listed unverified: reading each at every start would cost a full
+  # pass over the model per kept checkpoint, and the newest is the one resumed from.
+  good = [p for p in listed if p not in bad and (newest is None or _step_of(p) <= _step_of(newest))]
+  state_file = f"{root}/checkpoint"
+  if newest is None:
     aside = state_file + ".incomplete"
-    log(f"no complete checkpoint; starting from scratch (state file moved to {aside})")
+    log(f"no usable checkpoint in {model_dir}; starting from scratch "
+        f"(state file moved to {aside})")
     tf.io.gfile.rename(state_file, aside, overwrite=True)
-    newest, newest_step = None, -1
+    newest_step = -1
   else:
-    newest, newest_step = good[-1], step_of(good[-1])
+    newest_step = _step_of(newest)
     if bad:
       log(f"resuming from {newest}")
-      tf.train.update_checkpoint_state(model_dir, newest, all_model_checkpoint_paths=good)
-  # Files of incomplete checkpoints, and checkpoint files newer than the resume point (a
-  # save that finished its files but not the state update): resuming retrains those steps,
-  # and untracked files would never be deleted by keep_checkpoint_max.
-  bad_steps = {step_of(p) for p in bad}
+      _write_state_file(state_file, newest, good)
+  bad_steps = {_step_of(p) for p in bad}
+  unusable = []
   for name in tf.io.gfile.listdir(model_dir):
-    m = re.match(_CKPT_RE, name)
-    if not (m and m.group("rest").startswith(".")):
-      continue
-    step = int(m.group("step"))
-    if step > newest_step or step in bad_steps:
-      path = model_dir.rstrip("/") + "/" + name
-      log(f"removing unusable checkpoint file: {path}")
-      tf.io.gfile.remove(path)
-  return full(newest) if newest else None
+    m = re.match(_CKPT_RE, name.rstrip("/"))
+    if m and m.group("rest").startswith(".") and (
+        int(m.group("step")) > newest_step or int(m.group("step")) in bad_steps):
+      unusable.append(name.rstrip("/"))
+  _move_aside(model_dir, unusable, log)
+  return newest
 
 
 # --- model_fn outputs shared by the runners ------------------------------------------------
