@@ -1,8 +1,8 @@
 """Where the shared Korean data lives, and small readers of it for tests and benchmarks.
 
 The data (corpora, published vocabs, finetuning sets) sit outside the repository, in
-../shared/data beside it or wherever KOELECTRA_DATA points; /work/shared/data/README.md
-lists them. Tests and benchmarks both read it, so the location is defined here once.
+../shared/data beside it or wherever KOELECTRA_DATA points; the README.md there lists
+them. Tests and benchmarks both read it, so the location is defined here once.
 """
 import os
 import pathlib
