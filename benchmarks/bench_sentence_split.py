@@ -32,7 +32,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.conftest import shared_data_dir  # noqa: E402
+from util.shared_data import shared_data_dir  # noqa: E402
 from util import sentence_split  # noqa: E402
 
 # (name, file): the rules were tuned while reading the first; the second was labelled

@@ -1,16 +1,19 @@
-"""Every command line the TPU guide and the README show is one the project accepts.
+"""Every command line the README and docs/*.md show is one the project accepts.
 
-Each `python run_*.py ...` and `python -m util.gcs ...` line in a fenced code block of
-docs/tpu_training.md and README.md (continuation lines joined) is split as a shell would
-and parsed by the program's own build_parser(); run_pretraining's --hparams is resolved
-into a PretrainingConfig (run_finetuning's into a FinetuningConfig), so an unknown hparam
-fails too. A failure names file and line.
+Each `python run_*.py ...`, `python build_pretraining_dataset.py ...`, `python
+export_hf.py / import_hf.py ...`, `python -m util.gcs ...` and `python -m vocab.build_vocab
+...` line in a fenced code block of README.md and every docs/*.md (continuation lines
+joined) is split as a shell would and parsed by the program's own parser; run_pretraining's
+--hparams is resolved into a PretrainingConfig (run_finetuning's into a FinetuningConfig)
+and the builder's flags into BuildOptions, so an unknown hparam or a bad value fails too.
+A failure names file and line.
 """
 import re
 import shlex
 
 import pytest
 
+import build_pretraining_dataset
 import configure_finetuning
 import configure_pretraining
 import export_hf
@@ -19,23 +22,37 @@ import run_finetuning
 import run_pretraining
 from tests.conftest import ROOT
 from util import gcs
+from vocab import build_vocab
 
-DOCS = ("docs/tpu_training.md", "README.md")
-_COMMAND = re.compile(r"^python3? (?:(?P<script>(?:run_\w+|export_hf|import_hf)\.py)|"
-                      r"-m (?P<module>util\.gcs))(?:\s|$)")
+DOCS = ("README.md",) + tuple(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))
+_COMMAND = re.compile(r"^python3? (?:(?P<script>(?:run_\w+|export_hf|import_hf|"
+                      r"build_pretraining_dataset)\.py)|"
+                      r"-m (?P<module>util\.gcs|vocab\.build_vocab))(?:\s|$)")
+
+
+def _json_hparams(args):
+  """The --hparams values given as JSON objects; a file named instead is one that an
+  earlier documented step writes (import_hf's hparams.json), so it is not there to read."""
+  return [h for h in args.hparams or [] if h.lstrip().startswith("{")]
 
 
 def _check_run_pretraining(argv):
   args = run_pretraining.build_parser().parse_args(argv)
   # As the runner resolves them: ConfigError on an unknown or invalid hparam.
   configure_pretraining.PretrainingConfig.from_hparams(
-      args.model_name, args.data_dir, args.hparams, preset=args.preset)
+      args.model_name, args.data_dir, _json_hparams(args), preset=args.preset)
 
 
 def _check_run_finetuning(argv):
   args = run_finetuning.build_parser().parse_args(argv)
   configure_finetuning.FinetuningConfig.from_hparams(
-      args.model_name, args.data_dir, args.hparams, preset=args.preset)
+      args.model_name, args.data_dir, _json_hparams(args), preset=args.preset)
+
+
+def _check_build_dataset(argv):
+  args = build_pretraining_dataset.build_parser().parse_args(argv)
+  if not args.inspect:  # BuildError on an out-of-range or contradictory option
+    build_pretraining_dataset.options_from_args(args)
 
 
 def _check_gcs(argv):
@@ -59,7 +76,9 @@ def _check_hf(parser):
 CHECKS = {"run_pretraining.py": _check_run_pretraining,
           "run_finetuning.py": _check_run_finetuning, "util.gcs": _check_gcs,
           "export_hf.py": _check_hf(export_hf.build_parser),
-          "import_hf.py": _check_hf(import_hf.build_parser)}
+          "import_hf.py": _check_hf(import_hf.build_parser),
+          "build_pretraining_dataset.py": _check_build_dataset,
+          "vocab.build_vocab": build_vocab.parse_args}
 
 
 def documented_commands(relpath, root=ROOT):
@@ -92,7 +111,9 @@ def test_the_documents_show_commands():
   programs = {program for _, program, _ in found}
   assert {"run_pretraining.py", "run_finetuning.py", "util.gcs", "import_hf.py"} <= programs
   assert any("--hparams" in argv for _, _, argv in found)
-  assert documented_commands("README.md")
+  readme = {program for _, program, _ in documented_commands("README.md")}
+  assert {"vocab.build_vocab", "build_pretraining_dataset.py", "run_pretraining.py",
+          "run_finetuning.py", "export_hf.py"} <= readme
 
 
 def command_failures(relpath, capsys, root=ROOT):
