@@ -29,10 +29,10 @@ from pretrain import dataset_units
 from pretrain import example_builder
 from pretrain import sentence_split
 from util import corpus
-from util import dataclass_args
 from util import errors
 from util import fileio
 from util import tfrecord_writer
+from util.dataclass_args import option
 
 STATE_DIR = ".build"                    # config + one manifest per complete shard
 SUMMARY = "summary.json"
@@ -52,37 +52,38 @@ class BuildOptions:
 
   Raises BuildError on construction when a value is out of range.
   """
-  corpus_dir: Tuple[str, ...] = dataclass_args.option(
+  corpus_dir: Tuple[str, ...] = option(
       help="corpus directories and/or files (read recursively, sorted)")
-  vocab_file: str = dataclass_args.option(help="WordPiece vocab, one token a line")
-  output_dir: str = dataclass_args.option(help="local directory or gs://bucket/dir")
-  max_seq_length: int = dataclass_args.option(128, "tokens per example, [CLS]/[SEP] included")
-  num_processes: int = dataclass_args.option(1, "worker processes (fork); the output does not depend on it")
-  num_out_files: int = dataclass_args.option(
+  vocab_file: str = option(help="WordPiece vocab, one token a line")
+  output_dir: str = option(help="local directory or gs://bucket/dir")
+  max_seq_length: int = option(128, "tokens per example, [CLS]/[SEP] included")
+  num_processes: int = option(
+      1, "worker processes (fork); the output does not depend on it")
+  num_out_files: int = option(
       0, "number of shards (default: one per 64 MB of input, at most 1000)")
-  seed: int = dataclass_args.option(12345, "same corpus + options + seed: byte-identical shards")
-  text_field: Optional[str] = dataclass_args.option(
+  seed: int = option(12345, "same corpus + options + seed: byte-identical shards")
+  text_field: Optional[str] = option(
       None, "read JSON lines, text in this field (the petitions: 'content')")
-  blanks_separate_docs: bool = dataclass_args.option(True, "blank lines separate documents (default)")
-  do_lower_case: bool = dataclass_args.option(False, "lower-case the text (KoELECTRA vocabs are cased)")
-  strip_accents: Optional[bool] = dataclass_args.option(
+  blanks_separate_docs: bool = option(True, "blank lines separate documents (default)")
+  do_lower_case: bool = option(False, "lower-case the text (KoELECTRA vocabs are cased)")
+  strip_accents: Optional[bool] = option(
       None, "strip accents (default: follow --do-lower-case, as BERT does)")
-  tokenizer: str = dataclass_args.option(
+  tokenizer: str = option(
       "fast", "reference = the pure-Python FullTokenizer (same ids, slower)")
-  shuffle_window: int = dataclass_args.option(
+  shuffle_window: int = option(
       10000, "mix each shard's records within a window of N records (default 10000; 0 "
              "keeps corpus order; see docs/corpus.md)")
-  original_sentence_order: bool = dataclass_args.option(
+  original_sentence_order: bool = option(
       False, "reproduce the original's reordering of sentences (docs/corpus.md)")
-  split_sentences: str = dataclass_args.option(
+  split_sentences: str = option(
       "none", "split each line into sentences first: none (default, the original: a "
               "line is a sentence), rules (built in), kiwi (needs kiwipiepy); see "
               "docs/corpus.md")
-  max_sentence_tokens: Optional[int] = dataclass_args.option(
+  max_sentence_tokens: Optional[int] = option(
       None, "cut longer sentences into pieces at word starts (default with "
             "--split-sentences: (max-seq-length - 3) // 2; 0 never; docs/corpus.md)")
-  overwrite: bool = dataclass_args.option(False, "replace shards already in --output-dir")
-  unit_mb: float = dataclass_args.option(1.0, "work-unit size in MB; also bounds reading past a unit")
+  overwrite: bool = option(False, "replace shards already in --output-dir")
+  unit_mb: float = option(1.0, "work-unit size in MB; also bounds reading past a unit")
 
   def __post_init__(self):
     paths = self.corpus_dir

@@ -682,14 +682,15 @@ def test_gs_output_and_input(made, tmp_path, gcs_env, monkeypatch):
   a non-empty destination refused without --overwrite and cleaned with it."""
   from tests.conftest import BUCKET
   from util import gcs
+  from util.gcs import transfer
   work, config, ckpt = made
   order = []
-  copy = gcs.copy
+  copy = transfer.copy
 
   def recording_copy(src, dst, *a, **kw):
     order.append(dst)
     return copy(src, dst, *a, **kw)
-  monkeypatch.setattr(gcs, "copy", recording_copy)
+  monkeypatch.setattr(transfer, "copy", recording_copy)  # what gcs.publish_dir calls
   hf = f"gs://{BUCKET}/hf"
   vocab = os.path.join(_export(made, "discriminator"), "vocab.txt")
   written = export_hf.export(ckpt, config, vocab, hf, log=lambda l: None)

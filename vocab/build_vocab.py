@@ -25,6 +25,7 @@ from util import dataclass_args
 from util import errors
 from util import fileio
 from util import tf_logging
+from util.dataclass_args import option
 from vocab import report as report_lib
 from vocab import sentencepiece_vocab
 from vocab import wordpiece
@@ -40,26 +41,26 @@ class VocabOptions:
 
   Raises VocabError on construction when a value is out of range.
   """
-  corpus: Tuple[str, ...] = dataclass_args.option(help="files or directories (recursive)")
-  output_dir: str = dataclass_args.option()
-  vocab_size: int = dataclass_args.option(
+  corpus: Tuple[str, ...] = option(help="files or directories (recursive)")
+  output_dir: str = option(help="where vocab.txt (or sp.model) and vocab_report.json go")
+  vocab_size: int = option(
       32000, "pieces incl. the 5 specials, excl. [unused] (KoELECTRA v1: 32000)")
-  limit_alphabet: Optional[int] = dataclass_args.option(6000)
-  unused: int = dataclass_args.option(200, "[unusedN] tokens appended at the end")
-  min_frequency: int = dataclass_args.option(2)
-  pretokenize: str = dataclass_args.option(
+  limit_alphabet: Optional[int] = option(6000, "at most this many initial characters")
+  unused: int = option(200, "[unusedN] tokens appended at the end")
+  min_frequency: int = option(2, "a piece must occur this often to be learned")
+  pretokenize: str = option(
       "none", "mecab: the v3 recipe (morphemes after the first become ## pieces)")
-  model: str = dataclass_args.option("wordpiece")
-  sp_model_type: str = dataclass_args.option("unigram")
-  text_field: Optional[str] = dataclass_args.option(
+  model: str = option("wordpiece", "sentencepiece: a unigram or BPE model, to compare")
+  sp_model_type: str = option("unigram", "--model sentencepiece: unigram or bpe")
+  text_field: Optional[str] = option(
       None, "JSON-lines field holding the text (e.g. content); files whose first line "
             "starts with '{' are read as JSON lines")
-  eval_file: Optional[Tuple[str, ...]] = dataclass_args.option(None, "extra text to report [UNK] ratio on")
-  holdout_every: int = dataclass_args.option(
+  eval_file: Optional[Tuple[str, ...]] = option(None, "extra text to report [UNK] ratio on")
+  holdout_every: int = option(
       100, "hold out every Nth corpus line for the report (0: none)")
-  max_eval_lines: int = dataclass_args.option(20000)
-  workers: int = dataclass_args.option(2, "processes for Mecab")
-  quiet: bool = dataclass_args.option(False, "no progress bars")
+  max_eval_lines: int = option(20000, "lines per evaluation set (held out, --eval-file)")
+  workers: int = option(2, "processes for Mecab")
+  quiet: bool = option(False, "no progress bars")
 
   def __post_init__(self):
     paths = (self.corpus,) if isinstance(self.corpus, (str, os.PathLike)) else self.corpus
