@@ -27,9 +27,6 @@ from util import dataclass_args
 from util import errors
 from util import tf_logging
 
-__all__ = ["BuildError", "BuildOptions", "build", "print_summary", "build_parser",
-           "options_from_args", "main"]
-
 
 def build_parser() -> argparse.ArgumentParser:
   """The command line; defaults and help come from BuildOptions (options_from_args)."""
