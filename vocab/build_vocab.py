@@ -265,7 +265,7 @@ def build_vocab(options: VocabOptions) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-  """The command line; defaults and help come from VocabOptions (options_from_args)."""
+  """The command line; defaults and help come from VocabOptions (parse_args)."""
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def options_from_args(argv=None) -> VocabOptions:
+def parse_args(argv=None) -> VocabOptions:
   """VocabOptions from a command line (argparse's usage error on a bad combination)."""
   parser = build_parser()
   args = parser.parse_args(argv)
@@ -305,7 +305,7 @@ def main(argv=None):
 
 
 def _main(argv):
-  options = options_from_args(argv)
+  options = parse_args(argv)
   try:
     rep = build_vocab(options)
   except OSError as e:  # e.g. an output path that is a file, no permission, disk full
