@@ -16,24 +16,11 @@ finetune/runner.py.
 from finetune.config import FinetuningConfig
 from util import cli
 
-
-def build_parser():
-  """The command line's argparse parser (also used by tests that check documented commands)."""
-  return cli.runner_parser(
-      __doc__.split("\n")[0], FinetuningConfig.PRESETS,
-      data_dir_help="directory (local or gs://) with finetuning_data/ and vocab.txt",
-      model_name_help="the pretrained model in DATA_DIR/models/NAME",
-      check_xla_writes="writes no checkpoint")
-
-
-def main(argv=None):
-  """The command line; returns the exit status (2 and one error line for a UserError)."""
-  def run(config, xla_check_only):
-    from finetune import runner  # TensorFlow loads here, after the arguments are parsed
-    return runner.run_command(config, xla_check_only)
-
-  return cli.runner_main(argv, build_parser(), FinetuningConfig, run)
-
+# build_parser() is the argparse parser (tests check the documented commands with it);
+# main(argv=None) parses, resolves the FinetuningConfig and calls finetune/runner.run_command.
+build_parser, main = cli.runner_command(__doc__, FinetuningConfig, "finetune.runner",
+    data_dir_help="directory (local or gs://) with finetuning_data/ and vocab.txt",
+    model_name_help="the pretrained model in DATA_DIR/models/NAME")
 
 if __name__ == "__main__":
   cli.run_script(main)

@@ -12,24 +12,11 @@ checkpoint. With `do_eval` the masked-LM and discriminator metrics are written t
 from pretrain.config import PretrainingConfig
 from util import cli
 
-
-def build_parser():
-  """The command line's argparse parser (also used by tests that check documented commands)."""
-  return cli.runner_parser(
-      __doc__.split("\n")[0], PretrainingConfig.PRESETS,
-      data_dir_help="directory (local or gs://) with pretrain_tfrecords/ and vocab.txt",
-      model_name_help="the model goes to DATA_DIR/models/NAME",
-      check_xla_writes="writes nothing to model_dir")
-
-
-def main(argv=None):
-  """The command line; returns the exit status (2 and one error line for a UserError)."""
-  def run(config, xla_check_only):
-    from pretrain import runner  # TensorFlow loads here, after the arguments are parsed
-    return runner.run_command(config, xla_check_only)
-
-  return cli.runner_main(argv, build_parser(), PretrainingConfig, run)
-
+# build_parser() is the argparse parser (tests check the documented commands with it);
+# main(argv=None) parses, resolves the PretrainingConfig and calls pretrain/runner.run_command.
+build_parser, main = cli.runner_command(__doc__, PretrainingConfig, "pretrain.runner",
+    data_dir_help="directory (local or gs://) with pretrain_tfrecords/ and vocab.txt",
+    model_name_help="the model goes to DATA_DIR/models/NAME")
 
 if __name__ == "__main__":
   cli.run_script(main)

@@ -49,6 +49,8 @@ class FinetuningConfig(config_lib.Config):
 
   PRESETS = PRESETS
   DEBUG_SETTINGS = DEBUG_SETTINGS
+  DERIVED = ("vocab_file", "raw_data_dir", "pretrained_model_dir", "model_dir", "results_dir",
+             "preprocessed_data_dir")
 
   def __init__(self, model_name, data_dir, **kwargs):
     # general
@@ -118,15 +120,6 @@ class FinetuningConfig(config_lib.Config):
     self.qa_final_text = "offsets"
 
     self._set_tpu_defaults()
-
-    # derived (see _derive)
-    self.vocab_file = None
-    self.raw_data_dir = None
-    self.pretrained_model_dir = None
-    self.model_dir = None
-    self.results_dir = None
-    self.preprocessed_data_dir = None
-
     self._resolve(kwargs)
 
   def _preset_defaults(self, kwargs):
@@ -169,19 +162,14 @@ class FinetuningConfig(config_lib.Config):
     return out
 
   def _derive(self):
-    explicit, join = self._explicit, fileio.join
-    self.pretrained_model_dir = join(self.data_dir, "models", self.model_name)
-    if "raw_data_dir" not in explicit:
-      self.raw_data_dir = join(self.data_dir, "finetuning_data")
-    if "vocab_file" not in explicit:
-      self.vocab_file = join(self.data_dir, "vocab.txt")
-    task = self.task_names[0]
-    if "model_dir" not in explicit:
-      self.model_dir = join(self.pretrained_model_dir, "finetuning_models", task + "_model")
-    if "results_dir" not in explicit:
-      self.results_dir = join(self.pretrained_model_dir, "results")
-    if "preprocessed_data_dir" not in explicit:
-      self.preprocessed_data_dir = join(self.pretrained_model_dir, "finetuning_tfrecords")
+    join = fileio.join
+    self.pretrained_model_dir = pretrained = join(self.data_dir, "models", self.model_name)
+    self._set_unless_given(
+        raw_data_dir=join(self.data_dir, "finetuning_data"),
+        vocab_file=join(self.data_dir, "vocab.txt"),
+        model_dir=join(pretrained, "finetuning_models", self.task_names[0] + "_model"),
+        results_dir=join(pretrained, "results"),
+        preprocessed_data_dir=join(pretrained, "finetuning_tfrecords"))
 
   @property
   def task_name(self):

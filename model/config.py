@@ -36,6 +36,7 @@ class Config(object):
   PRESETS = {}  # name -> {hparam: value}
   ENCODER = "encoder"  # what error messages call the encoder whose sizes hparams set
   DEBUG_SETTINGS = {}  # applied with "debug": true, before explicit hparams
+  DERIVED = ()  # keys that _derive sets from the others unless given explicitly
 
   def _set_tpu_defaults(self):
     """The original's TPU keys (read by util/estimator.py), with its defaults."""
@@ -54,6 +55,8 @@ class Config(object):
       ConfigError: an unknown key or preset, or an invalid value (naming the key).
     """
     kwargs = dict(kwargs)
+    for k in self.DERIVED:
+      setattr(self, k, None)
     hparams_lib.check_keys(kwargs, self._keys())
     preset = kwargs.get("preset", self.preset)
     if preset is not None or self.preset is not None:  # a config with a default preset
@@ -84,6 +87,11 @@ class Config(object):
 
   def _derive(self):
     """Sets the derived values (paths) not given explicitly (`self._explicit`)."""
+
+  def _set_unless_given(self, **values):
+    for k, v in values.items():
+      if k not in self._explicit:
+        setattr(self, k, v)
 
   @classmethod
   def from_hparams(cls, model_name, data_dir, hparams=None, preset=None, **kwargs):

@@ -47,6 +47,8 @@ class PretrainingConfig(config_lib.Config):
 
   PRESETS = PRESETS
   DEBUG_SETTINGS = DEBUG_SETTINGS
+  DERIVED = ("pretrain_tfrecords", "vocab_file", "model_dir", "results_txt",
+             "max_predictions_per_seq")
   ENCODER = "discriminator"
 
   def __init__(self, model_name, data_dir, **kwargs):
@@ -110,31 +112,17 @@ class PretrainingConfig(config_lib.Config):
     self.eval_batch_size = 128
 
     self._set_tpu_defaults()
-
-    # derived (see _derive)
-    self.pretrain_tfrecords = None
-    self.vocab_file = None
-    self.model_dir = None
-    self.results_txt = None
-    self.max_predictions_per_seq = None
-
     self._resolve(kwargs)
 
   def _derive(self):
-    explicit = self._explicit
-    d = self.data_dir
-    join = fileio.join
-    if "pretrain_tfrecords" not in explicit:
-      self.pretrain_tfrecords = join(d, "pretrain_tfrecords", example_builder.SHARD_GLOB)
-    if "vocab_file" not in explicit:
-      self.vocab_file = join(d, "vocab.txt")
-    if "model_dir" not in explicit:
-      self.model_dir = join(d, "models", self.model_name)
-    results_dir = join(self.model_dir, "results")
-    if "results_txt" not in explicit:
-      self.results_txt = join(results_dir, "unsup_results.txt")
-    if "max_predictions_per_seq" not in explicit:
-      self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
+    d, join = self.data_dir, fileio.join
+    self._set_unless_given(pretrain_tfrecords=join(d, "pretrain_tfrecords",
+                                                   example_builder.SHARD_GLOB),
+                           vocab_file=join(d, "vocab.txt"),
+                           model_dir=join(d, "models", self.model_name))
+    self._set_unless_given(
+        results_txt=join(self.model_dir, "results", "unsup_results.txt"),
+        max_predictions_per_seq=int((self.mask_prob + 0.005) * self.max_seq_length))
 
   # -- model shapes ---------------------------------------------------------
 

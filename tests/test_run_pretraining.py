@@ -59,7 +59,7 @@ def hparams(vocab_v3, **kw):
 
 
 def run(root, name, hp):
-  """run_pretraining.train_or_eval in-process; returns (output dict, log lines)."""
+  """pretrain/runner.train_or_eval in-process; returns (output dict, log lines)."""
   config = PretrainingConfig(name, str(root), **hp)
   lines = []
   out = runner.train_or_eval(config, log=lines.append)

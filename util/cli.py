@@ -1,13 +1,14 @@
 """What the command lines share: the native-log filter installed before TensorFlow loads,
-the runners' and the configs' arguments, and the runners' `main`.
+the runners' and the configs' arguments, and the runners' `build_parser` and `main`.
 
 The entry points import their package (and with it TensorFlow) only after the arguments
 are parsed, so `--help` and argument errors answer at once. This module does not import
 TensorFlow.
 """
 import argparse
+import importlib
 import sys
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable
 
 from util import errors
 from util import tf_logging
@@ -33,7 +34,7 @@ def config_parser(description: str, presets: Iterable[str]) -> argparse.Argument
 
 
 def runner_parser(description: str, presets: Iterable[str], data_dir_help: str,
-                  model_name_help: str, check_xla_writes: str):
+                  model_name_help: str, check_xla_writes: str = "writes nothing to model_dir"):
   """The runners' shared command line, as the original's: --data-dir, --model-name,
   --hparams, plus ours: --preset, --verbose, --check-xla.
 
@@ -64,24 +65,28 @@ def runner_parser(description: str, presets: Iterable[str], data_dir_help: str,
   return p
 
 
-def runner_main(argv: Optional[Sequence[str]], parser: argparse.ArgumentParser, config_class,
-                run: Callable[..., int]) -> int:
-  """The runners' `main`: parse, resolve the config, run it.
+def runner_command(doc: str, config_class, runner: str, **help_texts):
+  """The runners' command line: their `build_parser` and `main`.
 
   Args:
-    argv: the arguments (None: sys.argv[1:]).
-    parser: from runner_parser.
-    config_class: a model/config.Config subclass (its from_hparams resolves the config).
-    run: run(config, xla_check_only: bool (--check-xla)) -> exit status; imports the
-      package that does the work (and TensorFlow).
+    doc: the runner's module docstring (its first line describes the parser).
+    config_class: a model/config.Config subclass (its PRESETS; from_hparams resolves the
+      config).
+    runner: the module whose run_command(config, xla_check_only) does the work; imported
+      only after the arguments are parsed, so that --help answers before TensorFlow loads.
+    **help_texts: runner_parser's data_dir_help, model_name_help (, check_xla_writes).
 
   Returns:
-    The exit status: run's, or 2 with one `error:` line for a UserError.
+    (build_parser() -> argparse.ArgumentParser, main(argv=None) -> exit status: 2 and one
+    `error:` line for a UserError).
   """
+  def build_parser():
+    return runner_parser(doc.split("\n")[0], config_class.PRESETS, **help_texts)
+
   def parsed(argv):
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     config = config_class.from_hparams(args.model_name, args.data_dir, args.hparams,
                                        preset=args.preset)
-    return run(config, args.check_xla)
+    return importlib.import_module(runner).run_command(config, args.check_xla)
 
-  return errors.run_main(parsed, argv)
+  return build_parser, lambda argv=None: errors.run_main(parsed, argv)
