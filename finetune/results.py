@@ -22,7 +22,17 @@ def summarize(trials):
 
 
 def write_results(config, trials, skipped, log=print):
-  """<task>_results.{json,txt} and the Markdown table over every task in results_dir."""
+  """Writes <task>_results.{json,txt} and rewrites results.md over every task in results_dir.
+
+  Args:
+    config: FinetuningConfig (task, results_dir; its hparams go into the record).
+    trials: per-trial dicts of finetune/runner.run_trial ("dev" / "test": {metric: value}).
+    skipped: {split: [skipped row descriptions]}.
+    log: where the table is printed.
+
+  Returns:
+    The path of <task>_results.json.
+  """
   spec = tasks_lib.get_task(config.task_name)
   summary = summarize(trials)
   record = {"task": config.task_name, "metric": spec.metric, "model_name": config.model_name,
