@@ -2,7 +2,8 @@
 
 Both configs are attribute bags, as the original's: a subclass sets every default in its
 `__init__`, each with its comment, adds the TPU keys with `_set_tpu_defaults()` and ends
-with `_resolve(kwargs)`, which applies, in order (the original's order):
+with `_resolve(kwargs)`; its class names the keys `_derive` computes (`DERIVED`). The
+resolution applies, in order (the original's order):
 
   defaults -> preset -> the subclass's preset-dependent defaults (`_preset_defaults`) ->
   debug settings -> explicit hparams (always win) -> the "small means embedding 128"
