@@ -1,7 +1,9 @@
-"""`--help` of the corpus, vocab and Cloud Storage command lines answers without TensorFlow.
+"""`--help` of every command line answers before TensorFlow is imported.
 
-Each command runs as a user types it, from another working directory, under
-`python -X importtime`, which lists every module the process imported on stderr.
+The runner and config scripts also install the native-log filter of util/tf_logging.py
+first. Each command runs as a user types it, from another working directory; the corpus,
+vocab and Cloud Storage commands under `python -X importtime`, which lists every module the
+process imported on stderr.
 """
 import os
 import subprocess
@@ -34,3 +36,41 @@ def test_help_does_not_import_tensorflow(name, tmp_path):
              if line.startswith("import time:")]
   assert "argparse" in modules  # the listing is there, so its silence below means something
   assert not [m for m in modules if m.split(".")[0] in ("tensorflow", "google")], modules
+
+
+SCRIPTS = ("run_pretraining.py", "run_finetuning.py", "configure_pretraining.py",
+           "configure_finetuning.py")
+
+# Runs the script as `python SCRIPT --help` does, then reports what it imported and whether
+# the stderr filter thread (util/tf_logging.filter_native_stderr) is running.
+WRAPPER = """
+import runpy, sys, threading
+script = sys.argv[1]
+sys.argv = [script, "--help"]
+try:
+  runpy.run_path(script, run_name="__main__")
+except SystemExit as e:
+  code = e.code
+tf = sorted(m for m in sys.modules if m.split(".")[0] == "tensorflow")
+filtered = any(t.name == "stderr-filter" for t in threading.enumerate())
+print(f"CHECK {code} {len(tf)} {filtered}")
+"""
+
+
+def _env():
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # a user's level switches the filter off
+  return env
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_answers_without_tensorflow_and_with_the_log_filter(script, tmp_path):
+  path = os.path.relpath(ROOT / script, tmp_path)
+  plain = subprocess.run([sys.executable, path, "--help"], cwd=tmp_path, env=_env(),
+                         capture_output=True, text=True, timeout=60)
+  assert plain.returncode == 0 and plain.stdout.startswith("usage:"), plain.stderr
+  assert plain.stderr == ""  # no native TensorFlow line (nor anything else)
+  checked = subprocess.run([sys.executable, "-c", WRAPPER, path], cwd=tmp_path, env=_env(),
+                           capture_output=True, text=True, timeout=60)
+  last = checked.stdout.strip().splitlines()[-1]
+  assert last == "CHECK 0 0 True", (last, checked.stderr[-2000:])

@@ -14,6 +14,8 @@ import pytest
 
 import build_pretraining_dataset
 import run_pretraining
+from pretrain import runner
+from pretrain.config import PretrainingConfig
 from tests.conftest import ROOT, head_lines
 from util import estimator as estimator_lib
 
@@ -57,10 +59,10 @@ def hparams(vocab_v3, **kw):
 
 
 def run(root, name, hp):
-  """run_pretraining.train_or_eval in-process; returns (output dict, log lines)."""
-  config = run_pretraining.configure_pretraining.PretrainingConfig(name, str(root), **hp)
+  """pretrain/runner.train_or_eval in-process; returns (output dict, log lines)."""
+  config = PretrainingConfig(name, str(root), **hp)
   lines = []
-  out = run_pretraining.train_or_eval(config, log=lines.append)
+  out = runner.train_or_eval(config, log=lines.append)
   return config, out, lines
 
 
@@ -276,10 +278,10 @@ def test_fused_kernels_hparam_decides_the_graph(vocab_v3, data_root, fused_kerne
   benchmark's plain-ops variants once ran fused because the runner reset a module flag);
   use_tpu always means the plain ops."""
   import tensorflow.compat.v1 as tf
-  config = run_pretraining.configure_pretraining.PretrainingConfig(
+  config = PretrainingConfig(
       "flags", str(data_root), **hparams(vocab_v3, fused_kernels=fused_kernels,
                                          use_tpu=use_tpu))
-  model_fn = run_pretraining.model_fn_builder(config)
+  model_fn = runner.model_fn_builder(config)
   graph = tf.Graph()
   with graph.as_default():
     features = {k: tf.zeros([2, config.max_seq_length], tf.int32)
