@@ -28,6 +28,7 @@ from model import sizes
 from util import errors
 from util import fileio
 from util import hparams as hparams_lib
+from util import tpu as tpu_lib
 
 ConfigError = errors.ConfigError
 
@@ -123,7 +124,7 @@ class FinetuningConfig(object):
 
     # TPU settings
     self.use_tpu = False
-    self.num_tpu_cores = 1
+    self.num_tpu_cores = None  # ours: null reads it from the TPU system (original: 1)
     self.tpu_job_name = None
     self.tpu_name = None
     self.tpu_zone = None
@@ -245,9 +246,10 @@ class FinetuningConfig(object):
 
     for k in ("num_trials", "max_seq_length", "train_batch_size", "eval_batch_size",
               "predict_batch_size", "save_checkpoints_steps", "iterations_per_loop",
-              "vocab_size", "num_tpu_cores", "log_every_steps", "max_query_length",
+              "vocab_size", "log_every_steps", "max_query_length",
               "doc_stride", "n_best_size", "max_answer_length", "beam_size"):
       positive_int(k)
+    tpu_lib.check_batch_sizes(self)
     need(isinstance(self.keep_checkpoint_max, int) and self.keep_checkpoint_max >= 0,
          f"keep_checkpoint_max must be a non-negative integer, got "
          f"{self.keep_checkpoint_max!r}")

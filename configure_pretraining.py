@@ -25,6 +25,7 @@ from pretrain import example_builder
 from util import errors
 from util import fileio
 from util import hparams as hparams_lib
+from util import tpu as tpu_lib
 
 ConfigError = errors.ConfigError
 
@@ -59,8 +60,10 @@ class PretrainingConfig(object):
     self.data_dir = data_dir
     self.preset = None  # one of PRESETS, applied before explicit hparams
     # the original's debug mode: a 3-layer 144-wide model, tiny batches, 20 steps, and a
-    # fresh model_dir (emptied before training)
+    # fresh model_dir (emptied before training; one holding checkpoints only with
+    # debug_overwrite, ours)
     self.debug = False
+    self.debug_overwrite = False
     self.do_train = True
     self.do_eval = False
 
@@ -116,7 +119,7 @@ class PretrainingConfig(object):
 
     # TPU settings
     self.use_tpu = False
-    self.num_tpu_cores = 1
+    self.num_tpu_cores = None  # ours: null reads it from the TPU system (original: 1)
     self.tpu_job_name = None
     self.tpu_name = None
     self.tpu_zone = None
@@ -174,6 +177,11 @@ class PretrainingConfig(object):
       self.results_pkl = join(results_dir, "unsup_results.pkl")
     if "max_predictions_per_seq" not in explicit:
       self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
+    if self.debug:  # ours: the debug batches split evenly over the TPU cores
+      for k in ("train_batch_size", "eval_batch_size"):
+        if k not in explicit:
+          setattr(self, k, tpu_lib.debug_batch_size(DEBUG_SETTINGS[k], self.use_tpu,
+                                                    self.num_tpu_cores))
 
   @classmethod
   def from_hparams(cls, model_name, data_dir, hparams=None, preset=None, **kwargs):
@@ -234,14 +242,16 @@ class PretrainingConfig(object):
     need(0.0 < float(self.mask_prob) < 1.0, f"mask_prob must be in (0, 1), got {self.mask_prob}")
     for k in ("max_seq_length", "train_batch_size", "eval_batch_size", "num_train_steps",
               "iterations_per_loop", "save_checkpoints_steps", "vocab_size",
-              "log_every_steps", "num_tpu_cores"):
+              "log_every_steps"):
       v = getattr(self, k)
       need(isinstance(v, int) and not isinstance(v, bool) and v > 0,
            f"{k} must be a positive integer, got {v!r}")
     need(isinstance(self.keep_checkpoint_max, int) and self.keep_checkpoint_max >= 0,
          f"keep_checkpoint_max must be a non-negative integer (0 keeps all), got "
          f"{self.keep_checkpoint_max!r}")
-    for k in ("legacy_masking", "debug", "use_bf16", "use_tpu", "fused_kernels"):
+    tpu_lib.check_batch_sizes(self)
+    for k in ("legacy_masking", "debug", "debug_overwrite", "use_bf16", "use_tpu",
+              "fused_kernels"):
       need(isinstance(getattr(self, k), bool), f"{k} must be true or false, got "
            f"{getattr(self, k)!r}")
     need(isinstance(self.num_warmup_steps, int) and self.num_warmup_steps >= 0,

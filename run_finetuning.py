@@ -509,8 +509,13 @@ def run(config, estimator_overrides=None, log=print):
   """Preflight, features, every trial, results. Returns the results record path and the
   per-trial outputs."""
   from model import tokenization
+  from util import estimator as estimator_lib
+  from util import tpu as tpu_lib
   start = time.time()
   tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
+  tpu_lib.settle_core_count(config, log=log)
+  log("running on " + estimator_lib.device_line(config.use_tpu, config.num_tpu_cores,
+                                                config.fused_kernels and not config.use_tpu))
   if config.do_train:
     init_checkpoint = find_init_checkpoint(config, log=log)
     if init_checkpoint:

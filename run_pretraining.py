@@ -14,7 +14,6 @@ import time
 
 import configure_pretraining
 from util import errors
-from util import fileio
 from util import hparams as hparams_lib
 from util import tf_logging
 from util import tfrecord_input
@@ -63,8 +62,10 @@ def preflight(config, log=print):
   Raises:
     UserError subclasses naming the hparam or file to fix.
   """
+  from model import memory
   from model import tokenization
   from util import estimator as estimator_lib
+  from util import tpu as tpu_lib
   if not (config.do_train or config.do_eval):
     raise RunError("nothing to do: set do_train and/or do_eval in --hparams")
   try:
@@ -75,10 +76,12 @@ def preflight(config, log=print):
   tfrecord_input.check_feature_lengths(
       files, tfrecord_input.pretraining_features(config.max_seq_length))
   tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
-  if config.debug and config.do_train and fileio.exists(config.model_dir):
-    # As the original: debug runs start from a fresh model_dir.
-    log(f"debug: emptying {config.model_dir}")
-    fileio.rmtree(config.model_dir)
+  tpu_lib.settle_core_count(config, log=log)
+  if config.use_tpu:
+    for line in memory.tpu_lines(config):
+      log(line)
+  if config.debug and config.do_train:
+    estimator_lib.empty_for_debug(config.model_dir, config.debug_overwrite, log=log)
   resume = estimator_lib.recover_model_dir(config.model_dir, log=log)
   if resume:
     check_architecture(config, resume)
@@ -192,7 +195,9 @@ def train_or_eval(config, estimator_overrides=None, log=print):
   out = {"results": None, "results_txt": None, "results_json": None}
   if config.do_train:
     log(f"training to step {config.num_train_steps} (batch {config.train_batch_size}, "
-        f"length {config.max_seq_length}, {'TPU' if config.use_tpu else 'CPU/GPU'})")
+        f"length {config.max_seq_length}) on "
+        + estimator_lib.device_line(config.use_tpu, config.num_tpu_cores,
+                                    config.fused_kernels and not config.use_tpu))
     estimator.train(input_fn=tfrecord_input.get_input_fn(files, features, is_training=True),
                     max_steps=config.num_train_steps)
   if config.do_eval:
@@ -232,7 +237,8 @@ def _main(argv):
   config = configure_pretraining.PretrainingConfig.from_hparams(
       args.model_name, args.data_dir, args.hparams, preset=args.preset)
   if args.check_xla:
-    print(check_xla(config).summary())
+    from model import memory
+    print("\n".join([check_xla(config).summary()] + memory.tpu_lines(config)))
     return 0
   out = train_or_eval(config)
   print(f"done in {out['seconds']:.0f}s: global step {out['global_step']}, "
