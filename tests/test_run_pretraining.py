@@ -163,6 +163,29 @@ def test_sigkill_during_training_then_rerun_finishes(data_root, vocab_v3):
   assert os.path.exists(model_dir / "model.ckpt-60.index")
 
 
+def test_debug_mode_refuses_to_empty_a_model_dir_with_checkpoints(trained, data_root,
+                                                                  vocab_v3, tmp_path):
+  """Debug mode empties model_dir (as the original); one holding checkpoints only when
+  asked with debug_overwrite. The CLI from another directory, with relative paths."""
+  config, _, _ = trained
+  work = tmp_path / "work"
+  shutil.copytree(data_root / "pretrain_tfrecords", work / "data" / "pretrain_tfrecords")
+  model_dir = _copy_model(config.model_dir, work / "data" / "models" / "tiny")
+  before = sorted(os.listdir(model_dir))
+  cmd = [sys.executable, str(ROOT / "run_pretraining.py"), "--data-dir", "data",
+         "--model-name", "tiny", "--hparams", json.dumps(hparams(vocab_v3, debug=True))]
+  done = subprocess.run(cmd, cwd=work, env=_env(), capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+  assert done.stderr.startswith("error: debug mode empties model_dir, and data/models/tiny "
+                                "holds checkpoints (newest model.ckpt-20)"), done.stderr
+  assert '"debug_overwrite": true' in done.stderr and "Traceback" not in done.stderr
+  assert sorted(os.listdir(model_dir)) == before
+  logged = []
+  estimator_lib.empty_for_debug(model_dir, overwrite=True, log=logged.append)
+  assert not os.path.exists(model_dir) and logged == [f"debug: emptying {model_dir}"]
+
+
 def _copy_model(src, dst):
   shutil.copytree(src, dst)
   return str(dst)

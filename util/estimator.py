@@ -119,12 +119,15 @@ def empty_for_debug(model_dir, overwrite=False, log=print):
   """
   if not fileio.exists(model_dir):
     return
-  found = tf.io.gfile.glob(model_dir.rstrip("/") + "/model.ckpt-*.index")
-  if found and not overwrite:
+  import re
+  steps = sorted(int(m.group(1)) for m in (
+      re.search(r"model\.ckpt-(\d+)\.index$", p)
+      for p in tf.io.gfile.glob(model_dir.rstrip("/") + "/model.ckpt-*.index")) if m)
+  if steps and not overwrite:
     raise errors.UserError(
-        f"debug mode empties model_dir, and {model_dir} holds {len(found)} checkpoint(s) "
-        f"({sorted(found)[-1].rsplit('/', 1)[-1][:-len('.index')]}, ...): use another "
-        f'--model-name, or set "debug_overwrite": true to empty it')
+        f"debug mode empties model_dir, and {model_dir} holds checkpoints (newest "
+        f"model.ckpt-{steps[-1]}): use another --model-name, or set "
+        f'"debug_overwrite": true to empty it')
   log(f"debug: emptying {model_dir}")
   fileio.rmtree(model_dir)
 
