@@ -12,7 +12,7 @@ model/flops.py.
 This module does not import TensorFlow.
 
 CLI: `python configure_pretraining.py --preset koelectra-small-v3 [--hparams JSON]`
-prints the resolved config and its FLOPs estimate.
+prints the resolved config, its FLOPs estimate and its memory per device (model/memory.py).
 """
 import argparse
 import copy
@@ -20,6 +20,7 @@ import json
 import sys
 
 from model import flops
+from model import memory
 from model import sizes
 from pretrain import example_builder
 from util import errors
@@ -328,6 +329,7 @@ def _main(argv):
     print(f"generator: {cfg.generator_hparams()}")
   print(f"train FLOPs per step: {fl['train_per_step']:.4g} "
         f"({fl['train_per_seq']:.4g} per sequence, batch {cfg.train_batch_size})")
+  print(f"memory: {memory.estimate(cfg).summary()}")
   return 0
 
 
