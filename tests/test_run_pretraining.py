@@ -98,6 +98,13 @@ def test_training_lowers_loss_and_writes_summaries(trained):
   assert lr[0] == 0.0 and lr[5] > lr[15] > 0  # warm-up from 0, then linear decay
 
 
+def test_the_run_says_which_device_and_whether_the_fused_kernels_are_on(trained):
+  _, _, lines = trained
+  # This machine has no GPU; the fused XLA kernels are on by default off TPU.
+  assert "training to step 20 (batch 8, length 32) on CPU (TensorFlow sees no GPU); fused " \
+         "kernels on" in lines, lines
+
+
 def test_eval_writes_every_metric(trained):
   config, out, _ = trained
   for key in METRICS:
