@@ -24,8 +24,9 @@ Two parts:
   plus, per encoder, its embeddings (lookup, sum, LayerNorm output, dropout mask: 4*L*E);
   the generator's head at the P masked positions (gathered hidden P*g, dense / GELU /
   LayerNorm 3*P*E, log-probabilities and one-hot labels over the vocabulary 2*P*V) and the
-  discriminator's head (dense, GELU, its output: 3*L*h). Elements are 4 bytes (2 with
-  `use_bf16`, except the float32 softmax output).
+  discriminator's head (dense, GELU, its output: 3*L*h). Elements are 4 bytes; with
+  `use_bf16` the transformer layers' are 2, except the float32 softmax output (the
+  embeddings and the encoder's output, hence the heads, stay float32).
 
 What the count leaves out, and so where a real device differs: gradients of activations
 while the backward pass runs, temporaries of single ops, the allocator's slack and
@@ -81,7 +82,8 @@ def encoder_activations(hp: Mapping, seq_len: int, embedding_size: int,
   L = seq_len
   per_layer = (10 * L * h + 2 * L * i + 2 * a * L * L) * bytes_per_element
   per_layer += a * L * L * 4  # the softmax runs in float32
-  return hp["num_hidden_layers"] * per_layer + 4 * L * embedding_size * bytes_per_element
+  # The embeddings are looked up and normalised in float32 also with use_bf16.
+  return hp["num_hidden_layers"] * per_layer + 4 * L * embedding_size * 4
 
 
 @dataclasses.dataclass
@@ -144,11 +146,11 @@ def estimate(config, batch_per_device: Optional[int] = None) -> MemoryEstimate:
     g, head_e = gen["hidden_size"], gen_e
   if not config.uniform_generator:  # the MLM head, and its loss over the vocabulary
     params["heads"] += g * head_e + head_e + 2 * head_e + V  # dense, LayerNorm, output_bias
-    act += (P * g + 3 * P * head_e) * width + 2 * P * V * 4
+    act += (P * g + 3 * P * head_e + 2 * P * V) * 4
   if config.electra_objective:  # the discriminator's head
     h = disc["hidden_size"]
     params["heads"] += h * h + h + h + 1  # dense, dense_1
-    act += 3 * L * h * width
+    act += 3 * L * h * 4
   params["total"] = sum(params.values())
   return MemoryEstimate(parameters=params,
                         state_bytes=STATE_BYTES_PER_PARAMETER * params["total"],
