@@ -245,6 +245,19 @@ def test_bad_input_stops_before_any_graph(case, data_root, vocab_v3, capsys):
   assert not (data_root / "models" / name).exists()  # nothing written
 
 
+def test_use_tpu_without_a_core_count_on_a_machine_without_a_tpu(data_root, vocab_v3,
+                                                                 capsys):
+  """The real TPU query on this machine ("local", no TPU core): one line naming the key."""
+  hp = hparams(vocab_v3, use_tpu=True, tpu_name="local")
+  rc = run_pretraining.main(["--data-dir", str(data_root), "--model-name", "no-tpu",
+                             "--hparams", json.dumps(hp)])
+  err = capsys.readouterr().err
+  assert rc == 2 and len(err.strip().splitlines()) == 1, err
+  assert err.startswith("error: use_tpu: the TPU system at tpu_name 'local' shows no TPU "
+                        "core") and '"num_tpu_cores"' in err, err
+  assert not (data_root / "models" / "no-tpu").exists()
+
+
 def test_checkpoint_of_another_architecture_is_refused(trained, data_root, vocab_v3, capsys,
                                                        tmp_path):
   config, _, _ = trained
