@@ -15,6 +15,7 @@ import pytest
 import build_pretraining_dataset
 import run_pretraining
 from tests.conftest import ROOT, head_lines
+from util import errors
 from util import estimator as estimator_lib
 
 SEQ = 32
@@ -188,6 +189,14 @@ def test_debug_mode_refuses_to_empty_a_model_dir_with_checkpoints(trained, data_
                                 "holds checkpoints (newest model.ckpt-20)"), done.stderr
   assert '"debug_overwrite": true' in done.stderr and "Traceback" not in done.stderr
   assert sorted(os.listdir(model_dir)) == before
+  # Checkpoints recovery moved aside (never deleted) are kept from debug mode too.
+  aside = tmp_path / "aside"
+  os.makedirs(aside / estimator_lib.UNUSABLE_DIR / "20261204T000000Z")
+  shutil.copy(os.path.join(model_dir, "model.ckpt-20.index"),
+              aside / estimator_lib.UNUSABLE_DIR / "20261204T000000Z")
+  with pytest.raises(errors.UserError, match=r"holds checkpoints \(newest model.ckpt-20\)"):
+    estimator_lib.empty_for_debug(str(aside))
+  assert (aside / estimator_lib.UNUSABLE_DIR).is_dir()
   logged = []
   estimator_lib.empty_for_debug(model_dir, overwrite=True, log=logged.append)
   assert not os.path.exists(model_dir) and logged == [f"debug: emptying {model_dir}"]

@@ -119,10 +119,12 @@ def empty_for_debug(model_dir, overwrite=False, log=print):
   """
   if not fileio.exists(model_dir):
     return
-  import re
+  # Checkpoints recover_model_dir moved aside count too: the user has not decided on them.
+  root = model_dir.rstrip("/")
+  found = tf.io.gfile.glob(f"{root}/model.ckpt-*.index") + \
+      tf.io.gfile.glob(f"{root}/{UNUSABLE_DIR}/*/model.ckpt-*.index")
   steps = sorted(int(m.group(1)) for m in (
-      re.search(r"model\.ckpt-(\d+)\.index$", p)
-      for p in tf.io.gfile.glob(model_dir.rstrip("/") + "/model.ckpt-*.index")) if m)
+      re.search(r"model\.ckpt-(\d+)\.index$", p) for p in found) if m)
   if steps and not overwrite:
     raise errors.UserError(
         f"debug mode empties model_dir, and {model_dir} holds checkpoints (newest "
