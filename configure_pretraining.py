@@ -1,4 +1,5 @@
-"""Print a resolved pretraining config and its FLOPs-per-step estimate:
+"""Print a resolved pretraining config, its FLOPs-per-step estimate and its memory per device
+(model/memory.py):
 
   python configure_pretraining.py [--preset koelectra-small-v3] [--hparams JSON_OR_FILE]
                                   [--model-name NAME] [--data-dir DIR]
@@ -8,6 +9,7 @@ KoELECTRA presets, `--hparams` overrides), lives in pretrain/config.py; it is im
 from here too, as in the original. This module does not import TensorFlow.
 """
 from model import flops
+from model import memory
 from pretrain.config import ConfigError, DEBUG_SETTINGS, PRESETS, PretrainingConfig  # noqa: F401
 from util import cli
 from util import errors
@@ -29,6 +31,7 @@ def main(argv=None):
       print(f"generator: {cfg.generator_hparams()}")
     print(f"train FLOPs per step: {fl['train_per_step']:.4g} "
           f"({fl['train_per_seq']:.4g} per sequence, batch {cfg.train_batch_size})")
+    print(f"memory: {memory.estimate(cfg).summary()}")
     return 0
 
   return errors.run_main(show, argv)

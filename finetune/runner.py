@@ -27,6 +27,7 @@ from util import errors
 from util import estimator as estimator_lib
 from util import fileio
 from util import tfrecord_input
+from util import tpu as tpu_lib
 from util import xla_check
 
 RunError = errors.RunError
@@ -311,6 +312,9 @@ def run(config, estimator_overrides=None, log=print):
   """
   start = time.time()
   tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
+  tpu_lib.settle_core_count(config, log=log)
+  log("running on " + estimator_lib.device_line(config.use_tpu, config.num_tpu_cores,
+                                                config.fused_kernels and not config.use_tpu))
   features = preprocessing.record_features(config)
   if config.do_train:
     init_checkpoint = find_init_checkpoint(config, features, log=log)

@@ -20,13 +20,14 @@ from typing import Iterable
 from model import sizes
 from util import errors
 from util import hparams as hparams_lib
+from util import tpu as tpu_lib
 
 ConfigError = errors.ConfigError
 
 # Keys every config has that must be positive integers / true or false.
 _POSITIVE_INTS = ("max_seq_length", "train_batch_size", "eval_batch_size",
                   "save_checkpoints_steps", "iterations_per_loop", "vocab_size",
-                  "log_every_steps", "num_tpu_cores")
+                  "log_every_steps")
 _BOOLS = ("debug", "use_bf16", "use_tpu", "fused_kernels")
 
 
@@ -42,7 +43,7 @@ class Config(object):
   def _set_tpu_defaults(self):
     """The original's TPU keys (read by util/estimator.py), with its defaults."""
     self.use_tpu = False
-    self.num_tpu_cores = 1
+    self.num_tpu_cores = None  # ours: null reads it from the TPU system (original: 1)
     self.tpu_job_name = None
     self.tpu_name = None
     self.tpu_zone = None
@@ -158,6 +159,7 @@ class Config(object):
       v = getattr(self, k)
       need(isinstance(v, int) and not isinstance(v, bool) and v > 0,
            f"{k} must be a positive integer, got {v!r}")
+    tpu_lib.check_batch_sizes(self)
     need(isinstance(self.keep_checkpoint_max, int) and self.keep_checkpoint_max >= 0,
          f"keep_checkpoint_max must be a non-negative integer (0 keeps all), got "
          f"{self.keep_checkpoint_max!r}")

@@ -16,6 +16,7 @@ from model import flops
 from model import sizes
 from pretrain import example_builder
 from util import fileio
+from util import tpu as tpu_lib
 
 ConfigError = config_lib.ConfigError
 
@@ -56,8 +57,10 @@ class PretrainingConfig(config_lib.Config):
     self.data_dir = data_dir
     self.preset = None  # one of PRESETS, applied before explicit hparams
     # the original's debug mode: a 3-layer 144-wide model, tiny batches, 20 steps, and a
-    # fresh model_dir (emptied before training)
+    # fresh model_dir (emptied before training; one holding checkpoints only with
+    # debug_overwrite, ours)
     self.debug = False
+    self.debug_overwrite = False
     self.do_train = True
     self.do_eval = False
 
@@ -123,6 +126,10 @@ class PretrainingConfig(config_lib.Config):
     self._set_unless_given(
         results_txt=join(self.model_dir, "results", "unsup_results.txt"),
         max_predictions_per_seq=int((self.mask_prob + 0.005) * self.max_seq_length))
+    if self.debug:  # ours: the debug batches split evenly over the TPU cores
+      self._set_unless_given(**{
+          k: tpu_lib.debug_batch_size(DEBUG_SETTINGS[k], self.use_tpu, self.num_tpu_cores)
+          for k in ("train_batch_size", "eval_batch_size")})
 
   # -- model shapes ---------------------------------------------------------
 
@@ -139,7 +146,7 @@ class PretrainingConfig(config_lib.Config):
 
   def validate(self):
     """Catch bad settings at config time, naming the key (never deep in graph building)."""
-    super().validate(positive_ints=("num_train_steps",), bools=("legacy_masking",))
+    super().validate(positive_ints=("num_train_steps",), bools=("legacy_masking", "debug_overwrite"))
     need = self._need
     need(0.0 < float(self.mask_prob) < 1.0, f"mask_prob must be in (0, 1), got {self.mask_prob}")
     need(isinstance(self.num_warmup_steps, int) and self.num_warmup_steps >= 0,

@@ -10,14 +10,15 @@ import time
 import tensorflow.compat.v1 as tf
 
 from model import checkpoint as ckpt_lib
+from model import memory
 from model import optimization
 from model import tokenization
 from pretrain import electra
 from util import errors
 from util import estimator as estimator_lib
-from util import fileio
 from util import results as results_lib
 from util import tfrecord_input
+from util import tpu as tpu_lib
 from util import xla_check
 
 RunError = errors.RunError
@@ -55,10 +56,12 @@ def preflight(config, log=print):
   tfrecord_input.check_feature_lengths(
       files, tfrecord_input.pretraining_features(config.max_seq_length))
   tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
-  if config.debug and config.do_train and fileio.exists(config.model_dir):
-    # As the original: debug runs start from a fresh model_dir.
-    log(f"debug: emptying {config.model_dir}")
-    fileio.rmtree(config.model_dir)
+  tpu_lib.settle_core_count(config, log=log)
+  if config.use_tpu:
+    for line in memory.tpu_lines(config):
+      log(line)
+  if config.debug and config.do_train:
+    estimator_lib.empty_for_debug(config.model_dir, config.debug_overwrite, log=log)
   resume = estimator_lib.recover_model_dir(config.model_dir, log=log)
   if resume:
     ckpt_lib.check_architecture(resume, lambda: build_for_variables(config),
@@ -162,7 +165,9 @@ def train_or_eval(config, estimator_overrides=None, log=print):
   out = {"results": None, "results_txt": None, "results_json": None}
   if config.do_train:
     log(f"training to step {config.num_train_steps} (batch {config.train_batch_size}, "
-        f"length {config.max_seq_length}, {'TPU' if config.use_tpu else 'CPU/GPU'})")
+        f"length {config.max_seq_length}) on "
+        + estimator_lib.device_line(config.use_tpu, config.num_tpu_cores,
+                                    config.fused_kernels and not config.use_tpu))
     estimator.train(input_fn=tfrecord_input.get_input_fn(files, features, is_training=True),
                     max_steps=config.num_train_steps)
   if config.do_eval:
@@ -187,7 +192,7 @@ def run_command(config, xla_check_only=False):
   """What `python run_pretraining.py` does: the XLA check (--check-xla), or train_or_eval
   and a summary line. Returns the exit status (0)."""
   if xla_check_only:
-    print(check_xla(config).summary())
+    print("\n".join([check_xla(config).summary()] + memory.tpu_lines(config)))
     return 0
   out = train_or_eval(config)
   print(f"done in {out['seconds']:.0f}s: global step {out['global_step']}, "

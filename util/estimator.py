@@ -11,25 +11,11 @@ import tensorflow.compat.v1 as tf
 
 from util import errors
 from util import fileio
-
-
-class EstimatorConfigError(errors.UserError):
-  """Inconsistent TPU / checkpoint settings."""
+from util import tpu as tpu_lib
 
 
 def _resolver(use_tpu, tpu_name, tpu_zone, gcp_project):
-  if not use_tpu:
-    return None
-  if not tpu_name:
-    # On a Cloud TPU VM the local TPU is found without a name.
-    tpu_name = os.environ.get("TPU_NAME") or None
-  try:
-    return tf.distribute.cluster_resolver.TPUClusterResolver(
-        tpu_name, zone=tpu_zone, project=gcp_project)
-  except (ValueError, RuntimeError) as e:
-    raise EstimatorConfigError(
-        f"use_tpu is on but the TPU could not be resolved (tpu_name={tpu_name!r}, "
-        f"tpu_zone={tpu_zone!r}, gcp_project={gcp_project!r}): {e}") from e
+  return tpu_lib.cluster_resolver(tpu_name, tpu_zone, gcp_project) if use_tpu else None
 
 
 def session_config(intra_op_threads=0, inter_op_threads=0, xla=False):
@@ -44,7 +30,8 @@ def session_config(intra_op_threads=0, inter_op_threads=0, xla=False):
 
 def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zone=None,
                     gcp_project=None, num_tpu_cores=8, tpu_job_name=None,
-                    iterations_per_loop=1000, save_checkpoints_steps=1000,
+                    iterations_per_loop=1000, host_call_every_n_steps=1,
+                    save_checkpoints_steps=1000,
                     keep_checkpoint_max=5, train_batch_size=32, eval_batch_size=32,
                     predict_batch_size=None, log_step_count_steps=None,
                     save_summary_steps=None, intra_op_threads=0, inter_op_threads=0,
@@ -55,6 +42,11 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
   `iterations_per_loop` steps run on device between host round trips, with the input
   pipeline per host (PER_HOST_V2) as the original. Off TPU, thread pools and XLA come
   from intra_op_threads / inter_op_threads / xla, or a whole `session_config_proto`.
+  `num_tpu_cores` None with use_tpu lets TPUEstimator count the cores (num_shards=None).
+  On TPU the host_call (summaries) runs every `host_call_every_n_steps` steps of a device
+  loop (TPUConfig.experimental_host_call_every_n_steps; from_config passes
+  log_every_steps), not every step: an outfeed per step would be a host round trip the
+  original, which had no host_call, never paid.
   """
   if use_tpu and save_checkpoints_steps % iterations_per_loop:
     # TPUEstimator can only save at loop boundaries.
@@ -63,8 +55,9 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
                        iterations_per_loop)
   tpu_config = tf.estimator.tpu.TPUConfig(
       iterations_per_loop=iterations_per_loop,
-      num_shards=num_tpu_cores,
+      num_shards=num_tpu_cores or (None if use_tpu else 1),
       tpu_job_name=tpu_job_name,
+      experimental_host_call_every_n_steps=max(1, int(host_call_every_n_steps)),
       per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2)
   run_kwargs = {}
   if log_step_count_steps is not None:
@@ -97,12 +90,59 @@ _CONFIG_KEYS = ("use_tpu", "tpu_name", "tpu_zone", "gcp_project", "num_tpu_cores
                 "predict_batch_size", "intra_op_threads", "inter_op_threads", "xla")
 
 
+def device_line(use_tpu, num_tpu_cores=None, fused_kernels=False):
+  """What a run computes on, for its first log line: the TPU cores, or the GPUs TensorFlow
+  sees (the Estimator uses the first) or the CPU, and whether the fused kernels are on."""
+  if use_tpu:
+    return (f"TPU, {num_tpu_cores or 'all'} cores; fused kernels off (XLA compiles the whole "
+            "step)")
+  gpus = tf.config.list_physical_devices("GPU")
+  names = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+           for g in gpus]
+  where = f"GPU {names[0]}" if gpus else "CPU (TensorFlow sees no GPU)"
+  if len(gpus) > 1:
+    where += (f" (the first of {len(gpus)} GPUs: one device per run; several GPUs: see "
+              "docs/distributed.md (planned))")
+  return f"{where}; fused kernels {'on' if fused_kernels else 'off'}"
+
+
+def empty_for_debug(model_dir, overwrite=False, log=print):
+  """Debug mode's fresh start: empty `model_dir`, as the original does.
+
+  Args:
+    model_dir: local or remote directory.
+    overwrite: empty it even when it holds checkpoints (the `debug_overwrite` hparam).
+    log: where the line saying so goes.
+
+  Raises:
+    errors.UserError: it holds checkpoints and `overwrite` is off; nothing is deleted.
+  """
+  if not fileio.exists(model_dir):
+    return
+  # Checkpoints recover_model_dir moved aside count too: the user has not decided on them.
+  root = model_dir.rstrip("/")
+  found = tf.io.gfile.glob(f"{root}/model.ckpt-*.index") + \
+      tf.io.gfile.glob(f"{root}/{UNUSABLE_DIR}/*/model.ckpt-*.index")
+  steps = sorted(int(m.group(1)) for m in (
+      re.search(r"model\.ckpt-(\d+)\.index$", p) for p in found) if m)
+  if steps and not overwrite:
+    raise errors.UserError(
+        f"debug mode empties model_dir, and {model_dir} holds checkpoints (newest "
+        f"model.ckpt-{steps[-1]}): use another --model-name, or set "
+        f'"debug_overwrite": true to empty it')
+  log(f"debug: emptying {model_dir}")
+  fileio.rmtree(model_dir)
+
+
 def from_config(config, model_fn, model_dir=None, **overrides):
   """build_estimator reading the settings off a config object (pretraining or finetuning).
 
-  Attributes the config lacks keep build_estimator's defaults; `overrides` win.
+  Attributes the config lacks keep build_estimator's defaults; `overrides` win. The
+  config's log_every_steps sets the host_call cadence.
   """
   kwargs = {k: getattr(config, k) for k in _CONFIG_KEYS if hasattr(config, k)}
+  if hasattr(config, "log_every_steps"):
+    kwargs["host_call_every_n_steps"] = config.log_every_steps
   kwargs.update(overrides)
   return build_estimator(model_fn, model_dir or config.model_dir, **kwargs)
 
@@ -272,10 +312,14 @@ def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_siz
   from util import training_hooks
   hook = training_hooks.ProgressHook({} if use_tpu else scalars, num_train_steps, batch_size,
                                      every_n_steps=log_every_steps)
+  # On TPU, TPUEstimator runs the host_call only every log_every_steps steps of a loop
+  # (build_estimator), so it writes whatever reaches it; off TPU it runs every step and
+  # keeps the steps that are multiples of log_every_steps.
   return tf.estimator.tpu.TPUEstimatorSpec(
       mode=tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
       training_hooks=[hook], scaffold_fn=scaffold_fn,
-      host_call=training_hooks.make_host_call(model_dir, scalars, log_every_steps))
+      host_call=training_hooks.make_host_call(model_dir, scalars,
+                                              1 if use_tpu else log_every_steps))
 
 
 def eval_spec(loss, eval_metrics, *, num_eval_steps, batch_size, use_tpu):

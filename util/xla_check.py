@@ -32,6 +32,11 @@ import typing
 
 from util import errors
 
+# What one compiled train step cannot show, said with every result (and in the TPU guide).
+NOT_CHECKED = ("Not checked: the infeed/outfeed between host and TPU, the evaluation step and "
+               "its metric_fn, prediction, and whether a core's memory holds the batch "
+               "(pretraining prints an estimate).")
+
 # TPU-only collectives: no CPU XLA kernel; on one core each one passes its input through.
 ONE_CORE_IDENTITY_OPS = ("CrossReplicaSum",)
 
@@ -66,11 +71,11 @@ class XlaCheckResult:
   seconds: float
 
   def summary(self) -> str:
-    """One line for the console."""
+    """Two lines for the console: what passed, and what the check does not cover."""
     shapes = ", ".join(f"{k} {list(v)}" for k, v in sorted(self.batch_shapes.items()))
     return (f"XLA check passed: the train step ({self.compiled_ops} ops, batch {shapes}) "
             f"compiled and ran one step on the CPU, loss {self.loss:.4f}, "
-            f"{self.seconds:.1f}s")
+            f"{self.seconds:.1f}s\n{NOT_CHECKED}")
 
 
 def first_batch(input_fn, batch_size: int) -> typing.Dict[str, "np.ndarray"]:
