@@ -151,15 +151,8 @@ class PretrainingModel(object):
         logits = tf.einsum("bnd,vd->bnv", hidden, table)
         logits = tf.nn.bias_add(logits, output_bias)
       log_probs = tf.nn.log_softmax(logits)
-      if self._fused:
-        # The same cross-entropy in one multi-threaded op whose forward pass also leaves
-        # the gradient (softmax - one-hot): no [B, N, V] one-hot, product or log-softmax
-        # gradient passes. log_probs then runs only if something fetches it.
-        per_example_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=inputs.masked_lm_ids, logits=logits)                      # [B, N]
-      else:
-        labels = tf.one_hot(inputs.masked_lm_ids, depth=vocab_size, dtype=tf.float32)
-        per_example_loss = -tf.reduce_sum(log_probs * labels, axis=-1)      # [B, N]
+      labels = tf.one_hot(inputs.masked_lm_ids, depth=vocab_size, dtype=tf.float32)
+      per_example_loss = -tf.reduce_sum(log_probs * labels, axis=-1)      # [B, N]
       weights = inputs.masked_lm_weights
       loss = tf.reduce_sum(weights * per_example_loss) / (tf.reduce_sum(weights) + 1e-6)
       preds = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
