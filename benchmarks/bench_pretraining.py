@@ -29,7 +29,8 @@ median are printed, with their ratios to the original's graph (fp32-unfused). A 
 table gives the floor: FLOPs per step at the matmul rate measured in the same run, the
 best step as a multiple of it, and where one traced warm-up step's time goes (matmul,
 fused XLA kernels, gathers/scatters, the optimizer, random bits, the input pipeline, other
-element-wise ops, idle time between kernels).
+element-wise ops, idle time between kernels); BENCH_TRACE_DUMP=FILE also writes that
+step's nodes (device, name, label, microseconds) to FILE.
 
 --baseline DIR: "did this change the speed?" Each variant also runs from another checkout
 (DIR, e.g. a git worktree of the commit before the change), in the same rounds, the two
@@ -110,7 +111,9 @@ def build_data(work, max_seq_length, docs=400):
 
 
 def matmul_rates(n=2048, reps=10):
-  """GFLOP/s of an n^3 matmul through TF in float32 and bfloat16 (best of reps)."""
+  """GFLOP/s of an n^3 matmul through TF in float32 and bfloat16 (best of reps, all
+  threads), and "<dtype>/cpu": GFLOP per CPU second (all threads' CPU time), which other
+  jobs on a shared machine disturb much less."""
   import tensorflow as tf
   rates = {}
   for dtype in (tf.float32, tf.bfloat16):
@@ -118,12 +121,14 @@ def matmul_rates(n=2048, reps=10):
     a = tf.cast(a, dtype)
     f = tf.function(lambda x: tf.linalg.matmul(x, x))
     f(a).numpy()
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(reps):
-      t = time.perf_counter()
+      t, c = time.perf_counter(), time.process_time()
       f(a).numpy()
       best = min(best, time.perf_counter() - t)
+      best_cpu = min(best_cpu, time.process_time() - c)
     rates[dtype.name] = 2 * n ** 3 / best / 1e9
+    rates[dtype.name + "/cpu"] = 2 * n ** 3 / best_cpu / 1e9
   return rates
 
 
@@ -372,21 +377,27 @@ def print_floor_table(runs, rates):
     return
   flops = some["flops_per_step"]
   print(f"\nFloor: {flops / 1e12:.3f} TFLOP per step (model/flops.estimate_train_flops) at "
-        f"the measured matmul rate: float32 {flops / rates['float32'] / 1e9:.2f} s, "
-        f"bfloat16 {flops / rates['bfloat16'] / 1e9:.2f} s")
+        f"the measured matmul rate: float32 {flops / rates['float32'] / 1e9:.2f} s "
+        f"({flops / rates['float32/cpu'] / 1e9:.2f} CPU s), bfloat16 "
+        f"{flops / rates['bfloat16'] / 1e9:.2f} s ({flops / rates['bfloat16/cpu'] / 1e9:.2f} "
+        "CPU s)")
   categories = [c for c, _ in TRACE_CATEGORIES] + ["idle"]
   short = {"input pipeline": "input", "optimizer": "optim", "matmul": "matmul",
            "gather / scatter": "gather", "fused element-wise (XLA)": "fused",
            "random bits": "random", "other element-wise / reductions": "other", "idle": "idle"}
-  print(f"{'variant':18s} {'step s':>7s} {'floor s':>8s} {'x floor':>8s} {'traced s':>9s}  "
+  print(f"{'variant':18s} {'step s':>7s} {'floor s':>8s} {'x floor':>8s} {'cpu s':>7s} "
+        f"{'floor':>6s} {'x floor':>8s} {'traced s':>9s}  "
         + " ".join(f"{short[c]:>7s}" for c in categories))
   for name, results in runs.items():
     if not results:
       continue
     top = max(results, key=lambda r: r["examples_per_sec"])
     step = 1 / top["steps_per_sec"]
-    floor = flops / rates["bfloat16" if "bf16" in name or "amp" in name else "float32"] / 1e9
-    line = f"{name:18s} {step:7.2f} {floor:8.2f} {step / floor:7.2f}x"
+    dtype = "bfloat16" if "bf16" in name or "amp" in name else "float32"
+    floor, cpu_floor = flops / rates[dtype] / 1e9, flops / rates[dtype + "/cpu"] / 1e9
+    cpu = statistics.median(r["cpu_s_per_step"] for r in results)
+    line = (f"{name:18s} {step:7.2f} {floor:8.2f} {step / floor:7.2f}x {cpu:7.2f} "
+            f"{cpu_floor:6.2f} {cpu / cpu_floor:7.2f}x")
     trace = top.get("trace")
     if trace:
       secs = trace["seconds"]
@@ -394,6 +405,8 @@ def print_floor_table(runs, rates):
       line += f" {trace['wall_s']:9.2f}  " + " ".join(
           f"{100 * secs[c] / total:6.1f}%" for c in categories)
     print(line)
+  print("step s: best wall time per step; cpu s: median CPU seconds per step (all threads), "
+        "against the FLOPs at the matmul's GFLOP per CPU second.")
   print("Shares: kernel seconds per kind (summed over threads) in one traced warm-up step, "
         "and idle = that step's wall time when no kernel ran (session/host work, waits), "
         "as % of their sum. Kinds: bench_pretraining.TRACE_CATEGORIES.")
