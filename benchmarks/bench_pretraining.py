@@ -174,6 +174,7 @@ def run_child(args):
   class Timer(tf.estimator.SessionRunHook):
     def begin(self):
       self._total = tf.get_default_graph().get_tensor_by_name("total_loss_for_timer:0")
+      traced["optimizer"] = optimizer_ops(tf.get_default_graph())
 
     def before_run(self, run_context):
       if len(times) == trace_step:
@@ -218,29 +219,41 @@ def run_child(args):
          "wall_s": wall, "losses": losses,
          "flops_per_step": config.train_flops_per_step()}
   if "step_stats" in traced:
-    out["trace"] = trace_breakdown(traced["step_stats"], traced["wall_s"])
+    out["trace"] = trace_breakdown(traced["step_stats"], traced["wall_s"], traced["optimizer"])
   print("RESULT " + json.dumps(out), flush=True)
 
 
 # Where a step's time goes, by the nodes a TF trace (RunMetadata step stats) records.
-# A node's category is the first that matches its name or op type. The optimizer's ops
-# are the ones outside every scope (apply_gradients opens none: AdamW's arithmetic, or
-# the fused update kernels named PartitionedCall_<i>), clip_by_global_norm's and the
-# variable assignments. A jit-compiled fused_ops kernel is traced as one PartitionedCall.
+# A node's category is the first that matches. "optimizer" is every node downstream of
+# the gradients outside the gradients/ scope (clip_by_global_norm, the AdamW updates, the
+# variable assignments; optimizer_ops() finds them in the graph). A jit-compiled fused_ops
+# kernel is traced as one PartitionedCall.
 TRACE_CATEGORIES = (
-    ("input pipeline", lambda name, op: op.startswith("Iterator")),
-    ("optimizer", lambda name, op: "/" not in name or name.startswith(
-        ("clip_by_global_norm/", "global_norm/")) or op.startswith("Assign")),
-    ("matmul", lambda name, op: "MatMul" in op or "Einsum" in op),
-    ("gather / scatter", lambda name, op: "Gather" in op or "Scatter" in op
+    ("input pipeline", lambda name, op, opt: op.startswith("Iterator")),
+    ("optimizer", lambda name, op, opt: name in opt),
+    ("matmul", lambda name, op, opt: "MatMul" in op or "Einsum" in op),
+    ("gather / scatter", lambda name, op, opt: "Gather" in op or "Scatter" in op
      or "Segment" in op or op == "OneHot"),
-    ("fused element-wise (XLA)", lambda name, op: op == "PartitionedCall"),
-    ("random bits", lambda name, op: "Random" in op),
-    ("other element-wise / reductions", lambda name, op: True),
+    ("fused element-wise (XLA)", lambda name, op, opt: op == "PartitionedCall"),
+    ("random bits", lambda name, op, opt: "Random" in op),
+    ("other element-wise / reductions", lambda name, op, opt: True),
 )
 
 
-def trace_breakdown(step_stats, wall_s):
+def optimizer_ops(graph):
+  """Names of the ops that consume gradients, directly or not, outside gradients/."""
+  todo = [op for op in graph.get_operations() if op.name.startswith("gradients/")]
+  seen = set()
+  while todo:
+    op = todo.pop()
+    for consumer in (c for out in op.outputs for c in out.consumers()):
+      if consumer.name not in seen:
+        seen.add(consumer.name)
+        todo.append(consumer)
+  return {name for name in seen if not name.startswith("gradients/")}
+
+
+def trace_breakdown(step_stats, wall_s, optimizer):
   """Seconds per TRACE_CATEGORIES entry (kernel time summed over threads), plus
   "idle": the part of the step when no kernel ran (session and host work between
   kernels, waiting on dependencies), from one traced step."""
@@ -255,7 +268,7 @@ def trace_breakdown(step_stats, wall_s):
         continue
       start, dur = node.all_start_micros, max(node.all_end_rel_micros, 0)
       spans.append((start, start + dur))
-      category = next(c for c, match in TRACE_CATEGORIES if match(node.node_name, op))
+      category = next(c for c, match in TRACE_CATEGORIES if match(node.node_name, op, optimizer))
       seconds[category] += dur / 1e6
       key = f"{category}: {op}"
       by_op[key] = by_op.get(key, 0.0) + dur / 1e6
