@@ -242,16 +242,16 @@ def test_discriminator_alone_is_what_finetuning_loads(made, tmp_path):
   out = tmp_path / "disc"
   hp = _import_folders(_export(made, "discriminator"), str(out), log=lambda l: None)
   assert "generator_hidden_size" not in hp
-  names = checkpoint.checkpoint_variables(str(out), include_optimizer=True)
-  assert not any(n.startswith(("generator", "generator_predictions")) for n in names)
-  assert not any(checkpoint.is_optimizer_slot(n) for n in names)
+  variables = checkpoint.checkpoint_variables(str(out), include_optimizer=True)
+  assert not any(n.startswith(("generator", "generator_predictions")) for n in variables)
+  assert not any(checkpoint.is_optimizer_slot(n) for n in variables)
   config = configure_pretraining.PretrainingConfig("x", ".", **hp)
   with tf.Graph().as_default():
     bert = modeling.BertModel(sizes.bert_config(config.bert_hparams()), False,
                               tf.zeros([1, 8], tf.int32), embedding_size=config.embedding_dim())
     del bert
     loaded = checkpoint.init_from_checkpoint(str(out), prefixes=("electra/",))
-  assert len(loaded) == len([n for n in names if n.startswith("electra/")])
+  assert len(loaded) == len([n for n in variables if n.startswith("electra/")])
 
 
 @pytest.mark.parametrize("zip_format", [True, False])
@@ -312,16 +312,16 @@ def test_sharded_safetensors_are_read(made, tmp_path):
   shutil.copytree(src, folder)
   state = load_file(str(folder / "model.safetensors"))
   os.remove(folder / "model.safetensors")
-  names = sorted(state)
+  weight_names = sorted(state)
   weight_map = {}
-  for i, part in enumerate((names[::2], names[1::2])):
+  for i, part in enumerate((weight_names[::2], weight_names[1::2])):
     shard = "model-%05d-of-00002.safetensors" % (i + 1)
     save_file({n: state[n] for n in part}, str(folder / shard), metadata={"format": "pt"})
     weight_map.update({n: shard for n in part})
   (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
   got = files.read_weights(str(folder))
-  assert sorted(got) == names
-  for n in names:
+  assert sorted(got) == weight_names
+  for n in weight_names:
     assert np.array_equal(got[n], state[n]), n
 
 
@@ -724,19 +724,19 @@ def test_gs_output_and_input(made, tmp_path, gcs_env, monkeypatch):
     order.append(dst)
     return copy(src, dst, *a, **kw)
   monkeypatch.setattr(gcs, "copy", recording_copy)
-  hf = f"gs://{BUCKET}/hf"
+  hub = f"gs://{BUCKET}/hf"
   vocab = os.path.join(_export(made, "discriminator"), "vocab.txt")
-  written = convert.export(ckpt, config, vocab, hf, log=lambda l: None)
-  assert written == {"discriminator": hf + "/discriminator", "generator": hf + "/generator"}
-  assert order[-2:] == [hf + "/discriminator/config.json", hf + "/generator/config.json"]
-  names = gcs.prefix_objects(hf)
+  written = convert.export(ckpt, config, vocab, hub, log=lambda l: None)
+  assert written == {"discriminator": hub + "/discriminator", "generator": hub + "/generator"}
+  assert order[-2:] == [hub + "/discriminator/config.json", hub + "/generator/config.json"]
+  objects = gcs.prefix_objects(hub)
   for which in ("discriminator", "generator"):
-    assert sorted(n.split("/", 1)[1] for n in names if n.startswith(which + "/")) == \
+    assert sorted(n.split("/", 1)[1] for n in objects if n.startswith(which + "/")) == \
         sorted(os.listdir(_export(made, which)))
   order.clear()
   out = f"gs://{BUCKET}/ckpt"
-  rc = import_hf.main(["--discriminator", hf + "/discriminator", "--generator",
-                       hf + "/generator", "--output-dir", out])
+  rc = import_hf.main(["--discriminator", hub + "/discriminator", "--generator",
+                       hub + "/generator", "--output-dir", out])
   assert rc == 0
   assert order[-1] == out + "/checkpoint"
   local = tmp_path / "local"

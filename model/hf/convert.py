@@ -13,7 +13,7 @@ one from hparams) and, for finetuned models, the task's labels (finetune/tasks.p
 import json
 import os
 import shutil
-from typing import Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
