@@ -10,10 +10,11 @@ Finetuned checkpoint (encoder under electra/, head under task_specific/<task>/):
       --output-dir OUT --task-kind sequence_classification [--task-name nsmc] \\
       [--labels negative,positive]
 writes OUT/ itself (ElectraForSequenceClassification, ElectraForTokenClassification or
-ElectraForQuestionAnswering). --hparams may then be the finetuning run's: only its size
-keys (model/hf/convert.SIZE_KEYS) are read. A checkpoint of run_finetuning.py on one of this project's
-tasks needs neither --task-kind (the task's kind gives it) nor --labels (config.json gets
-the task's label names, e.g. Naver NER's tags).
+ElectraForQuestionAnswering). --hparams may then be the finetuning run's: only the keys
+that describe the encoder (model/hf/convert.SIZE_KEYS) are read. A checkpoint of
+run_finetuning.py on one of this project's tasks needs neither --task-kind (the task's
+kind gives it) nor --labels (config.json gets the task's label names, e.g. Naver NER's
+tags).
 
 Each folder: config.json, model.safetensors (from numpy; no torch needed), vocab.txt,
 tokenizer.json, tokenizer_config.json, special_tokens_map.json and README.md. OUT is
