@@ -84,7 +84,17 @@ def test_export_writes_every_file(made):
     with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
       tok_cfg = json.load(f)
     assert tok_cfg["do_lower_case"] is False and tok_cfg["strip_accents"] is False
-    assert tok_cfg["tokenizer_class"] == "BertTokenizer"
+    # What the published KoELECTRA v3 folders say (their tokenizer_config.json, copied to
+    # the shared data), but for strip_accents: null there (off, as lower-casing is off),
+    # false here; and the hub's own bookkeeping keys.
+    with open(str(hf_reference.data_dir() / "vocab" / "v3" / "tokenizer_config.json"),
+              encoding="utf-8") as f:
+      published = json.load(f)
+    assert published["tokenizer_class"] == tok_cfg["tokenizer_class"] == "ElectraTokenizer"
+    hub_only = {"strip_accents", "name_or_path", "special_tokens_map_file", "model_max_length"}
+    assert {k: tok_cfg.get(k) for k in set(published) - hub_only} == \
+        {k: v for k, v in published.items() if k not in hub_only}
+    assert tok_cfg["model_max_length"] == cfg["max_position_embeddings"]
     card = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
     assert "training steps: 6 of 6" in card and arch + ".from_pretrained" in card
     with open(os.path.join(folder, "vocab.txt"), "rb") as a, \
@@ -135,12 +145,12 @@ def test_same_tensors_as_load_tf_weights_in_electra(made, which, cls):
 
 def test_tokenizers_give_the_project_ids(made, report):
   """Fast: every line and the seed example; slow: all but the lines NFC changes."""
-  assert report["fast_tokenizer_class"] == "BertTokenizerFast"
+  assert report["fast_tokenizer_class"] == "ElectraTokenizerFast"  # as the published folders
   assert report["fast_tokenizer_lines"] == 1001
   lines = hf_reference.tokenizer_lines()
   nfc_changed = [i for i, l in enumerate(lines) if unicodedata.normalize("NFC", l) != l]
   assert any("\uf90a" in lines[i] for i in nfc_changed)  # the headline's 金 (U+F90A)
-  assert report["slow_tokenizer_class"] == "BertTokenizer"
+  assert report["slow_tokenizer_class"] == "ElectraTokenizer"
   assert report["slow_tokenizer_mismatches"] == nfc_changed
   assert len(nfc_changed) == 3  # the count docs/huggingface.md reports
   for use_fast in (True, False):
@@ -494,6 +504,28 @@ def test_bad_export_input(made, tmp_path, case, capsys):
   else:
     assert not out.exists()
   assert _left_over(tmp_path) == []
+
+
+@pytest.mark.parametrize("tokenizer_class", ["ElectraTokenizer", "BertTokenizer"])
+def test_import_accepts_both_tokenizer_classes(made, tmp_path, tokenizer_class):
+  """A folder naming ElectraTokenizer (the published ones, and exports since) or
+  BertTokenizer (exports before) imports to the same checkpoint."""
+  folder = tmp_path / "disc"
+  shutil.copytree(_export(made, "discriminator"), folder)
+  cfg_path = folder / "tokenizer_config.json"
+  cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+  cfg_path.write_text(json.dumps(dict(cfg, tokenizer_class=tokenizer_class)), encoding="utf-8")
+  out = tmp_path / "out"
+  assert errors.run_main(import_hf.main, ["--discriminator", str(folder),
+                                          "--output-dir", str(out)]) == 0
+  want = checkpoint.read_checkpoint_values(made[2])
+  got = checkpoint.read_checkpoint_values(str(out))
+  assert sorted(n for n in got if n != "global_step") == sorted(
+      n for n in want if n.startswith(("electra/", "discriminator_predictions/")))
+  for name in got:
+    if name != "global_step":
+      assert np.array_equal(got[name], want[name]), name
+  assert (out / "vocab.txt").read_bytes() == (folder / "vocab.txt").read_bytes()
 
 
 @pytest.mark.parametrize("case", ["bert", "no_config", "shapes", "generator_mismatch"])

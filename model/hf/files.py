@@ -4,7 +4,7 @@
   model.safetensors        written from numpy (no torch needed to export)
   vocab.txt                the vocab, byte for byte
   tokenizer.json           the fast tokenizer (`tokenizers`), cased, no accent stripping
-  tokenizer_config.json    tokenizer_class "BertTokenizer" (4.x and 5.x both resolve it)
+  tokenizer_config.json    tokenizer_class "ElectraTokenizer" (as the published KoELECTRA)
   special_tokens_map.json
   README.md                model card
 
@@ -41,9 +41,10 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 MODEL_CARD_FILE = "README.md"
 
-# transformers 5.x has no ElectraTokenizer; "BertTokenizer" is the fast tokenizer there
-# and BertTokenizerFast / BertTokenizer (use_fast=False) in 4.x: the same WordPiece.
-TOKENIZER_CLASS = "BertTokenizer"
+# What the published KoELECTRA folders name: AutoTokenizer gives ElectraTokenizerFast in
+# 4.x (ElectraTokenizer with use_fast=False), and in 5.x, where ElectraTokenizer is an
+# alias of BertTokenizer, the fast BertTokenizer: the same WordPiece either way.
+TOKENIZER_CLASS = "ElectraTokenizer"
 # The original BERT/ELECTRA LayerNorm epsilon (HF's ElectraConfig default is also 1e-12).
 LAYER_NORM_EPS = 1e-12
 # Buffers some transformers versions save beside the parameters; they are not weights.
@@ -241,7 +242,7 @@ def write_tokenizer_files(vocab_file: str, out_dir: str, model_max_length: int) 
   BertNormalizer with lowercase and strip_accents off (on, Hangul syllables would be
   decomposed into jamo and most words would become [UNK]); no NFC or other
   normalisation, as the original. See docs/huggingface.md for transformers' slow
-  BertTokenizer, which NFC-normalises.
+  tokenizer (ElectraTokenizer, a copy of BertTokenizer), which NFC-normalises.
 
   Args:
     vocab_file: the vocab (one token a line); copied byte for byte.
