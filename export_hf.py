@@ -29,6 +29,7 @@ import configure_pretraining
 from finetune import tasks as tasks_lib
 from model.hf import names
 from util import errors
+from util import fileio
 from util import gcs
 from util import hparams as hparams_lib
 from util import tf_logging
@@ -104,6 +105,8 @@ def main(argv=None):
   which = tuple(w.strip() for w in args.which.split(",") if w.strip())
   if task_kind is None and (args.task_name or labels or args.problem_type):
     raise errors.UserError("--task-name, --labels and --problem-type need --task-kind")
+  fileio.check_output_apart(args.output_dir, {"--checkpoint": args.checkpoint,
+                                             "--vocab-file": args.vocab_file})
   written = convert.export(
       args.checkpoint, config, args.vocab_file, args.output_dir, which=which,
       task_kind=task_kind, task_name=args.task_name, labels=labels,

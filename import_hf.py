@@ -29,6 +29,7 @@ import sys
 import configure_pretraining
 from finetune import tasks as tasks_lib
 from util import errors
+from util import fileio
 from util import tf_logging
 
 
@@ -78,6 +79,9 @@ def main(argv=None):
     raise errors.UserError("--finetuned and --task go together")
   if args.finetuned and args.generator:
     raise errors.UserError("--generator goes with --discriminator, not --finetuned")
+  fileio.check_output_apart(args.output_dir, {
+      "--discriminator": args.discriminator, "--generator": args.generator,
+      "--finetuned": args.finetuned})
   # TensorFlow loads here: after --help, and after the log filter (__main__).
   from model.hf import convert
   if args.finetuned:

@@ -21,9 +21,9 @@ import sys
 import time
 
 import configure_pretraining
-import run_pretraining
 from model import tokenization
 from pretrain import example_builder
+from pretrain import runner as pretrain_runner
 from util import errors
 from util import tf_logging
 
@@ -168,7 +168,7 @@ def main(argv=None):
     t = stage(f"4/5 pretraining: {args.steps} steps, batch {args.batch_size} "
               "(3 layers, hidden 128; generator hidden 64), CPU")
     config = configure_pretraining.PretrainingConfig("demo", str(data_dir), **hp)
-    run_pretraining.train_or_eval(config)
+    pretrain_runner.train_or_eval(config)
     times["pretraining"] = time.time() - t
 
     t = stage("5/5 evaluation: training text with fresh masks (as the original), "
@@ -181,7 +181,7 @@ def main(argv=None):
       eval_config = configure_pretraining.PretrainingConfig(
           "demo", str(data_dir), **dict(hp, do_train=False, do_eval=True,
                                         pretrain_tfrecords=pattern, results_txt=txt))
-      results[which] = run_pretraining.train_or_eval(eval_config)
+      results[which] = pretrain_runner.train_or_eval(eval_config)
     times["evaluation"] = time.time() - t
   except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -33,7 +33,7 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from pretrain.example_builder import SHARD_NAME  # noqa: E402
-from tests.conftest import shared_data_dir  # noqa: E402
+from util.shared_data import shared_data_dir  # noqa: E402
 
 ORIGINAL_EXAMPLES_PER_S = 6100  # the original builder here, TF 2.15, 2 processes (issue 4)
 

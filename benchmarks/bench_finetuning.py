@@ -12,10 +12,10 @@ FFN 1024), random weights (speed does not depend on them). Cells:
   qa-train / qa-predict     span extraction (KorQuAD 1.0), length 512, batch 32 (the
                             koelectra preset's small-v3 batch)
 Inputs are real Korean: NSMC-style reviews and the shared KorQuAD dev articles, tokenized
-with the v3 vocab by run_finetuning.prepare_split (its cached TFRecords), and both sides
+with the v3 vocab by finetune/preprocessing.prepare_split (its cached TFRecords), and both sides
 read the very same features.
 
-ours:   run_finetuning.model_fn_builder (FinetuningModel, the koelectra preset: HF-style
+ours:   finetune/runner.model_fn_builder (FinetuningModel, the koelectra preset: HF-style
         heads, AdamW with bias correction, clipping at 1.0, mean loss) through the same
         TPUEstimator run_trial builds (use_tpu off, fused kernels on as by default);
         training is estimator.train, prediction estimator.predict over the cached
@@ -130,15 +130,15 @@ def build_data(work, batch_size):
     squad["data"] = squad["data"][:KORQUAD_PREDICT_ARTICLES]
     with open(ft / "korquad" / "KorQuAD_v1.0_dev.json", "w", encoding="utf-8") as f:
       json.dump(squad, f, ensure_ascii=False)
-  import run_finetuning
+  from finetune import preprocessing
   from model import tokenization
   tokenizer = tokenization.FastTokenizer(vocab_file())
   paths = {}
   for task, length in (("nsmc", 128), ("korquad", 512)):
     config = ft_config(data_dir, task, length, batch_size)
     for split in ("train", "test"):
-      s = run_finetuning.prepare_split(config, split, tokenizer, batch_size,
-                                       log=lambda *a: None, shuffle_seed=1)
+      s = preprocessing.prepare_split(config, split, tokenizer, batch_size,
+                                      log=lambda *a: None, shuffle_seed=1)
       paths[(task, split)] = {"path": s.path, "records": s.num_records}
   return data_dir, paths
 
@@ -178,7 +178,8 @@ def _result(times, cpu, batch_size, warmup, lengths=None):
 
 def child_ours(args):
   import tensorflow.compat.v1 as tf
-  import run_finetuning
+  from finetune import preprocessing
+  from finetune import runner
   from util import estimator as estimator_lib
   from util import tfrecord_input
   tf.get_logger().setLevel("ERROR")
@@ -188,11 +189,11 @@ def child_ours(args):
                      **json.loads(args.hparams or "{}"))
   total = args.warmup + args.steps
   model_dir = tempfile.mkdtemp(prefix="bench-ft-")
-  model_fn = run_finetuning.model_fn_builder(config, total, None, model_dir)
+  model_fn = runner.model_fn_builder(config, total, None, model_dir)
   session = estimator_lib.session_config(args.threads, args.threads)
   est = estimator_lib.from_config(config, model_fn, model_dir=model_dir,
                                   session_config_proto=session, tf_random_seed=1)
-  name_to_features = run_finetuning._name_to_features(config)
+  name_to_features = preprocessing.record_features(config)
   times, cpu, lengths = [], [], []
 
   def tick():
@@ -489,7 +490,7 @@ def against_hf(args, data_dir, paths):
   print(f"\nKoELECTRA-Small-v3 shape, batch {args.batch_size}, {args.threads} threads "
         f"each, CPU ({os.cpu_count()} cores); best of {args.rounds} interleaved round(s)")
   print(f"uptime at start: {start}\nuptime at end:   {_uptime()}")
-  print("ours = run_finetuning model_fn under TPUEstimator (train) / estimator.predict; "
+  print("ours = finetune/runner model_fn under TPUEstimator (train) / estimator.predict; "
         f"theirs = transformers {_version('transformers')} + torch {_version('torch')}")
   print(f"{'cell':12s} {'prec':5s} {'side':12s} {'ex/s':>8s} {'vs theirs':>10s} "
         f"{'cpu s/step':>11s} {'peak GB':>8s}  rounds (ex/s)")

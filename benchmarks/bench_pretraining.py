@@ -145,7 +145,7 @@ def session_proto(settings):
 
 def run_child(args):
   import tensorflow.compat.v1 as tf
-  import run_pretraining
+  from pretrain import runner
   from util import estimator as estimator_lib
   from util import tfrecord_input
   tf.get_logger().setLevel("ERROR")
@@ -169,7 +169,7 @@ def run_child(args):
       cpu.append(time.process_time())
       losses.append(float(run_values.results))
 
-  base_fn = run_pretraining.model_fn_builder(config)
+  base_fn = runner.model_fn_builder(config)
 
   def model_fn(features, labels, mode, params):
     spec = base_fn(features, labels, mode, params)

@@ -19,7 +19,7 @@ Speed: the petitions' paragraphs (the first --speed-mb MB), each splitter timed 
 the same lines, in alternating order over --rounds rounds (the machine is shared:
 compare the ratios of one run).
 
-Splitters: `rules` (util/sentence_split.py) always; `kiwi` (kiwipiepy) and `kss` when
+Splitters: `rules` (pretrain/sentence_split.py) always; `kiwi` (kiwipiepy) and `kss` when
 importable (--extra-path adds a directory holding them, e.g. a `pip install --target`).
 """
 import argparse
@@ -32,8 +32,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.conftest import shared_data_dir  # noqa: E402
-from util import sentence_split  # noqa: E402
+from pretrain import sentence_split  # noqa: E402
+from util.shared_data import shared_data_dir  # noqa: E402
 
 # (name, file): the rules were tuned while reading the first; the second was labelled
 # from kiwi's and kss's boundaries only, before the rules were run on it (its errors

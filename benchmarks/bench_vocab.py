@@ -23,7 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model.tokenization import FastTokenizer  # noqa: E402
-from tests.conftest import shared_data_dir  # noqa: E402
+from util.shared_data import shared_data_dir  # noqa: E402
 from util import corpus as corpus_lib  # noqa: E402
 from vocab import build_vocab  # noqa: E402
 from vocab import report as report_lib  # noqa: E402

@@ -6,7 +6,7 @@
 
 Builds the KoELECTRA-Small pretraining graph twice, each in its own process and each through
 its runner's own model_fn (train mode, so the optimizer's slots and global_step exist too):
-  ours      run_pretraining.model_fn_builder, preset koelectra-small-v3, length 128
+  ours      pretrain/runner.model_fn_builder, preset koelectra-small-v3, length 128
   original  <original>/run_pretraining.model_fn_builder with the same settings (model_size
             small, vocab 35000, embedding 128, generator_hidden_size 1.0, length 128)
 runs the variable initialisers, saves both fresh checkpoints, and prints one row per
@@ -87,19 +87,19 @@ def child(which, original, vocab_file, out, seed):
     _install_contrib_shim()
     sys.path.insert(0, str(original))
     import configure_pretraining
-    import run_pretraining
+    import run_pretraining as runner
     config = configure_pretraining.PretrainingConfig(
         "init-compare", str(work), model_size="small", vocab_file=vocab_file,
         do_lower_case=False, **SMALL)
   else:
     sys.path.insert(0, str(ROOT))
-    import configure_pretraining
-    import run_pretraining
-    config = configure_pretraining.PretrainingConfig(
+    from pretrain import runner
+    from pretrain.config import PretrainingConfig
+    config = PretrainingConfig(
         "init-compare", str(work), preset="koelectra-small-v3", vocab_file=vocab_file,
         max_seq_length=SMALL["max_seq_length"],
         train_batch_size=SMALL["train_batch_size"])
-  _save_fresh(run_pretraining.model_fn_builder(config), config, out, seed)
+  _save_fresh(runner.model_fn_builder(config), config, out, seed)
 
 
 def _stats(path):

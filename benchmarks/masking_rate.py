@@ -3,8 +3,9 @@
   PYTHONPATH=. python benchmarks/masking_rate.py [--rows 400] [--lengths 128 512]
 
 Real Korean comments from the shared data (v3 vocab), packed into rows of varied length
-as tests/test_masking.py does. Prints, per length and draw: the share of maskable tokens
-masked (distinct positions), weighted prediction slots per row, and rows with a duplicate.
+by util/shared_data.packed_rows, as tests/test_masking.py packs them. Prints, per length
+and draw: the share of maskable tokens masked (distinct positions), weighted prediction
+slots per row, and rows with a duplicate.
 Figures: docs/pretraining.md, "Masking rate".
 """
 import argparse
@@ -12,9 +13,9 @@ import argparse
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from model.tokenization import FastTokenizer
 from pretrain import masking
-from tests.conftest import shared_data_dir
-from tests.test_masking import korean_sequences, _maskable
+from util.shared_data import COMMENTS, head_lines, packed_rows, shared_data_dir
 
 
 def rates(ids, mask, vocab_file, legacy):
@@ -28,7 +29,7 @@ def rates(ids, mask, vocab_file, legacy):
                               legacy=legacy)
     with tf.Session() as sess:
       res = sess.run(out._asdict())
-  maskable = _maskable(ids, mask, specials)
+  maskable = (mask == 1) & ~np.isin(ids, list(specials.values()))
   pos, w = res["masked_lm_positions"], res["masked_lm_weights"]
   distinct = [len(set(pos[r][w[r] > 0].tolist())) for r in range(len(ids))]
   dup_rows = sum(d < int(w[r].sum()) for r, d in enumerate(distinct))
@@ -43,9 +44,10 @@ def main():
   args = p.parse_args()
   data = shared_data_dir()
   vocab = str(data / "vocab" / "v3" / "vocab.txt")
+  tokenizer, lines = FastTokenizer(vocab), head_lines(data / COMMENTS, 60000)
   print("length  rows draw      masked share  slots/row  distinct/row  rows with duplicates")
   for length in args.lengths:
-    ids, mask, _ = korean_sequences(data, vocab, args.rows, length, num_lines=60000)
+    ids, mask, _ = packed_rows(tokenizer, lines, args.rows, length)
     for sel, label in ((slice(None), "all"), (mask.sum(1) == length, "full")):
       for legacy in (False, True):
         share, slots, distinct, dups = rates(ids[sel], mask[sel], vocab, legacy)

@@ -15,6 +15,7 @@ import re
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from model import sizes
 from util import errors
 
 # AdamWeightDecayOptimizer slots (model/optimization.py), named as the original names them.
@@ -147,22 +148,47 @@ def compare_variables(expected, actual, ignore=()):
   return VariableDiff(missing, unexpected, mismatched)
 
 
-def check_checkpoint_matches(ckpt, model_variables=None, ignore=()):
+def check_checkpoint_matches(ckpt, model_variables=None, ignore=(), advice=None):
   """Raises CheckpointMismatchError unless the checkpoint holds exactly the model's variables.
 
   model_variables: {name: shape} (default: the default graph's global variables); optimizer
-  slots are left out on both sides. Returns the resolved checkpoint prefix.
+  slots are left out on both sides. `advice({name: shape} of the checkpoint)` returns text
+  for the message, before the variable list. Returns the resolved checkpoint prefix.
   """
   prefix = resolve_checkpoint(ckpt)
   if model_variables is None:
     model_variables = graph_variables()
   model_variables = {n: s for n, s in model_variables.items() if not is_optimizer_slot(n)}
-  diff = compare_variables(checkpoint_variables(prefix), model_variables, ignore=ignore)
+  theirs = checkpoint_variables(prefix)
+  diff = compare_variables(theirs, model_variables, ignore=ignore)
   if not diff.ok:
     raise CheckpointMismatchError(
-        f"checkpoint {prefix} was written by a model of a different architecture:\n"
+        f"checkpoint {prefix} was written by a model of a different architecture"
+        f"{advice(theirs) if advice else ''}:\n"
         f"{diff.describe('the checkpoint', 'this model')}")
   return prefix
+
+
+def check_architecture(ckpt, build_fn, what="encoder"):
+  """What both runners check before resuming from (or evaluating) their own checkpoint.
+
+  Args:
+    ckpt: a checkpoint prefix or directory.
+    build_fn: builds the run's graph on placeholders (see variables_of).
+    what: what the message calls the encoder ("discriminator" for pretraining).
+
+  Returns:
+    The resolved checkpoint prefix.
+
+  Raises:
+    CheckpointMismatchError: the checkpoint holds other variables than the graph (the step
+      counter aside); the message names the size hparams that build the checkpoint's
+      encoder (model/sizes.hparams_hint) and the variables that differ.
+  """
+  return check_checkpoint_matches(
+      ckpt, variables_of(build_fn), ignore=(r"^global_step$",),
+      advice=lambda theirs: f"{sizes.hparams_hint(theirs, what)}; use another model_dir "
+                            "(--model-name) or the hparams that wrote it")
 
 
 def get_assignment_map(ckpt, tvars=None, prefixes=None):

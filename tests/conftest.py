@@ -1,7 +1,5 @@
-"""Shared fixtures: where the real Korean data lives, small readers of it, and a Cloud
+"""Shared fixtures: the real Korean data (located by util/shared_data.py) and a Cloud
 Storage emulator."""
-import os
-import pathlib
 import socket
 import subprocess
 import sys
@@ -10,14 +8,9 @@ import urllib.request
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from util.shared_data import ROOT, head_lines, shared_data_dir  # noqa: F401 (for the tests)
+
 BUCKET = "koelectra-test"  # the emulator's default bucket
-
-
-def shared_data_dir():
-  """KOELECTRA_DATA, else ../shared/data beside the project (CI always has it)."""
-  env = os.environ.get("KOELECTRA_DATA")
-  return pathlib.Path(env) if env else ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -36,19 +29,6 @@ def vocab_v3(data_dir):
 @pytest.fixture(scope="session")
 def vocab_v1(data_dir):
   return str(data_dir / "vocab" / "v1" / "vocab.txt")
-
-
-def head_lines(path, n):
-  """The first n non-empty lines of a text file."""
-  out = []
-  with open(path, encoding="utf-8") as f:
-    for line in f:
-      line = line.strip()
-      if line:
-        out.append(line)
-        if len(out) >= n:
-          break
-  return out
 
 
 # --- Cloud Storage: gcp-storage-emulator on 127.0.0.1 -------------------------------------

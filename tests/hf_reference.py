@@ -87,7 +87,7 @@ def pretrain_tiny(root, vocab_file, n_lines=160):
   """Builds TFRecords from real comments under root and pretrains TINY; returns config."""
   import build_pretraining_dataset
   import configure_pretraining
-  import run_pretraining
+  from pretrain import runner
   from tests.conftest import head_lines
   corpus = os.path.join(root, "corpus")
   os.makedirs(corpus, exist_ok=True)
@@ -101,7 +101,7 @@ def pretrain_tiny(root, vocab_file, n_lines=160):
       "--num-out-files", "1", "--no-progress"])
   assert rc in (0, None), rc
   config = configure_pretraining.PretrainingConfig("tiny", root, vocab_file=vocab_file, **TINY)
-  run_pretraining.train_or_eval(config, log=lambda line: None)
+  runner.train_or_eval(config, log=lambda line: None)
   return config
 
 

@@ -1,4 +1,5 @@
-"""build_pretraining_dataset.py + pretrain/example_builder.py on real shared text."""
+"""build_pretraining_dataset.py, pretrain/dataset_builder.py and pretrain/example_builder.py
+on real shared text."""
 import json
 import os
 import random
@@ -7,12 +8,14 @@ import pytest
 
 import build_pretraining_dataset as bpd
 from model import tokenization
+from pretrain import dataset_builder
+from pretrain import dataset_units
 from pretrain import example_builder
 from pretrain.example_builder import SHARD_GLOB, SHARD_NAME
+from pretrain.sentence_split import split_sentences
 from util import corpus
 from util import errors
 from util import tfrecord_writer
-from util.sentence_split import split_sentences
 from tests.conftest import head_lines
 
 L = 128
@@ -44,7 +47,7 @@ def _main(argv):
 
 
 def _build(corpus_dir, out, vocab, **options):
-  return bpd.build(bpd.BuildOptions(corpus_dir, vocab, out, **options), progress=False)
+  return dataset_builder.build(dataset_builder.BuildOptions(corpus_dir, vocab, out, **options), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -324,8 +327,8 @@ def test_bad_input_messages(small_corpus, tmp_path, capsys, vocab_v3):
   code, cap = run("--corpus-dir", small_corpus, "--vocab-file", vocab_v3, "--output-dir",
                   tmp_path / "o7", "--max-seq-length", "4")
   assert code == 2 and "--max-seq-length must be at least 5, got 4" in cap.err
-  with pytest.raises(bpd.BuildError, match="--num-processes"):
-    bpd.BuildOptions(small_corpus, vocab_v3, tmp_path / "o8", num_processes=0)
+  with pytest.raises(dataset_builder.BuildError, match="--num-processes"):
+    dataset_builder.BuildOptions(small_corpus, vocab_v3, tmp_path / "o8", num_processes=0)
 
 
 def test_command_line_maps_onto_build_options(tmp_path):
@@ -333,12 +336,12 @@ def test_command_line_maps_onto_build_options(tmp_path):
   parser = bpd.build_parser()
   base = ["--corpus-dir", "c1", "c2", "--vocab-file", "v.txt", "--output-dir", "out"]
   opts = bpd.options_from_args(parser.parse_args(base))
-  assert opts == bpd.BuildOptions(("c1", "c2"), "v.txt", "out")
+  assert opts == dataset_builder.BuildOptions(("c1", "c2"), "v.txt", "out")
   opts = bpd.options_from_args(parser.parse_args(base + [
       "--max-seq-length", "512", "--num-processes", "3", "--num-out-files", "7", "--seed", "1",
       "--text-field", "content", "--no-blanks-separate-docs", "--tokenizer", "reference",
       "--shuffle-window", "0", "--original-sentence-order", "--overwrite"]))
-  assert opts == bpd.BuildOptions(
+  assert opts == dataset_builder.BuildOptions(
       ("c1", "c2"), "v.txt", "out", max_seq_length=512, num_processes=3, num_out_files=7,
       seed=1, text_field="content", blanks_separate_docs=False, tokenizer="reference",
       shuffle_window=0, original_sentence_order=True, overwrite=True)
@@ -488,8 +491,8 @@ def test_bad_and_empty_lines_are_counted_not_fatal(tmp_path, capsys, vocab_v3, r
   assert summary["empty_sentences"] == len(empty) and summary["split_errors"] == 0
   assert summary["examples"] > 0
   assert "sentences (rules)" in capsys.readouterr().out
-  with pytest.raises(bpd.BuildError, match="--split-sentences must be one of"):
-    bpd.BuildOptions(d, vocab_v3, tmp_path / "o", split_sentences="spacy")
+  with pytest.raises(dataset_builder.BuildError, match="--split-sentences must be one of"):
+    dataset_builder.BuildOptions(d, vocab_v3, tmp_path / "o", split_sentences="spacy")
 
 
 def test_long_sentences_are_cut_at_word_starts(vocab_v3, ref_tok, data_dir):
@@ -499,14 +502,14 @@ def test_long_sentences_are_cut_at_word_starts(vocab_v3, ref_tok, data_dir):
   ids = ref_tok.convert_tokens_to_ids(ref_tok.tokenize(text))
   assert len(ids) > 1000
   for limit in (5, 62, 300):
-    pieces = bpd.cut_long_sentence(ids, limit, continuation)
+    pieces = dataset_units.cut_long_sentence(ids, limit, continuation)
     assert [i for p in pieces for i in p] == ids
     assert len(pieces) == -(-len(ids) // limit) and all(pieces)
     assert not any(continuation[p[0]] for p in pieces)  # no piece starts inside a word
     assert max(map(len, pieces)) <= limit + 10  # cuts move back by a few tokens at most
   # A single "word" longer than a piece is cut where it falls.
   word = [ids[0]] + [ref_tok.vocab["##다"]] * 20
-  assert bpd.cut_long_sentence(word, 8, continuation) == [word[:7], word[7:14], word[14:]]
+  assert dataset_units.cut_long_sentence(word, 8, continuation) == [word[:7], word[7:14], word[14:]]
 
 
 def test_cutting_without_splitting_counts_the_uncut_share(paragraph_corpus, tmp_path,

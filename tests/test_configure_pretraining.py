@@ -9,6 +9,7 @@ import configure_pretraining as cp
 import run_pretraining
 from model import flops
 from tests.conftest import ROOT, shared_data_dir
+from util import hparams as hparams_lib
 
 
 def test_original_defaults_and_derived_paths():
@@ -92,11 +93,11 @@ def test_unknown_key_names_closest_valid_keys(tmp_path):
   bad = tmp_path / "bad.json"
   bad.write_text('{"learning_rate": 1e-4,}')
   with pytest.raises(cp.ConfigError, match=r"bad.json: invalid JSON at line 1"):
-    cp.parse_hparams(str(bad))
+    hparams_lib.parse_hparams(str(bad))
   with pytest.raises(cp.ConfigError, match=r"'data_dir' is not an hparam; pass it as --data-dir"):
-    cp.parse_hparams('{"data_dir": "/x"}')
+    hparams_lib.parse_hparams('{"data_dir": "/x"}')
   with pytest.raises(cp.ConfigError, match=r"neither a JSON object nor an existing file"):
-    cp.parse_hparams(str(tmp_path / "missing.json"))
+    hparams_lib.parse_hparams(str(tmp_path / "missing.json"))
 
 
 def test_bad_generator_size_is_a_config_error():

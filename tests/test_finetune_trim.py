@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-import configure_finetuning
-import run_finetuning
+from finetune import preprocessing
+from finetune import runner
+from finetune.config import FinetuningConfig
 from finetune import features as features_lib
 from finetune import model as model_lib
 from finetune import readers
@@ -22,7 +23,7 @@ def _config(tmp_path, vocab, task, **kw):
   hp = dict(task_names=[task], vocab_file=vocab, allow_random_init=True,
             model_hparam_overrides=dict(TINY, **NO_DROPOUT), embedding_size=16)
   hp.update(kw)
-  return configure_finetuning.FinetuningConfig("m", str(tmp_path), **hp)
+  return FinetuningConfig("m", str(tmp_path), **hp)
 
 
 def _batch(tmp_path, vocab, task, length, n=6):
@@ -129,13 +130,13 @@ def test_trim_multiple_bounds_the_shapes():
 def test_in_feature_order_restores_rows():
   ids = np.array([3, 0, 2, 1, -1, -1])
   outputs = {"example_id": ids, "logits": np.arange(12.0).reshape(6, 2)}
-  back = run_finetuning.in_feature_order(outputs)
+  back = preprocessing.in_feature_order(outputs)
   np.testing.assert_array_equal(back["example_id"], [0, 1, 2, 3, -1, -1])
   np.testing.assert_array_equal(back["logits"][:4], outputs["logits"][[1, 3, 2, 0]])
   # KorQuAD: several features per question, ordered by feature_id.
   span = {"example_id": np.array([1, 0, 0, -1]), "feature_id": np.array([2, 1, 0, 0]),
           "start_logits": np.arange(4.0)}
-  back = run_finetuning.in_feature_order(span)
+  back = preprocessing.in_feature_order(span)
   np.testing.assert_array_equal(back["feature_id"], [0, 1, 2, 0])
   np.testing.assert_array_equal(back["start_logits"], [2.0, 1.0, 0.0, 3.0])
 
@@ -145,7 +146,7 @@ def test_eval_cache_is_sorted_by_length(tmp_path, vocab_v3):
   finetune_data.layout(tmp_path, "nsmc", rows=64)
   config = _config(tmp_path, vocab_v3, "nsmc", max_seq_length=64, do_eval=True)
   tok = tokenization.FastTokenizer(vocab_v3)
-  split = run_finetuning.prepare_split(config, "dev", tok, 4, log=lambda *a: None)
+  split = preprocessing.prepare_split(config, "dev", tok, 4, log=lambda *a: None)
   records = [tfrecord_writer.decode_example(r)
              for r in tfrecord_writer.read_records(split.path)]
   n = len(split.feature_set.features)
@@ -156,7 +157,7 @@ def test_eval_cache_is_sorted_by_length(tmp_path, vocab_v3):
   assert len(records) % 4 == 0
   unsorted = _config(tmp_path, vocab_v3, "nsmc", max_seq_length=64, do_eval=True,
                      trim_padding=False, preprocessed_data_dir=str(tmp_path / "plain"))
-  plain = run_finetuning.prepare_split(unsorted, "dev", tok, 4, log=lambda *a: None)
+  plain = preprocessing.prepare_split(unsorted, "dev", tok, 4, log=lambda *a: None)
   ids = [tfrecord_writer.decode_example(r)["example_id"][0]
          for r in tfrecord_writer.read_records(plain.path)]
   assert ids[:n] == list(range(n))
@@ -173,19 +174,19 @@ def test_predictions_identical_with_and_without_trimming(tmp_path, vocab_v3, mon
               train_batch_size=8, predict_batch_size=8, num_train_epochs=1.0, seed=5,
               save_checkpoints_steps=1000)
   captured = []
-  real_predict = run_finetuning._predict
+  real_predict = runner.predict
 
-  def capture(estimator, config, split):
-    out = real_predict(estimator, config, split)
+  def capture(estimator, split, features):
+    out = real_predict(estimator, split, features)
     captured.append(out)
     return out
 
-  monkeypatch.setattr(run_finetuning, "_predict", capture)
+  monkeypatch.setattr(runner, "predict", capture)
   lines = {}
   for trim in (True, False):   # the second run finds training done: it only predicts
-    config = configure_finetuning.FinetuningConfig("m", str(tmp_path), trim_padding=trim,
+    config = FinetuningConfig("m", str(tmp_path), trim_padding=trim,
                                                    **base)
-    run_finetuning.run(config, log=lambda *a: None)
+    runner.run(config, log=lambda *a: None)
     pred = tmp_path / "models/m/results/predictions/nsmc.dev.1.jsonl"
     lines[trim] = [json.loads(x) for x in pred.read_text(encoding="utf-8").splitlines()]
   assert lines[True] == lines[False] and len(lines[True]) > 5

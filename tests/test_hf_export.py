@@ -24,7 +24,7 @@ from transformers.models.electra import modeling_electra
 import configure_pretraining
 import export_hf
 import import_hf
-import run_pretraining
+from pretrain import runner as pretrain_runner
 from model import checkpoint
 from model import hf
 from model import modeling
@@ -240,7 +240,7 @@ def test_round_trip_is_bit_identical_and_resumes(made, tmp_path):
              max_seq_length=hf_reference.SEQ, num_warmup_steps=0, save_checkpoints_steps=2,
              iterations_per_loop=1, log_every_steps=1))
   logged = []
-  result = run_pretraining.train_or_eval(cont, log=logged.append)
+  result = pretrain_runner.train_or_eval(cont, log=logged.append)
   assert any(l.endswith("resuming from " + str(out / "model.ckpt-0")) for l in logged), logged
   assert result["global_step"] == 2
   trained = checkpoint.read_checkpoint_values(str(out))
@@ -665,7 +665,8 @@ def test_documented_commands_parse():
 def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
   """A checkpoint of run_finetuning.py itself (a few steps, tiny random encoder) exports
   with the finetuning hparams, and transformers gives the head on the TF encoder output."""
-  import run_finetuning
+  import configure_finetuning
+  from finetune import runner as finetune_runner
   from model import tokenization
   from tests.finetune_data import layout
   layout(tmp_path, task, rows=24)
@@ -675,8 +676,8 @@ def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
         "num_train_epochs": 1.0, "do_eval": False, "seed": 3, "vocab_file": vocab,
         "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2,
                                    "num_attention_heads": 2, "intermediate_size": 64}}
-  config = run_finetuning.configure_finetuning.FinetuningConfig("tiny", str(tmp_path), **hp)
-  run_finetuning.run(config, log=lambda l: None)
+  config = configure_finetuning.FinetuningConfig("tiny", str(tmp_path), **hp)
+  finetune_runner.run(config, log=lambda l: None)
   trial = os.path.join(config.model_dir, "trial_1")
   out = tmp_path / "hf"
   # No --task-kind, no --labels: the task's kind and label names come with it.
@@ -736,8 +737,8 @@ def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
   scored = {}  # on the dev split (the shared question-pair files have no test file)
   for name, params in (("tiny", hp), ("imported", hp_in)):
     params = dict(params, do_train=False, do_eval=True, do_test=False)
-    cfg = run_finetuning.configure_finetuning.FinetuningConfig(name, str(tmp_path), **params)
-    _, trials = run_finetuning.run(cfg, log=lambda l: None)
+    cfg = configure_finetuning.FinetuningConfig(name, str(tmp_path), **params)
+    _, trials = finetune_runner.run(cfg, log=lambda l: None)
     scored[name] = trials[0]["dev"]
   assert scored["imported"] == scored["tiny"] and scored["tiny"]
 
@@ -748,14 +749,15 @@ def test_gs_output_and_input(made, tmp_path, gcs_env, monkeypatch):
   a non-empty destination refused without --overwrite and cleaned with it."""
   from tests.conftest import BUCKET
   from util import gcs
+  from util.gcs import transfer
   work, config, ckpt = made
   order = []
-  copy = gcs.copy
+  copy = transfer.copy
 
   def recording_copy(src, dst, *a, **kw):
     order.append(dst)
     return copy(src, dst, *a, **kw)
-  monkeypatch.setattr(gcs, "copy", recording_copy)
+  monkeypatch.setattr(transfer, "copy", recording_copy)  # what gcs.publish_dir calls
   hub = f"gs://{BUCKET}/hf"
   vocab = os.path.join(_export(made, "discriminator"), "vocab.txt")
   written = convert.export(ckpt, config, vocab, hub, log=lambda l: None)

@@ -6,37 +6,16 @@ import tensorflow.compat.v1 as tf
 from model import tokenization
 from pretrain import masking
 from pretrain import sampling
-from tests.conftest import head_lines
+from util import shared_data
+from util.shared_data import COMMENTS, head_lines
 
 SEQ_LEN = 128
-COMMENTS = "corpus/hate-speech-unlabeled/unlabeled_comments_5.txt"
 
 
 def korean_sequences(data_dir, vocab_file, num_seqs, seq_len, num_lines=6000):
-  """Real comments tokenized and packed into [CLS] ... [SEP] [PAD]... rows.
-
-  Lines are packed greedily up to a target length that cycles through full, half and
-  short sequences, so the rows have varied lengths and padding (like real examples).
-  Returns (input_ids, input_mask, segment_ids) int32 arrays [num_seqs, seq_len].
-  """
-  tok = tokenization.FastTokenizer(vocab_file)
-  cls_id, sep_id, pad_id = (tok.vocab[t] for t in ("[CLS]", "[SEP]", "[PAD]"))
-  lines = head_lines(data_dir / COMMENTS, num_lines)
-  targets = [seq_len - 2, seq_len - 2, seq_len - 2, seq_len // 2, seq_len // 6]
-  ids = np.full([num_seqs, seq_len], pad_id, np.int32)
-  mask = np.zeros([num_seqs, seq_len], np.int32)
-  row, cur, li = 0, [], 0
-  while row < num_seqs:
-    assert li < len(lines), "not enough corpus lines for the requested sequences"
-    piece = tok.encode(lines[li])
-    li += 1
-    cur.extend(piece)
-    if len(cur) >= targets[row % len(targets)]:
-      body = [cls_id] + cur[:seq_len - 2] + [sep_id]
-      ids[row, :len(body)] = body
-      mask[row, :len(body)] = 1
-      row, cur = row + 1, []
-  return ids, mask, np.zeros_like(ids)
+  """Real comments packed into rows (util.shared_data.packed_rows): ids, mask, segments."""
+  return shared_data.packed_rows(tokenization.FastTokenizer(vocab_file),
+                                 head_lines(data_dir / COMMENTS, num_lines), num_seqs, seq_len)
 
 
 @pytest.fixture(scope="module")

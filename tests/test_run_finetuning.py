@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 import run_finetuning
+from finetune import runner
+from finetune.config import FinetuningConfig
 from tests.conftest import ROOT, shared_data_dir
 from tests.finetune_data import KORQUAD_SHARED, layout
 
@@ -65,8 +67,8 @@ def test_each_head_learns_and_writes_one_prediction_per_example(tmp_path, capsys
   hp = dict(TINY, task_names=[task], classifier_head=head, learning_rate=3e-3, seed=3,
             num_train_epochs=1.5 if task == "korquad" else 3.0, log_every_steps=1,
             do_eval="dev" in splits, do_test="test" in splits, **extra)
-  config = run_finetuning.configure_finetuning.FinetuningConfig("tiny", str(data), **hp)
-  path, _ = run_finetuning.run(config)
+  config = FinetuningConfig("tiny", str(data), **hp)
+  path, _ = runner.run(config)
   out = capsys.readouterr().out
   losses = _losses(out)
   third = len(losses) // 3
@@ -128,9 +130,9 @@ def test_sigkill_during_training_then_rerun_finishes(tmp_path):
   # Evaluation alone (do_train off) scores the finetuned trial: the same dev numbers.
   results = data / "models" / "tiny" / "results" / "nsmc_results.json"
   trained = json.load(open(results, encoding="utf-8"))["splits"]["dev"]
-  config = run_finetuning.configure_finetuning.FinetuningConfig(
+  config = FinetuningConfig(
       "tiny", str(data), **dict(hp, do_train=False))
-  run_finetuning.run(config, log=lambda *a: None)
+  runner.run(config, log=lambda *a: None)
   assert json.load(open(results, encoding="utf-8"))["splits"]["dev"] == trained
 
 

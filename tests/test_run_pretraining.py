@@ -14,7 +14,10 @@ import pytest
 
 import build_pretraining_dataset
 import run_pretraining
+from pretrain import runner
+from pretrain.config import PretrainingConfig
 from tests.conftest import ROOT, head_lines
+from util import errors
 from util import estimator as estimator_lib
 
 SEQ = 32
@@ -57,10 +60,10 @@ def hparams(vocab_v3, **kw):
 
 
 def run(root, name, hp):
-  """run_pretraining.train_or_eval in-process; returns (output dict, log lines)."""
-  config = run_pretraining.configure_pretraining.PretrainingConfig(name, str(root), **hp)
+  """pretrain/runner.train_or_eval in-process; returns (output dict, log lines)."""
+  config = PretrainingConfig(name, str(root), **hp)
   lines = []
-  out = run_pretraining.train_or_eval(config, log=lines.append)
+  out = runner.train_or_eval(config, log=lines.append)
   return config, out, lines
 
 
@@ -96,6 +99,13 @@ def test_training_lowers_loss_and_writes_summaries(trained):
   assert loss[-1] < loss[0] - 5, loss
   lr = dict(s["lr"])
   assert lr[0] == 0.0 and lr[5] > lr[15] > 0  # warm-up from 0, then linear decay
+
+
+def test_the_run_says_which_device_and_whether_the_fused_kernels_are_on(trained):
+  _, _, lines = trained
+  # This machine has no GPU; the fused XLA kernels are on by default off TPU.
+  assert "training to step 20 (batch 8, length 32) on CPU (TensorFlow sees no GPU); fused " \
+         "kernels on" in lines, lines
 
 
 def test_eval_writes_every_metric(trained):
@@ -163,6 +173,37 @@ def test_sigkill_during_training_then_rerun_finishes(data_root, vocab_v3):
   assert os.path.exists(model_dir / "model.ckpt-60.index")
 
 
+def test_debug_mode_refuses_to_empty_a_model_dir_with_checkpoints(trained, data_root,
+                                                                  vocab_v3, tmp_path):
+  """Debug mode empties model_dir (as the original); one holding checkpoints only when
+  asked with debug_overwrite. The CLI from another directory, with relative paths."""
+  config, _, _ = trained
+  work = tmp_path / "work"
+  shutil.copytree(data_root / "pretrain_tfrecords", work / "data" / "pretrain_tfrecords")
+  model_dir = _copy_model(config.model_dir, work / "data" / "models" / "tiny")
+  before = sorted(os.listdir(model_dir))
+  cmd = [sys.executable, str(ROOT / "run_pretraining.py"), "--data-dir", "data",
+         "--model-name", "tiny", "--hparams", json.dumps(hparams(vocab_v3, debug=True))]
+  done = subprocess.run(cmd, cwd=work, env=_env(), capture_output=True, text=True,
+                        timeout=300)
+  assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+  assert done.stderr.startswith("error: debug mode empties model_dir, and data/models/tiny "
+                                "holds checkpoints (newest model.ckpt-20)"), done.stderr
+  assert '"debug_overwrite": true' in done.stderr and "Traceback" not in done.stderr
+  assert sorted(os.listdir(model_dir)) == before
+  # Checkpoints recovery moved aside (never deleted) are kept from debug mode too.
+  aside = tmp_path / "aside"
+  os.makedirs(aside / estimator_lib.UNUSABLE_DIR / "20261204T000000Z")
+  shutil.copy(os.path.join(model_dir, "model.ckpt-20.index"),
+              aside / estimator_lib.UNUSABLE_DIR / "20261204T000000Z")
+  with pytest.raises(errors.UserError, match=r"holds checkpoints \(newest model.ckpt-20\)"):
+    estimator_lib.empty_for_debug(str(aside))
+  assert (aside / estimator_lib.UNUSABLE_DIR).is_dir()
+  logged = []
+  estimator_lib.empty_for_debug(model_dir, overwrite=True, log=logged.append)
+  assert not os.path.exists(model_dir) and logged == [f"debug: emptying {model_dir}"]
+
+
 def _copy_model(src, dst):
   shutil.copytree(src, dst)
   return str(dst)
@@ -213,6 +254,19 @@ def test_bad_input_stops_before_any_graph(case, data_root, vocab_v3, capsys):
   assert err.startswith("error: ") and expect in err, err
   assert "Traceback" not in err
   assert not (data_root / "models" / name).exists()  # nothing written
+
+
+def test_use_tpu_without_a_core_count_on_a_machine_without_a_tpu(data_root, vocab_v3,
+                                                                 capsys):
+  """The real TPU query on this machine ("local", no TPU core): one line naming the key."""
+  hp = hparams(vocab_v3, use_tpu=True, tpu_name="local")
+  rc = run_pretraining.main(["--data-dir", str(data_root), "--model-name", "no-tpu",
+                             "--hparams", json.dumps(hp)])
+  err = capsys.readouterr().err
+  assert rc == 2 and len(err.strip().splitlines()) == 1, err
+  assert err.startswith("error: use_tpu: the TPU system at tpu_name 'local' shows no TPU "
+                        "core") and '"num_tpu_cores"' in err, err
+  assert not (data_root / "models" / "no-tpu").exists()
 
 
 def test_checkpoint_of_another_architecture_is_refused(trained, data_root, vocab_v3, capsys,
@@ -276,10 +330,10 @@ def test_fused_kernels_hparam_decides_the_graph(vocab_v3, data_root, fused_kerne
   benchmark's plain-ops variants once ran fused because the runner reset a module flag);
   use_tpu always means the plain ops."""
   import tensorflow.compat.v1 as tf
-  config = run_pretraining.configure_pretraining.PretrainingConfig(
+  config = PretrainingConfig(
       "flags", str(data_root), **hparams(vocab_v3, fused_kernels=fused_kernels,
                                          use_tpu=use_tpu))
-  model_fn = run_pretraining.model_fn_builder(config)
+  model_fn = runner.model_fn_builder(config)
   graph = tf.Graph()
   with graph.as_default():
     features = {k: tf.zeros([2, config.max_seq_length], tf.int32)

@@ -1,4 +1,4 @@
-"""util/sentence_split.py: where it splits Korean text, and what the builder relies on."""
+"""pretrain/sentence_split.py: where it splits Korean text, and what the builder relies on."""
 import json
 import random
 
@@ -7,8 +7,8 @@ import pytest
 from benchmarks import bench_sentence_split as bench
 from model import tokenization
 from tests.conftest import head_lines
-from util import sentence_split
-from util.sentence_split import split_sentences
+from pretrain import sentence_split
+from pretrain.sentence_split import split_sentences
 
 
 def test_paragraph_splits_where_a_korean_reader_would():

@@ -56,6 +56,22 @@ def mecab_vocab(corpus_dir, tmp_path_factory):
                 "--pretokenize", "mecab") + (out,)
 
 
+def test_typed_options_build_what_the_command_line_builds(wordpiece, corpus_dir, tmp_path):
+  """build_vocab(VocabOptions) is the CLI without an argv list: same vocab, same counts;
+  the CLI's defaults are the dataclass's, and bad values fail when the options are made."""
+  tokens, rep, _ = wordpiece
+  options = build_vocab.VocabOptions(corpus=[corpus_dir], output_dir=tmp_path / "typed",
+                                     text_field="content", vocab_size=2600,
+                                     limit_alphabet=1000, unused=20, quiet=True)
+  typed = build_vocab.build_vocab(options)
+  assert _read_vocab(tmp_path / "typed" / "vocab.txt") == tokens
+  assert typed["corpus"] == rep["corpus"] and typed["settings"] == rep["settings"]
+  parsed = build_vocab.parse_args(["--corpus", "c", "--output-dir", "o"])
+  assert parsed == build_vocab.VocabOptions(corpus=("c",), output_dir="o")
+  with pytest.raises(build_vocab.VocabError, match="--unused must be >= 0"):
+    build_vocab.VocabOptions(corpus="c", output_dir="o", unused=-1)
+
+
 def test_layout_matches_koelectra(wordpiece, vocab_v1, vocab_v3):
   tokens, rep, _ = wordpiece
   for real, n_unused in ((_read_vocab(vocab_v1), 200), (_read_vocab(vocab_v3), 1000)):

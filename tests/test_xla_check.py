@@ -11,8 +11,9 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import build_pretraining_dataset
-import configure_pretraining
 import run_pretraining
+from pretrain import runner as pretrain_runner
+from pretrain.config import PretrainingConfig
 from tests.conftest import head_lines
 from util import errors
 from util import tfrecord_input
@@ -106,7 +107,7 @@ def _pretraining_tfrecords(tmp_path, data_dir, vocab_v3):
 def test_tiny_pretraining_step_compiles_with_tpu_settings(tmp_path, data_dir, vocab_v3):
   # TFRecords from 64 real news comments, read back by the runner's own input_fn.
   _pretraining_tfrecords(tmp_path, data_dir, vocab_v3)
-  config = configure_pretraining.PretrainingConfig(
+  config = PretrainingConfig(
       "tiny", str(tmp_path), vocab_file=vocab_v3, use_tpu=True, fused_kernels=False,
       use_bf16=True, **TINY)
   input_fn = tfrecord_input.get_input_fn(
@@ -114,7 +115,7 @@ def test_tiny_pretraining_step_compiles_with_tpu_settings(tmp_path, data_dir, vo
       tfrecord_input.pretraining_features(SEQ), is_training=True)
   batch = xla_check.first_batch(input_fn, config.train_batch_size)
   assert batch["input_ids"].shape == (4, SEQ) and batch["input_ids"].dtype == np.int32
-  result = xla_check.check_train_step(run_pretraining.model_fn_builder(config), batch)
+  result = xla_check.check_train_step(pretrain_runner.model_fn_builder(config), batch)
   # CrossShardOptimizer's all-reduce, once per trainable variable, stood in by Identity.
   assert result.replaced_ops > 0
   assert result.compiled_ops > 100

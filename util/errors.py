@@ -34,3 +34,7 @@ def run_main(main, argv=None):
 
 class ConfigError(UserError):
   """A bad hyperparameter, preset or model config; the message names the key (and file)."""
+
+
+class RunError(UserError):
+  """A setting or file that makes a run impossible; the message says which."""

@@ -5,29 +5,17 @@ TPUEstimator is used everywhere: with `use_tpu` off the same model_fn runs on CP
 host), so there is one code path to test.
 """
 import os
+import re
 
 import tensorflow.compat.v1 as tf
 
 from util import errors
-
-
-class EstimatorConfigError(errors.UserError):
-  """Inconsistent TPU / checkpoint settings."""
+from util import fileio
+from util import tpu as tpu_lib
 
 
 def _resolver(use_tpu, tpu_name, tpu_zone, gcp_project):
-  if not use_tpu:
-    return None
-  if not tpu_name:
-    # On a Cloud TPU VM the local TPU is found without a name.
-    tpu_name = os.environ.get("TPU_NAME") or None
-  try:
-    return tf.distribute.cluster_resolver.TPUClusterResolver(
-        tpu_name, zone=tpu_zone, project=gcp_project)
-  except (ValueError, RuntimeError) as e:
-    raise EstimatorConfigError(
-        f"use_tpu is on but the TPU could not be resolved (tpu_name={tpu_name!r}, "
-        f"tpu_zone={tpu_zone!r}, gcp_project={gcp_project!r}): {e}") from e
+  return tpu_lib.cluster_resolver(tpu_name, tpu_zone, gcp_project) if use_tpu else None
 
 
 def session_config(intra_op_threads=0, inter_op_threads=0, xla=False):
@@ -42,7 +30,8 @@ def session_config(intra_op_threads=0, inter_op_threads=0, xla=False):
 
 def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zone=None,
                     gcp_project=None, num_tpu_cores=8, tpu_job_name=None,
-                    iterations_per_loop=1000, save_checkpoints_steps=1000,
+                    iterations_per_loop=1000, host_call_every_n_steps=1,
+                    save_checkpoints_steps=1000,
                     keep_checkpoint_max=5, train_batch_size=32, eval_batch_size=32,
                     predict_batch_size=None, log_step_count_steps=None,
                     save_summary_steps=None, intra_op_threads=0, inter_op_threads=0,
@@ -53,6 +42,11 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
   `iterations_per_loop` steps run on device between host round trips, with the input
   pipeline per host (PER_HOST_V2) as the original. Off TPU, thread pools and XLA come
   from intra_op_threads / inter_op_threads / xla, or a whole `session_config_proto`.
+  `num_tpu_cores` None with use_tpu lets TPUEstimator count the cores (num_shards=None).
+  On TPU the host_call (summaries) runs every `host_call_every_n_steps` steps of a device
+  loop (TPUConfig.experimental_host_call_every_n_steps; from_config passes
+  log_every_steps), not every step: an outfeed per step would be a host round trip the
+  original, which had no host_call, never paid.
   """
   if use_tpu and save_checkpoints_steps % iterations_per_loop:
     # TPUEstimator can only save at loop boundaries.
@@ -61,8 +55,9 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
                        iterations_per_loop)
   tpu_config = tf.estimator.tpu.TPUConfig(
       iterations_per_loop=iterations_per_loop,
-      num_shards=num_tpu_cores,
+      num_shards=num_tpu_cores or (None if use_tpu else 1),
       tpu_job_name=tpu_job_name,
+      experimental_host_call_every_n_steps=max(1, int(host_call_every_n_steps)),
       per_host_input_for_training=tf.estimator.tpu.InputPipelineConfig.PER_HOST_V2)
   run_kwargs = {}
   if log_step_count_steps is not None:
@@ -95,12 +90,59 @@ _CONFIG_KEYS = ("use_tpu", "tpu_name", "tpu_zone", "gcp_project", "num_tpu_cores
                 "predict_batch_size", "intra_op_threads", "inter_op_threads", "xla")
 
 
+def device_line(use_tpu, num_tpu_cores=None, fused_kernels=False):
+  """What a run computes on, for its first log line: the TPU cores, or the GPUs TensorFlow
+  sees (the Estimator uses the first) or the CPU, and whether the fused kernels are on."""
+  if use_tpu:
+    return (f"TPU, {num_tpu_cores or 'all'} cores; fused kernels off (XLA compiles the whole "
+            "step)")
+  gpus = tf.config.list_physical_devices("GPU")
+  names = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+           for g in gpus]
+  where = f"GPU {names[0]}" if gpus else "CPU (TensorFlow sees no GPU)"
+  if len(gpus) > 1:
+    where += (f" (the first of {len(gpus)} GPUs: one device per run; several GPUs: see "
+              "docs/distributed.md (planned))")
+  return f"{where}; fused kernels {'on' if fused_kernels else 'off'}"
+
+
+def empty_for_debug(model_dir, overwrite=False, log=print):
+  """Debug mode's fresh start: empty `model_dir`, as the original does.
+
+  Args:
+    model_dir: local or remote directory.
+    overwrite: empty it even when it holds checkpoints (the `debug_overwrite` hparam).
+    log: where the line saying so goes.
+
+  Raises:
+    errors.UserError: it holds checkpoints and `overwrite` is off; nothing is deleted.
+  """
+  if not fileio.exists(model_dir):
+    return
+  # Checkpoints recover_model_dir moved aside count too: the user has not decided on them.
+  root = model_dir.rstrip("/")
+  found = tf.io.gfile.glob(f"{root}/model.ckpt-*.index") + \
+      tf.io.gfile.glob(f"{root}/{UNUSABLE_DIR}/*/model.ckpt-*.index")
+  steps = sorted(int(m.group(1)) for m in (
+      re.search(r"model\.ckpt-(\d+)\.index$", p) for p in found) if m)
+  if steps and not overwrite:
+    raise errors.UserError(
+        f"debug mode empties model_dir, and {model_dir} holds checkpoints (newest "
+        f"model.ckpt-{steps[-1]}): use another --model-name, or set "
+        f'"debug_overwrite": true to empty it')
+  log(f"debug: emptying {model_dir}")
+  fileio.rmtree(model_dir)
+
+
 def from_config(config, model_fn, model_dir=None, **overrides):
   """build_estimator reading the settings off a config object (pretraining or finetuning).
 
-  Attributes the config lacks keep build_estimator's defaults; `overrides` win.
+  Attributes the config lacks keep build_estimator's defaults; `overrides` win. The
+  config's log_every_steps sets the host_call cadence.
   """
   kwargs = {k: getattr(config, k) for k in _CONFIG_KEYS if hasattr(config, k)}
+  if hasattr(config, "log_every_steps"):
+    kwargs["host_call_every_n_steps"] = config.log_every_steps
   kwargs.update(overrides)
   return build_estimator(model_fn, model_dir or config.model_dir, **kwargs)
 
@@ -108,52 +150,89 @@ def from_config(config, model_fn, model_dir=None, **overrides):
 # --- resuming after a crash -------------------------------------------------------------
 
 _CKPT_RE = r"^(?P<prefix>model\.ckpt-(?P<step>\d+))(?P<rest>.*)$"
+# Checkpoints that cannot be resumed from are moved here, never deleted: the user decides.
+UNUSABLE_DIR = "unusable_checkpoints"
 
 
-def _checkpoint_complete(prefix):
-  """True if the checkpoint at `prefix` opens and its data files hold every tensor's bytes.
+def checkpoint_problem(prefix):
+  """Why the checkpoint at `prefix` cannot be restored, or None when it can.
 
-  The index alone can open while a data shard is short; comparing sizes catches that
-  without reading (possibly gigabytes of) tensor values.
+  Reads every tensor back: TensorFlow's bundle reader checks each one against the CRC32C
+  stored in the index, so bytes overwritten in place (same file size) are caught as well
+  as short or missing files. Costs one read of the checkpoint.
   """
-  import numpy as np
   try:
     reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
-    dtypes = reader.get_variable_to_dtype_map()
-  except Exception:  # noqa: BLE001 - any failure to open means "not usable"
-    return False
-  need = 0
-  for name, shape in shapes.items():
-    dtype = dtypes[name]
-    if dtype == tf.string:
-      continue
-    need += int(np.prod(shape, dtype=np.int64)) * dtype.size
-  data = tf.io.gfile.glob(prefix + ".data-*")
-  if not data:
-    return False
-  have = sum(tf.io.gfile.stat(f).length for f in data)
-  return have >= need
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except Exception as e:  # noqa: BLE001 - TF raises OpError, IndexError, ValueError...
+    text = getattr(e, "message", None) or str(e)
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+  return None
+
+
+def _step_of(prefix):
+  m = re.search(r"-(\d+)$", prefix)
+  return int(m.group(1)) if m else -1
+
+
+def _move_aside(model_dir, names, log):
+  """Moves checkpoint files `names` of `model_dir` into a fresh UNUSABLE_DIR subfolder."""
+  import time
+  if not names:
+    return
+  stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+  dest = f"{model_dir.rstrip('/')}/{UNUSABLE_DIR}/{stamp}"
+  n = 1
+  while tf.io.gfile.exists(dest):
+    n += 1
+    dest = f"{model_dir.rstrip('/')}/{UNUSABLE_DIR}/{stamp}-{n}"
+  tf.io.gfile.makedirs(dest)
+  for name in sorted(names):
+    tf.io.gfile.rename(f"{model_dir.rstrip('/')}/{name}", f"{dest}/{name}")
+  log(f"moved {len(names)} file(s) of unusable checkpoints to {dest} (nothing deleted)")
+
+
+def _write_state_file(state_file, newest, kept):
+  """The `checkpoint` state file naming `newest` and `kept`, relative to its folder (as
+  the Estimator's own saver writes it), written atomically. Written by hand: TF's
+  update_checkpoint_state is deprecated and turns relative model_dirs into '../' paths."""
+  lines = [f'model_checkpoint_path: "{os.path.basename(newest)}"']
+  lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in kept]
+  with fileio.atomic_write(state_file) as f:
+    f.write("\n".join(lines) + "\n")
 
 
 def recover_model_dir(model_dir, log=print):
   """Make `model_dir` safe to resume from after a crash (e.g. SIGKILL) at any moment.
 
-  TF writes the `checkpoint` state file atomically after a checkpoint's data and index,
-  so it normally names a complete checkpoint. This defends the rest: if the newest listed
-  checkpoint is unreadable or short it falls back to the newest complete one and rewrites
-  the state file (atomically); it removes temporary files of an interrupted save and
-  checkpoint files newer than the one resumed from (never tracked, so never deleted by
-  keep_checkpoint_max); with no complete checkpoint at all it starts over. Returns the checkpoint prefix training will resume from, or None.
+  TF writes the `checkpoint` state file atomically after a checkpoint's data and index, so
+  it normally names a complete checkpoint. This defends the rest. Going from the newest
+  listed checkpoint down, each is verified by reading it whole (`checkpoint_problem`);
+  the first that reads back is the one training resumes from. Files of checkpoints that
+  fail, and checkpoint files newer than the resume point (a save that finished its files
+  but not the state update), are moved into `UNUSABLE_DIR/<time>/` and the state file is
+  rewritten (atomically) to name the good ones: nothing a user trained is deleted.
+  Temporary files of an interrupted save (TF's own, never a checkpoint) are removed.
+  With no usable checkpoint the state file is moved aside and training starts over.
+
+  The state file's paths are used as `tf.train.get_checkpoint_state` returns them
+  (already joined with `model_dir`, relative or absolute as `model_dir` is).
+
+  Args:
+    model_dir: the model directory (local, relative or absolute, or `gs://`).
+    log: where one line per action goes.
+
+  Returns:
+    The checkpoint prefix training resumes from, or None.
   """
-  import re
   if not tf.io.gfile.isdir(model_dir):
     return None
-  names = tf.io.gfile.listdir(model_dir)
-  # Interrupted saves: sharded-save temp dirs and BundleWriter's temp files.
-  for name in names:
-    path = model_dir.rstrip("/") + "/" + name.rstrip("/")
+  root = model_dir.rstrip("/")
+  for name in tf.io.gfile.listdir(model_dir):
+    name = name.rstrip("/")
     if re.match(r"^model\.ckpt-\d+_temp", name) or ".tempstate" in name:
+      path = f"{root}/{name}"
       log(f"removing leftover of an interrupted checkpoint save: {path}")
       if tf.io.gfile.isdir(path):
         tf.io.gfile.rmtree(path)
@@ -166,44 +245,48 @@ def recover_model_dir(model_dir, log=print):
   if state.model_checkpoint_path not in listed:
     listed.append(state.model_checkpoint_path)
 
-  def full(p):
-    return p if (p.startswith("/") or "://" in p) else model_dir.rstrip("/") + "/" + p
+  def here(prefix):
+    # A state file written elsewhere (a copied or moved model_dir) may name absolute paths
+    # of the old place: the files beside the state file are the ones to judge.
+    local = f"{root}/{os.path.basename(prefix)}"
+    if local != prefix and not tf.io.gfile.exists(prefix + ".index") and \
+        tf.io.gfile.exists(local + ".index"):
+      return local
+    return prefix
 
-  def step_of(p):
-    m = re.search(r"-(\d+)$", p)
-    return int(m.group(1)) if m else -1
-
-  listed.sort(key=step_of)
-  good = [p for p in listed if _checkpoint_complete(full(p))]
-  bad = [p for p in listed if p not in good]
-  state_file = model_dir.rstrip("/") + "/checkpoint"
-  if bad:
-    log(f"incomplete or missing checkpoint(s): {', '.join(bad)}")
-  if not good:
-    # Nothing usable to resume from: start over rather than fail on every rerun.
+  listed = sorted({here(p) for p in listed}, key=_step_of)
+  newest, bad = None, []
+  for prefix in reversed(listed):
+    problem = checkpoint_problem(prefix)
+    if problem is None:
+      newest = prefix
+      break
+    log(f"checkpoint {prefix} cannot be restored: {problem}")
+    bad.append(prefix)
+  # Older checkpoints stay listed unverified: reading each at every start would cost a full
+  # pass over the model per kept checkpoint, and the newest is the one resumed from.
+  good = [p for p in listed if p not in bad and (newest is None or _step_of(p) <= _step_of(newest))]
+  state_file = f"{root}/checkpoint"
+  if newest is None:
     aside = state_file + ".incomplete"
-    log(f"no complete checkpoint; starting from scratch (state file moved to {aside})")
+    log(f"no usable checkpoint in {model_dir}; starting from scratch "
+        f"(state file moved to {aside})")
     tf.io.gfile.rename(state_file, aside, overwrite=True)
-    newest, newest_step = None, -1
+    newest_step = -1
   else:
-    newest, newest_step = good[-1], step_of(good[-1])
+    newest_step = _step_of(newest)
     if bad:
       log(f"resuming from {newest}")
-      tf.train.update_checkpoint_state(model_dir, newest, all_model_checkpoint_paths=good)
-  # Files of incomplete checkpoints, and checkpoint files newer than the resume point (a
-  # save that finished its files but not the state update): resuming retrains those steps,
-  # and untracked files would never be deleted by keep_checkpoint_max.
-  bad_steps = {step_of(p) for p in bad}
+      _write_state_file(state_file, newest, good)
+  bad_steps = {_step_of(p) for p in bad}
+  unusable = []
   for name in tf.io.gfile.listdir(model_dir):
-    m = re.match(_CKPT_RE, name)
-    if not (m and m.group("rest").startswith(".")):
-      continue
-    step = int(m.group("step"))
-    if step > newest_step or step in bad_steps:
-      path = model_dir.rstrip("/") + "/" + name
-      log(f"removing unusable checkpoint file: {path}")
-      tf.io.gfile.remove(path)
-  return full(newest) if newest else None
+    m = re.match(_CKPT_RE, name.rstrip("/"))
+    if m and m.group("rest").startswith(".") and (
+        int(m.group("step")) > newest_step or int(m.group("step")) in bad_steps):
+      unusable.append(name.rstrip("/"))
+  _move_aside(model_dir, unusable, log)
+  return newest
 
 
 # --- model_fn outputs shared by the runners ------------------------------------------------
@@ -229,10 +312,14 @@ def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_siz
   from util import training_hooks
   hook = training_hooks.ProgressHook({} if use_tpu else scalars, num_train_steps, batch_size,
                                      every_n_steps=log_every_steps)
+  # On TPU, TPUEstimator runs the host_call only every log_every_steps steps of a loop
+  # (build_estimator), so it writes whatever reaches it; off TPU it runs every step and
+  # keeps the steps that are multiples of log_every_steps.
   return tf.estimator.tpu.TPUEstimatorSpec(
       mode=tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
       training_hooks=[hook], scaffold_fn=scaffold_fn,
-      host_call=training_hooks.make_host_call(model_dir, scalars, log_every_steps))
+      host_call=training_hooks.make_host_call(model_dir, scalars,
+                                              1 if use_tpu else log_every_steps))
 
 
 def eval_spec(loss, eval_metrics, *, num_eval_steps, batch_size, use_tpu):

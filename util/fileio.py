@@ -106,3 +106,46 @@ def atomic_write(path, mode="w"):
   # The file is closed (inner context) before atomic_path renames or removes it.
   with atomic_path(path) as tmp, open_file(tmp, mode) as f:
     yield f
+
+
+def _comparable(path):
+  """`path` as a list of components to compare folders by: local paths resolved (relative
+  paths, `..` and links), remote ones as written without a trailing slash."""
+  if is_remote(path):
+    scheme, rest = str(path).split("://", 1)
+    return [scheme + "://"] + [p for p in rest.split("/") if p]
+  return [p for p in os.path.realpath(os.path.expanduser(str(path))).split(os.sep) if p]
+
+
+def check_output_apart(output, inputs, flag="--output-dir"):
+  """Refuses an output folder that would replace something the command reads: one that
+  equals or contains an input, or lies inside an input folder.
+
+  A command that replaces its output (`--overwrite`) must never delete what it reads.
+
+  Args:
+    output: the output folder (local or `scheme://`).
+    inputs: {flag name: path} of everything the command reads; None values are skipped.
+      A folder is compared as a folder; a file or a checkpoint prefix (`model.ckpt-N`)
+      only counts when the output equals or contains it.
+    flag: the output's flag, for the message.
+
+  Raises:
+    UserError: naming both flags and paths.
+  """
+  from util import errors
+  out = _comparable(output)
+  for name, path in inputs.items():
+    if not path:
+      continue
+    src = _comparable(path)
+    is_folder = (_gfile().isdir(path) if is_remote(path) else os.path.isdir(path))
+    if src[:len(out)] == out:
+      relation = "is" if len(src) == len(out) else "contains"
+    elif is_folder and out[:len(src)] == src:
+      relation = "lies inside"
+    else:
+      continue
+    raise errors.UserError(
+        f"{flag} {output} {relation} the input {name} {path}: replacing it would delete "
+        f"what this command reads; choose an output folder apart from every input")

@@ -89,36 +89,3 @@ def merge_preset(hparams: dict, preset: Optional[str]) -> dict:
           f"--preset {preset!r} and \"preset\": {inner!r} in --hparams disagree; give one")
     out["preset"] = preset
   return out
-
-
-def runner_parser(description: str, presets: Iterable[str], data_dir_help: str,
-                  model_name_help: str, check_xla_writes: str):
-  """The runners' shared command line, as the original's: --data-dir, --model-name,
-  --hparams, plus ours: --preset, --verbose, --check-xla.
-
-  Args:
-    description: the parser's description (the runner's docstring).
-    presets: the valid --preset names.
-    data_dir_help, model_name_help: what DIR and NAME mean for this runner.
-    check_xla_writes: what --check-xla leaves untouched, for its help text.
-
-  Returns:
-    argparse.ArgumentParser (a runner may add more arguments).
-  """
-  import argparse
-  p = argparse.ArgumentParser(description=description,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--data-dir", required=True, help=data_dir_help)
-  p.add_argument("--model-name", required=True, help=model_name_help)
-  p.add_argument("--hparams", action="append",
-                 help="JSON object, or a path to a JSON file; may be given several times, "
-                      "later ones replacing earlier ones key by key")
-  p.add_argument("--preset", choices=sorted(presets),
-                 help="defaults applied before --hparams (the same as \"preset\" inside "
-                      "--hparams; both given must agree)")
-  p.add_argument("--verbose", action="store_true",
-                 help="also show TensorFlow's own start-up and compiler log lines")
-  p.add_argument("--check-xla", action="store_true",
-                 help="build the train step as on a TPU, compile it with XLA on this "
-                      f"machine's CPU, run it once and exit ({check_xla_writes})")
-  return p

@@ -32,6 +32,11 @@ import typing
 
 from util import errors
 
+# What one compiled train step cannot show, said with every result (and in the TPU guide).
+NOT_CHECKED = ("Not checked: the infeed/outfeed between host and TPU, the evaluation step and "
+               "its metric_fn, prediction, and whether a core's memory holds the batch "
+               "(pretraining prints an estimate).")
+
 # TPU-only collectives: no CPU XLA kernel; on one core each one passes its input through.
 ONE_CORE_IDENTITY_OPS = ("CrossReplicaSum",)
 
@@ -66,11 +71,11 @@ class XlaCheckResult:
   seconds: float
 
   def summary(self) -> str:
-    """One line for the console."""
+    """Two lines for the console: what passed, and what the check does not cover."""
     shapes = ", ".join(f"{k} {list(v)}" for k, v in sorted(self.batch_shapes.items()))
     return (f"XLA check passed: the train step ({self.compiled_ops} ops, batch {shapes}) "
             f"compiled and ran one step on the CPU, loss {self.loss:.4f}, "
-            f"{self.seconds:.1f}s")
+            f"{self.seconds:.1f}s\n{NOT_CHECKED}")
 
 
 def first_batch(input_fn, batch_size: int) -> typing.Dict[str, "np.ndarray"]:
@@ -295,3 +300,35 @@ def _creation_site(op):
       continue
     return f"{os.path.basename(path)}:{frame.lineno} ({frame.name})"
   return ""
+
+
+# Rows of the batch a runner's check compiles: whether a graph compiles does not depend on
+# the batch size, and a per-core Base batch of 32 x 512 would only cost CPU time and memory.
+CHECK_ROWS = 2
+
+
+def check_config(config, input_fn, model_fn_builder) -> XlaCheckResult:
+  """A runner's --check-xla: one train step of `config` built as use_tpu builds it (plain
+  ops, use_bf16 as set, drop_remainder, host_call summaries), compiled whole by XLA on the
+  CPU and run once on the first CHECK_ROWS rows of `input_fn`.
+
+  Args:
+    config: the run's config (model/config.Config); a copy gets use_tpu on and
+      fused_kernels off.
+    input_fn: the training input_fn.
+    model_fn_builder: (tpu_config, model_dir) -> model_fn. model_dir is a throwaway
+      directory: host_call writes summaries there, never into the real (gs://) one.
+
+  Returns:
+    XlaCheckResult.
+
+  Raises:
+    XlaCheckError: naming the op and tensor that blocked compilation.
+  """
+  import copy
+  import tempfile
+  batch = first_batch(input_fn, CHECK_ROWS)
+  tpu = copy.deepcopy(config)
+  tpu.update({"use_tpu": True, "fused_kernels": False})
+  with tempfile.TemporaryDirectory() as tmp:
+    return check_train_step(model_fn_builder(tpu, tmp), batch)

@@ -12,21 +12,74 @@ Every `--holdout-every`-th corpus line is held out of training and used to measu
 the [UNK] ratio and tokens per word; the report is printed and saved as JSON.
 """
 import argparse
+import dataclasses
 import os
 import sys
 import time
+from typing import Optional, Tuple
 
 from tqdm import tqdm
 
 from util import corpus
+from util import dataclass_args
 from util import errors
 from util import fileio
+from util import tf_logging
+from util.dataclass_args import option
 from vocab import report as report_lib
 from vocab import sentencepiece_vocab
 from vocab import wordpiece
 
 SPECIALS = wordpiece.SPECIALS
 VocabError = wordpiece.VocabError
+
+
+
+@dataclasses.dataclass(frozen=True)
+class VocabOptions:
+  """Everything a vocab build depends on; each field is the CLI flag of the same name.
+
+  Raises VocabError on construction when a value is out of range.
+  """
+  corpus: Tuple[str, ...] = option(help="files or directories (recursive)")
+  output_dir: str = option(help="where vocab.txt (or sp.model) and vocab_report.json go")
+  vocab_size: int = option(
+      32000, "pieces incl. the 5 specials, excl. [unused] (KoELECTRA v1: 32000)")
+  limit_alphabet: Optional[int] = option(6000, "at most this many initial characters")
+  unused: int = option(200, "[unusedN] tokens appended at the end")
+  min_frequency: int = option(2, "a piece must occur this often to be learned")
+  pretokenize: str = option(
+      "none", "mecab: the v3 recipe (morphemes after the first become ## pieces)")
+  model: str = option("wordpiece", "sentencepiece: a unigram or BPE model, to compare")
+  sp_model_type: str = option("unigram", "--model sentencepiece: unigram or bpe")
+  text_field: Optional[str] = option(
+      None, "JSON-lines field holding the text (e.g. content); files whose first line "
+            "starts with '{' are read as JSON lines")
+  eval_file: Optional[Tuple[str, ...]] = option(None, "extra text to report [UNK] ratio on")
+  holdout_every: int = option(
+      100, "hold out every Nth corpus line for the report (0: none)")
+  max_eval_lines: int = option(20000, "lines per evaluation set (held out, --eval-file)")
+  workers: int = option(2, "processes for Mecab")
+  quiet: bool = option(False, "no progress bars")
+
+  def __post_init__(self):
+    paths = (self.corpus,) if isinstance(self.corpus, (str, os.PathLike)) else self.corpus
+    object.__setattr__(self, "corpus", tuple(str(p) for p in paths))
+    object.__setattr__(self, "output_dir", str(self.output_dir))
+    if self.eval_file is not None:
+      object.__setattr__(self, "eval_file", tuple(str(p) for p in self.eval_file))
+    if self.vocab_size <= len(SPECIALS):
+      raise VocabError(f"--vocab-size {self.vocab_size} must exceed the {len(SPECIALS)} "
+                       "specials")
+    if self.unused < 0:
+      raise VocabError(f"--unused must be >= 0, got {self.unused}")
+    if self.holdout_every < 0 or self.max_eval_lines < 1:
+      raise VocabError("--holdout-every must be >= 0 and --max-eval-lines >= 1")
+    if self.limit_alphabet is not None and self.limit_alphabet < 1:
+      raise VocabError(f"--limit-alphabet must be >= 1, got {self.limit_alphabet}")
+    if self.model == "sentencepiece" and self.pretokenize != "none":
+      raise VocabError("--pretokenize applies to --model wordpiece only")
+
 class CorpusReader:
   """Streams training lines; every `holdout_every`-th line goes to `heldout` instead."""
 
@@ -89,13 +142,19 @@ class CorpusReader:
 # WordPiece training
 
 
-def train_wordpiece(lines, args):
-  """Count words (streamed), optionally split them with Mecab, train. Returns (tokens, info)."""
-  word_counts = wordpiece.count_words(lines, args.workers)
-  seg_counts = wordpiece.word_counts_to_training(word_counts, args.pretokenize, args.workers,
-                                                 not args.quiet)
-  tokens, info = wordpiece.train_from_counts(seg_counts, args.vocab_size, args.min_frequency,
-                                             args.limit_alphabet, not args.quiet)
+def train_wordpiece(lines, options):
+  """Count words (streamed), optionally split them with Mecab, train. Returns (tokens, info).
+
+  Args:
+    lines: iterable of training lines.
+    options: VocabOptions.
+  """
+  word_counts = wordpiece.count_words(lines, options.workers)
+  seg_counts = wordpiece.word_counts_to_training(word_counts, options.pretokenize,
+                                                 options.workers, not options.quiet)
+  tokens, info = wordpiece.train_from_counts(seg_counts, options.vocab_size,
+                                             options.min_frequency, options.limit_alphabet,
+                                             not options.quiet)
   info.update(unique_words=len(word_counts), words=sum(word_counts.values()))
   return tokens, info
 
@@ -122,31 +181,33 @@ def read_eval_file(path, text_field, max_lines):
   return out, stats
 
 
-def build(args):
-  """Train, write vocab (or sentencepiece model) and report; return the report dict."""
+def build_vocab(options: VocabOptions) -> dict:
+  """Trains the vocab, writes vocab.txt (or sp.model) and vocab_report.json.
+
+  Args:
+    options: VocabOptions.
+
+  Returns:
+    the report dict (also in OUTPUT_DIR/vocab_report.json).
+
+  Raises:
+    errors.UserError (VocabError, corpus.CorpusError, ...): no text, bad files.
+  """
   t0 = time.time()
-  if args.vocab_size <= len(SPECIALS):
-    raise VocabError(f"--vocab-size {args.vocab_size} must exceed the {len(SPECIALS)} specials")
-  if args.unused < 0:
-    raise VocabError(f"--unused must be >= 0, got {args.unused}")
-  if args.holdout_every < 0 or args.max_eval_lines < 1:
-    raise VocabError("--holdout-every must be >= 0 and --max-eval-lines >= 1")
-  if args.limit_alphabet is not None and args.limit_alphabet < 1:
-    raise VocabError(f"--limit-alphabet must be >= 1, got {args.limit_alphabet}")
-  plan, skipped_files = corpus.plan_corpus(args.corpus, args.text_field)
+  plan, skipped_files = corpus.plan_corpus(options.corpus, options.text_field)
   for s in skipped_files:
     print(f"skipping {s}", file=sys.stderr)
-  eval_sets = [(p, read_eval_file(p, args.text_field, args.max_eval_lines))
-               for p in (args.eval_file or [])]
-  reader = CorpusReader(plan, args.holdout_every, args.max_eval_lines, not args.quiet)
+  eval_sets = [(p, read_eval_file(p, options.text_field, options.max_eval_lines))
+               for p in (options.eval_file or [])]
+  reader = CorpusReader(plan, options.holdout_every, options.max_eval_lines, not options.quiet)
   lines = iter(reader)
 
   info = {}
-  if args.model == "sentencepiece":
-    model_file = fileio.join(args.output_dir, "sp.model")
+  if options.model == "sentencepiece":
+    model_file = fileio.join(options.output_dir, "sp.model")
     try:
-      sentencepiece_vocab.train(lines, model_file, args.vocab_size, args.sp_model_type,
-                                args.unused, threads=args.workers)
+      sentencepiece_vocab.train(lines, model_file, options.vocab_size, options.sp_model_type,
+                                options.unused, threads=options.workers)
     except sentencepiece_vocab.SentencePieceError:
       reader.check_not_empty()  # the clearer message when there was no text at all
       raise
@@ -157,11 +218,11 @@ def build(args):
       tokens[i] = t
     out_file, tok_name = model_file, "vocab.sentencepiece_vocab.SentencePieceTokenizer"
   else:
-    tokens, info = train_wordpiece(lines, args)
+    tokens, info = train_wordpiece(lines, options)
     reader.check_not_empty()
-    tokens = tokens + [f"[unused{i}]" for i in range(args.unused)]
-    out_file = fileio.join(args.output_dir, "vocab.txt")
-    fileio.makedirs(args.output_dir)
+    tokens = tokens + [f"[unused{i}]" for i in range(options.unused)]
+    out_file = fileio.join(options.output_dir, "vocab.txt")
+    fileio.makedirs(options.output_dir)
     with fileio.atomic_write(out_file) as f:
       f.write("".join(t + "\n" for t in tokens))
     tokenizer, tok_name = report_lib.load_eval_tokenizer(out_file)
@@ -177,14 +238,15 @@ def build(args):
   s = reader.stats
   rep = {
       "vocab_file": out_file,
-      "model": args.model if args.model == "wordpiece" else f"sentencepiece-{args.sp_model_type}",
-      "pretokenize": args.pretokenize,
+      "model": (options.model if options.model == "wordpiece"
+                else f"sentencepiece-{options.sp_model_type}"),
+      "pretokenize": options.pretokenize,
       "settings": {
-          "vocab_size": args.vocab_size, "limit_alphabet": args.limit_alphabet,
-          "unused": args.unused, "min_frequency": args.min_frequency,
+          "vocab_size": options.vocab_size, "limit_alphabet": options.limit_alphabet,
+          "unused": options.unused, "min_frequency": options.min_frequency,
           "lowercase": False, "strip_accents": False, "clean_text": True,
-          "handle_chinese_chars": True, "holdout_every": args.holdout_every,
-          "text_field": args.text_field},
+          "handle_chinese_chars": True, "holdout_every": options.holdout_every,
+          "text_field": options.text_field},
       "vocab": report_lib.vocab_stats(tokens, SPECIALS),
       "corpus": {
           "files": s.files, "json_files": sum(1 for _, f in plan if f),
@@ -198,36 +260,43 @@ def build(args):
   }
   if info:
     rep["training"] = info
-  report_lib.write_report(fileio.join(args.output_dir, "vocab_report.json"), rep)
+  report_lib.write_report(fileio.join(options.output_dir, "vocab_report.json"), rep)
   return rep
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+  """The command line; defaults and help come from VocabOptions (parse_args)."""
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--corpus", nargs="+", required=True, help="files or directories (recursive)")
-  p.add_argument("--output-dir", required=True)
-  p.add_argument("--vocab-size", type=int, default=32000,
-                 help="pieces incl. the 5 specials, excl. [unused] (KoELECTRA v1: 32000)")
-  p.add_argument("--limit-alphabet", type=int, default=6000)
-  p.add_argument("--unused", type=int, default=200, help="[unusedN] tokens appended at the end")
-  p.add_argument("--min-frequency", type=int, default=2)
-  p.add_argument("--pretokenize", choices=["none", "mecab"], default="none",
-                 help="mecab: the v3 recipe (morphemes after the first become ## pieces)")
-  p.add_argument("--model", choices=["wordpiece", "sentencepiece"], default="wordpiece")
-  p.add_argument("--sp-model-type", choices=["unigram", "bpe"], default="unigram")
-  p.add_argument("--text-field", help="JSON-lines field holding the text (e.g. content); "
-                 "files whose first line starts with '{' are read as JSON lines")
-  p.add_argument("--eval-file", nargs="*", help="extra text to report [UNK] ratio on")
-  p.add_argument("--holdout-every", type=int, default=100,
-                 help="hold out every Nth corpus line for the report (0: none)")
-  p.add_argument("--max-eval-lines", type=int, default=20000)
-  p.add_argument("--workers", type=int, default=2, help="processes for Mecab")
-  p.add_argument("--quiet", action="store_true", help="no progress bars")
-  args = p.parse_args(argv)
+
+  def add(name, *flags, **kwargs):
+    return dataclass_args.add_field(p, VocabOptions, name, *flags, **kwargs)
+
+  add("corpus", nargs="+", required=True)
+  add("output_dir", required=True)
+  add("vocab_size", type=int)
+  add("limit_alphabet", type=int)
+  add("unused", type=int)
+  add("min_frequency", type=int)
+  add("pretokenize", choices=["none", "mecab"])
+  add("model", choices=["wordpiece", "sentencepiece"])
+  add("sp_model_type", choices=["unigram", "bpe"])
+  add("text_field")
+  add("eval_file", nargs="*")
+  add("holdout_every", type=int)
+  add("max_eval_lines", type=int)
+  add("workers", type=int)
+  add("quiet", action="store_true")
+  return p
+
+
+def parse_args(argv=None) -> VocabOptions:
+  """VocabOptions from a command line (argparse's usage error on a bad combination)."""
+  parser = build_parser()
+  args = parser.parse_args(argv)
   if args.model == "sentencepiece" and args.pretokenize != "none":
-    p.error("--pretokenize applies to --model wordpiece only")
-  return args
+    parser.error("--pretokenize applies to --model wordpiece only")
+  return dataclass_args.from_namespace(VocabOptions, args)
 
 
 def main(argv=None):
@@ -236,15 +305,16 @@ def main(argv=None):
 
 
 def _main(argv):
-  args = parse_args(argv)
+  options = parse_args(argv)
   try:
-    rep = build(args)
+    rep = build_vocab(options)
   except OSError as e:  # e.g. an output path that is a file, no permission, disk full
     raise errors.UserError(str(e)) from e
   print(report_lib.format_summary(rep))
-  print(f"report: {fileio.join(args.output_dir, 'vocab_report.json')}")
+  print(f"report: {fileio.join(options.output_dir, 'vocab_report.json')}")
   return 0
 
 
 if __name__ == "__main__":
+  tf_logging.quiet()  # gs:// paths load TensorFlow (util/fileio): keep its native lines off
   sys.exit(main())

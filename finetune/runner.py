@@ -1,0 +1,355 @@
+"""Finetuning under TPUEstimator: the starting checkpoint, the model_fn, the trials loop and
+the XLA check. run_finetuning.py is its command line.
+
+`run` checks the vocab and the starting checkpoint, caches each split's features
+(finetune/preprocessing.py), trains and scores every trial (trial t in
+model_dir/trial_<t>, resumed when unfinished) and writes the results
+(finetune/results.py). The feature names, dtypes and shapes are computed once per run
+(`preprocessing.record_features`) and handed to everything that reads or builds features.
+"""
+import time
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from finetune import model as model_lib
+from finetune import postprocess
+from finetune import predictions as predictions_lib
+from finetune import preprocessing
+from finetune import results as results_lib
+from finetune import scorers
+from finetune import tasks as tasks_lib
+from model import checkpoint as ckpt_lib
+from model import optimization
+from model import sizes
+from model import tokenization
+from util import errors
+from util import estimator as estimator_lib
+from util import fileio
+from util import tfrecord_input
+from util import tpu as tpu_lib
+from util import xla_check
+
+RunError = errors.RunError
+
+# Splits scored by do_eval / do_test.
+EVAL_SPLITS = (("do_eval", "dev"), ("do_test", "test"))
+
+
+# --- the starting checkpoint ----------------------------------------------------------------
+
+def build_for_variables(config, features):
+  """The finetuning graph on placeholders: what a checkpoint of `config` holds.
+
+  Args:
+    config: FinetuningConfig.
+    features: preprocessing.record_features(config).
+  """
+  placeholders = {name: tf.placeholder(tf.int32 if f.dtype == tf.int64 else f.dtype,
+                                       [2] + list(f.shape), name=name)
+                  for name, f in features.items()}
+  model_lib.FinetuningModel(config, placeholders, is_training=True)
+
+
+def find_init_checkpoint(config, features, log=print):
+  """The checkpoint the encoder starts from, or None (random, only if allowed).
+
+  Args:
+    config: FinetuningConfig (init_checkpoint, else pretrained_model_dir).
+    features: preprocessing.record_features(config).
+    log: where progress lines go.
+
+  Returns:
+    A checkpoint prefix, or None.
+
+  Raises:
+    RunError: none found and allow_random_init off; the vocab does not match the
+      checkpoint's embedding rows; the encoder's variables differ from the checkpoint's.
+  """
+  where = config.init_checkpoint or config.pretrained_model_dir
+  try:
+    prefix = ckpt_lib.resolve_checkpoint(where)
+  except ckpt_lib.CheckpointError as e:
+    if config.allow_random_init:
+      log(f"no checkpoint at {where}: the encoder starts from random weights "
+          "(allow_random_init)")
+      return None
+    raise RunError(f"no checkpoint to start from ({e}); pretrain a model with "
+                   "run_pretraining.py, set init_checkpoint in --hparams, or set "
+                   "\"allow_random_init\": true for a smoke run") from e
+  variables = ckpt_lib.checkpoint_variables(prefix)
+  table = variables.get("electra/embeddings/word_embeddings")
+  if table is None:
+    raise RunError(f"{prefix} has no electra/embeddings/word_embeddings: not an ELECTRA "
+                   "checkpoint (or written under another scope)")
+  vocab_size = config.bert_hparams()["vocab_size"]
+  if table[0] != vocab_size:
+    raise RunError(f"{prefix} has a {table[0]}-token embedding matrix but vocab_size is "
+                   f"{vocab_size} ({config.vocab_file}); use the checkpoint's vocab and "
+                   f"\"vocab_size\": {table[0]}")
+  # tf.train.init_from_checkpoint loads what it is given, so an encoder with more layers
+  # than the checkpoint would start its extra layers from random weights without a word.
+  ours = {n: s for n, s in
+          ckpt_lib.variables_of(lambda: build_for_variables(config, features)).items()
+          if n.startswith("electra/")}
+  theirs = {n: s for n, s in variables.items() if n.startswith("electra/")}
+  diff = ckpt_lib.compare_variables(theirs, ours)
+  if not diff.ok:
+    raise RunError(f"{prefix} holds an encoder of another shape than this config "
+                   f"(model_size {config.model_size!r}){sizes.hparams_hint(variables)}:\n"
+                   f"{diff.describe('the checkpoint', 'this model')}")
+  return prefix
+
+
+def check_trials_to_evaluate(config):
+  """With do_train off, every trial must have a finetuned checkpoint: the Estimator would
+  otherwise predict from a fresh graph (the encoder under a random head) with only a
+  warning in the log.
+
+  Raises:
+    RunError: naming the first trial directory without a checkpoint.
+  """
+  for trial in range(1, config.num_trials + 1):
+    trial_dir = fileio.join(config.model_dir, f"trial_{trial}")
+    if not tf.train.latest_checkpoint(trial_dir):
+      raise RunError(f"do_train is off and {trial_dir} holds no finetuned checkpoint to "
+                     "evaluate; train it first (do_train), or lower num_trials to the "
+                     "trials kept (keep_all_models)")
+
+
+# --- model_fn -------------------------------------------------------------------------------
+
+def model_fn_builder(config, num_train_steps, init_checkpoint, model_dir):
+  """The TPUEstimator model_fn: FinetuningModel + optimizer (train) or outputs (predict).
+
+  Args:
+    config: FinetuningConfig.
+    num_train_steps: length of the learning-rate schedule.
+    init_checkpoint: prefix whose electra/ variables initialise the encoder, or None.
+    model_dir: where TensorBoard summaries go (the trial's directory).
+
+  Returns:
+    model_fn(features, labels, mode, params) -> TPUEstimatorSpec; features as
+    preprocessing.record_features names them, int32 / float32 [B, ...].
+  """
+  fused = config.fused_kernels and not config.use_tpu
+  trim = config.trim_padding and not config.use_tpu
+
+  def model_fn(features, labels, mode, params):
+    del labels, params
+    is_training = mode == tf.estimator.ModeKeys.TRAIN
+    model = model_lib.FinetuningModel(config, features, is_training, fused=fused,
+                                      trim=trim)
+    scaffold_fn = None
+    if init_checkpoint:
+      assignment, _ = ckpt_lib.get_assignment_map(init_checkpoint,
+                                                  tvars=tf.trainable_variables(),
+                                                  prefixes=("electra/",))
+      if not assignment:
+        raise RunError(f"{init_checkpoint} has no variable of this encoder under electra/")
+      if config.use_tpu:
+        def tpu_scaffold():
+          tf.train.init_from_checkpoint(init_checkpoint, dict(assignment))
+          return tf.train.Scaffold()
+        scaffold_fn = tpu_scaffold
+      else:
+        tf.train.init_from_checkpoint(init_checkpoint, dict(assignment))
+    if is_training:
+      train_op = optimization.create_optimizer(
+          model.loss, config.learning_rate, num_train_steps,
+          weight_decay_rate=config.weight_decay_rate, use_tpu=config.use_tpu,
+          warmup_proportion=config.warmup_proportion,
+          layerwise_lr_decay_power=config.layerwise_lr_decay,
+          n_transformer_layers=model.bert_config.num_hidden_layers,
+          legacy_layerwise_lr=config.legacy_layerwise_lr, fused=fused,
+          epsilon=config.adam_epsilon, bias_correction=config.adam_bias_correction)
+      lr = optimization.learning_rate_schedule(
+          config.learning_rate, tf.train.get_or_create_global_step(), num_train_steps,
+          warmup_proportion=config.warmup_proportion)
+      return estimator_lib.train_spec(
+          model.loss, train_op, {"loss": model.loss, "lr": lr}, model_dir=model_dir,
+          num_train_steps=num_train_steps, batch_size=config.train_batch_size,
+          log_every_steps=config.log_every_steps, use_tpu=config.use_tpu,
+          scaffold_fn=scaffold_fn)
+    if mode == tf.estimator.ModeKeys.PREDICT:
+      return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, predictions=model.outputs,
+                                               scaffold_fn=scaffold_fn)
+    raise RunError(f"finetuning has no {mode} mode (evaluation goes through predict)")
+
+  return model_fn
+
+
+# --- one trial ------------------------------------------------------------------------------
+
+def predict(estimator, split, features):
+  """Runs the model over a split's cached features.
+
+  Returns:
+    {output name: array stacked over the split's features}, in feature order.
+  """
+  input_fn = tfrecord_input.get_input_fn(split.path, features, is_training=False)
+  rows = {}
+  for out in estimator.predict(input_fn=input_fn, yield_single_examples=False):
+    for k, v in out.items():
+      rows.setdefault(k, []).append(v)
+  return preprocessing.in_feature_order({k: np.concatenate(v) for k, v in rows.items()})
+
+
+def evaluate(estimator, config, split, trial, features, log=print):
+  """Predicts, decodes, writes the predictions files and scores one split.
+
+  Returns:
+    {metric: value x100} (finetune/scorers.py).
+  """
+  start = time.time()
+  outputs = predict(estimator, split, features)
+  examples = split.read.examples
+  word_level = (tasks_lib.get_task(config.task_name).kind == tasks_lib.TAGGING
+                and config.classifier_head == "electra")
+  preds = postprocess.decode(config.task_name, examples, split.feature_set, outputs,
+                             word_level_logits=word_level,
+                             n_best_size=config.n_best_size,
+                             max_answer_length=config.max_answer_length,
+                             final_text=config.qa_final_text)
+  paths = predictions_lib.write_predictions(config.results_dir, config.task_name,
+                                            split.name, trial, examples, preds)
+  metrics = scorers.score(config.task_name, examples, preds)
+  log(f"  {split.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(metrics.items())
+                                      if k != "num_examples") +
+      f" ({len(split.feature_set.features):,} features in {time.time() - start:.1f}s) "
+      f"-> {paths[0]}")
+  return metrics
+
+
+def run_trial(config, trial, splits, features, num_train_steps, init_checkpoint,
+              estimator_overrides=None, log=print):
+  """Trains trial `trial` (resuming) and scores its evaluation splits.
+
+  Returns:
+    {"trial", "model_dir", "train_seconds", "global_step", "dev" / "test": metrics}.
+
+  Raises:
+    CheckpointMismatchError: the trial's checkpoint was written by another architecture.
+  """
+  trial_dir = fileio.join(config.model_dir, f"trial_{trial}")
+  resume = estimator_lib.recover_model_dir(trial_dir, log=log)
+  if resume:
+    ckpt_lib.check_architecture(resume, lambda: build_for_variables(config, features))
+    log(f"trial {trial}: resuming from {resume}")
+  model_fn = model_fn_builder(config, num_train_steps, init_checkpoint, trial_dir)
+  seed = None if config.seed is None else config.seed + trial - 1
+  estimator = estimator_lib.from_config(
+      config, model_fn, model_dir=trial_dir, tf_random_seed=seed,
+      **(estimator_overrides or {}))
+  out = {"trial": trial, "model_dir": trial_dir}
+  if config.do_train:
+    train = splits["train"]
+    log(f"trial {trial}: training to step {num_train_steps} ({train.num_records:,} "
+        f"features, batch {config.train_batch_size}, {config.num_train_epochs:g} epochs)")
+    start = time.time()
+    estimator.train(input_fn=tfrecord_input.get_input_fn(
+        train.path, features, is_training=True, seed=seed), max_steps=num_train_steps)
+    out["train_seconds"] = time.time() - start
+    out["global_step"] = int(estimator.get_variable_value("global_step"))
+  for key, split_name in EVAL_SPLITS:
+    if getattr(config, key):
+      out[split_name] = evaluate(estimator, config, splits[split_name], trial, features,
+                                 log=log)
+  return out
+
+
+def check_xla(config, log=print):
+  """--check-xla: one train step of this task built as use_tpu builds it, compiled whole by
+  XLA on the CPU and run once on the first features of the training split (random
+  encoder weights: the check is about the graph, not the checkpoint).
+
+  Returns:
+    util.xla_check.XlaCheckResult.
+
+  Raises:
+    util.xla_check.XlaCheckError: naming the op and tensor that blocked compilation.
+  """
+  train = preprocessing.prepare_split(config, "train", preprocessing.tokenizer_for(config),
+                                      config.train_batch_size, log=log,
+                                      shuffle_seed=config.seed)
+  input_fn = tfrecord_input.get_input_fn(train.path, preprocessing.record_features(config),
+                                         is_training=True)
+  return xla_check.check_config(
+      config, input_fn, lambda tpu, model_dir: model_fn_builder(tpu, 10, None, model_dir))
+
+
+# --- driver ---------------------------------------------------------------------------------
+
+def _prepare_splits(config, log):
+  """{split name: preprocessing.Split} of the splits this run trains on and scores."""
+  tokenizer = preprocessing.tokenizer_for(config)
+  splits = {}
+  if config.do_train:
+    splits["train"] = preprocessing.prepare_split(
+        config, "train", tokenizer, config.train_batch_size, log=log,
+        shuffle_seed=config.seed)
+  for key, split_name in EVAL_SPLITS:
+    if getattr(config, key):
+      splits[split_name] = preprocessing.prepare_split(
+          config, split_name, tokenizer, config.predict_batch_size, log=log)
+  return splits
+
+
+def run(config, estimator_overrides=None, log=print):
+  """Preflight, features, every trial, results.
+
+  Args:
+    config: FinetuningConfig.
+    estimator_overrides: keyword arguments for util/estimator.build_estimator (tests,
+      benchmarks).
+    log: where progress lines go.
+
+  Returns:
+    (path of <task>_results.json, [per-trial output of run_trial]).
+
+  Raises:
+    UserError subclasses naming the hparam or file to fix, before any training.
+  """
+  start = time.time()
+  tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
+  tpu_lib.settle_core_count(config, log=log)
+  log("running on " + estimator_lib.device_line(config.use_tpu, config.num_tpu_cores,
+                                                config.fused_kernels and not config.use_tpu))
+  features = preprocessing.record_features(config)
+  if config.do_train:
+    init_checkpoint = find_init_checkpoint(config, features, log=log)
+    if init_checkpoint:
+      log(f"encoder initialised from {init_checkpoint}")
+  else:  # evaluation only: the trials' own checkpoints hold the encoder and the head
+    init_checkpoint = None
+    check_trials_to_evaluate(config)
+  splits = _prepare_splits(config, log)
+  num_train_steps = 0
+  if config.do_train:
+    num_train_steps = int(splits["train"].num_records // config.train_batch_size *
+                          config.num_train_epochs)
+    if num_train_steps < 1:
+      raise RunError(f"{splits['train'].num_records} training features make no whole "
+                     f"batch of {config.train_batch_size}; lower train_batch_size")
+  tf.get_logger().setLevel("ERROR")
+  trials = []
+  for trial in range(1, config.num_trials + 1):
+    trials.append(run_trial(config, trial, splits, features, num_train_steps,
+                            init_checkpoint, estimator_overrides=estimator_overrides,
+                            log=log))
+    if not config.keep_all_models and trial > 1:
+      fileio.rmtree(fileio.join(config.model_dir, f"trial_{trial - 1}"))
+  skipped = {name: [str(s) for s in sp.read.skipped] for name, sp in splits.items()}
+  path = results_lib.write_results(config, trials, skipped, log=log)
+  log(f"done in {time.time() - start:.0f}s; results in {path}")
+  return path, trials
+
+
+def run_command(config, xla_check_only=False):
+  """What `python run_finetuning.py` does: the XLA check (--check-xla) or run. Returns the
+  exit status (0)."""
+  if xla_check_only:
+    print(check_xla(config).summary())
+  else:
+    run(config)
+  return 0
