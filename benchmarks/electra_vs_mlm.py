@@ -142,6 +142,28 @@ class Experiment:
     self.commands_run = 0
     self.logs = work_dir / "logs"
 
+  def check_plan(self):
+    """Records the plan in WORK/plan.json, or checks a rerun's plan against it (a rerun
+    with other settings would otherwise mix two experiments' cells in one table).
+
+    Raises:
+      errors.ConfigError: the work directory holds an experiment with other settings.
+    """
+    path = self.work / "plan.json"
+    plan = json.loads(json.dumps(dataclasses.asdict(self.plan)))
+    if path.exists():
+      old = json.loads(path.read_text(encoding="utf-8"))
+      diff = [k for k in sorted(set(old) | set(plan)) if old.get(k) != plan.get(k)]
+      if diff:
+        raise errors.ConfigError(
+            f"{self.work} holds an experiment with other settings ("
+            + "; ".join(f"{k}: {old.get(k)!r} there, {plan.get(k)!r} now" for k in diff)
+            + "); rerun with its settings or choose another --work-dir")
+      return
+    self.work.mkdir(parents=True, exist_ok=True)
+    with fileio.atomic_write(str(path)) as f:
+      json.dump(plan, f, indent=1)
+
   # -- running the command lines ---------------------------------------------------------
 
   def run(self, name: str, script: str, args: List[str]):
@@ -359,7 +381,7 @@ def markdown(plan: Plan, rows: List[dict], corpus: dict) -> str:
   return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
-def plot(rows: List[dict], path: pathlib.Path) -> str:
+def plot(rows: List[dict], path: pathlib.Path, title: str) -> str:
   """Average dev score against pretraining FLOPs; returns what was done, for the log."""
   try:
     import matplotlib
@@ -376,6 +398,7 @@ def plot(rows: List[dict], path: pathlib.Path) -> str:
   ax.axhline(rows[0]["average"], color="grey", linestyle="--", label="random init")
   ax.set_xlabel("pretraining FLOPs")
   ax.set_ylabel("average dev score")
+  ax.set_title(title, fontsize=10)
   ax.legend()
   fig.tight_layout()
   with fileio.atomic_path(str(path)) as tmp:
@@ -424,7 +447,7 @@ def main(argv=None):
   elif args.quick:
     plan.budget_flops = 20 * exp.flops_per_step("electra")
   start = time.time()
-  exp.work.mkdir(parents=True, exist_ok=True)
+  exp.check_plan()
 
   corpus = exp.build_corpus()
   schedules = {o: exp.schedule(o) for o in ("electra", "mlm")}
@@ -449,7 +472,10 @@ def main(argv=None):
             "rows": rows}
   with fileio.atomic_write(str(exp.work / "electra_vs_mlm.json")) as f:
     json.dump(record, f, indent=1, ensure_ascii=False)
-  print(plot(rows, exp.work / "electra_vs_mlm.png"))
+  enc = ENCODERS[plan.encoder]
+  print(plot(rows, exp.work / "electra_vs_mlm.png",
+             f"ELECTRA vs MLM at equal FLOPs: {enc['num_hidden_layers']} x "
+             f"{enc['hidden_size']} encoder, {', '.join(plan.tasks)}"))
   print(f"{exp.commands_run} command(s) run in {time.time() - start:.0f}s; results in "
         f"{exp.work / 'electra_vs_mlm.md'}")
   return 0

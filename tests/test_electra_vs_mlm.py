@@ -15,13 +15,13 @@ MODELS = ["random init", "ELECTRA 25%", "ELECTRA 50%", "ELECTRA 100%",
           "MLM 25%", "MLM 50%", "MLM 100%"]
 
 
-def _run(cwd):
+def _run(cwd, budget="1.6e10", status=0):
   done = subprocess.run(
-      [sys.executable, str(SCRIPT), "--quick", "--work-dir", "evm", "--budget-flops", "1.6e10"],
+      [sys.executable, str(SCRIPT), "--quick", "--work-dir", "evm", "--budget-flops", budget],
       cwd=cwd, capture_output=True, text=True, timeout=900,
       env=dict(os.environ, PYTHONPATH=str(ROOT)))
-  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-  return done.stdout
+  assert done.returncode == status, done.stdout[-3000:] + done.stderr[-3000:]
+  return done.stdout if status == 0 else done.stderr
 
 
 OUTPUTS = ("electra_vs_mlm.md", "electra_vs_mlm.json", "electra_vs_mlm.png")
@@ -72,6 +72,8 @@ def test_quick_run_equal_flops_checkpoints_table_and_resume(tmp_path, data_dir):
   table = [line for line in md.splitlines() if line.startswith("| ") and "%" in line]
   assert [line.split(" | ")[0][2:] for line in table] == MODELS[1:]
   assert "| random init | 0 | 0 | 0 |" in md
+  # The plot, or (matplotlib is not a dependency) the message saying it was skipped.
+  assert (work / "electra_vs_mlm.png").exists() or "plot skipped: matplotlib" in out
 
   # Each cell finetuned from its own checkpoint (random: none) and scored on dev only.
   expected = {"random": None}
@@ -90,5 +92,9 @@ def test_quick_run_equal_flops_checkpoints_table_and_resume(tmp_path, data_dir):
   before = _mtimes(work)
   again = _run(tmp_path)
   assert re.search(r"^0 command\(s\) run", again, flags=re.M), again[-2000:]
+  assert _mtimes(work) == before
+  # Other settings in the same work directory: one error line, nothing written.
+  err = _run(tmp_path, budget="3.2e10", status=2)
+  assert err.startswith("error: ") and err.count("\n") == 1 and "budget_flops" in err, err
   assert _mtimes(work) == before
   assert (work / "electra_vs_mlm.md").read_text(encoding="utf-8") == md
