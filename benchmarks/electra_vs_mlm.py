@@ -1,6 +1,6 @@
 """ELECTRA against masked-LM pretraining at equal compute, on Korean, end to end (issue 24).
 
-  PYTHONPATH=. python benchmarks/electra_vs_mlm.py [--work-dir electra_vs_mlm]
+  PYTHONPATH=. python benchmarks/electra_vs_mlm.py [--work-dir runs/electra_vs_mlm]
       [--encoder mini] [--budget-flops 3.5e14] [--seeds 3] [--tasks nsmc,korsts,...]
   PYTHONPATH=. python benchmarks/electra_vs_mlm.py --quick --work-dir /tmp/evm   # toy size
 
@@ -410,7 +410,7 @@ def plot(rows: List[dict], path: pathlib.Path, title: str) -> str:
 def parse_args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--work-dir", default="electra_vs_mlm",
+  p.add_argument("--work-dir", default="runs/electra_vs_mlm",
                  help="everything goes here; rerun with the same one to resume")
   p.add_argument("--quick", action="store_true", help="every stage at toy size")
   p.add_argument("--encoder", choices=sorted(ENCODERS),
