@@ -248,11 +248,11 @@ def main(argv=None):
   p.add_argument("--work", default="/tmp/compare_koelectra")
   p.add_argument("--tasks", default="nsmc,korsts")
   p.add_argument("--seeds", default="1,2,3")
-  p.add_argument("--rows", type=int, default=1200, help="training rows read per task")
+  p.add_argument("--rows", type=int, default=2000, help="training rows read per task")
   p.add_argument("--test-rows", type=int, default=500)
   p.add_argument("--epochs", type=int, default=2)
   p.add_argument("--batch", type=int, default=32)
-  p.add_argument("--lr", type=float, default=5e-4,
+  p.add_argument("--lr", type=float, default=1e-3,
                  help="both sides (KoELECTRA's 5e-5 barely moves a 2-layer model in 2 "
                       "epochs)")
   p.add_argument("--length", type=int, default=64)
