@@ -1,4 +1,8 @@
-"""The one TFRecord `input_fn` helper: pretraining and every finetuning task read through it.
+"""The TFRecord `input_fn` helpers: pretraining and every finetuning task read through them.
+
+`get_input_fn`, the stream below, serves pretraining, every evaluation and the `electra`
+finetuning preset; `epochs_input_fn` serves finetuning's training under the `koelectra`
+preset (whole-file passes, each in a new order, the last batch of an epoch partial).
 
 File patterns (local or gs://, comma separated) -> sorted shard list -> shards shuffled and
 read in parallel (interleave) -> records shuffled -> repeated -> parsed into fixed-length
