@@ -65,7 +65,9 @@ class FinetuningConfig(config_lib.Config):
     self.debug = False  # a 3-layer 144-wide model, 1 trial, 3 epochs (the original's)
     self.num_trials = 1  # train+eval runs; results report each trial and the median
     self.do_train = True
-    self.do_eval = True  # score the dev split (tasks without one: see dev_slice_fraction)
+    # score the dev split; tasks without a dev file (dev_slice_fraction unset) default
+    # to do_eval off and do_test on
+    self.do_eval = True
     self.do_test = False  # ours: score the test split (KorQuAD: its dev file)
     self.keep_all_models = True  # False: only the last trial's checkpoints are kept
     self.seed = None  # ours: graph-level random seed of trial 1 (trial t uses seed + t - 1)
@@ -146,7 +148,12 @@ class FinetuningConfig(config_lib.Config):
       tasks = [t for t in tasks.split(",") if t]
       kwargs["task_names"] = tasks
     self._check_tasks(tasks)
-    return self._task_defaults(self.preset, tasks[0], kwargs.get("model_size", self.model_size))
+    out = self._task_defaults(self.preset, tasks[0], kwargs.get("model_size", self.model_size))
+    if tasks_lib.get_task(tasks[0]).dev_slice and not kwargs.get("dev_slice_fraction"):
+      # Distributed without a dev file: score the test file, as KoELECTRA's configs for
+      # these tasks do ("dev_file": ""); do_eval then needs a slice or a dev file.
+      out.update(do_eval=False, do_test=True)
+    return out
 
   @staticmethod
   def _check_tasks(tasks):

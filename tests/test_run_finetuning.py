@@ -151,7 +151,7 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, capsys):
   base = dict(TINY, task_names=["nsmc"], num_train_epochs=1.0, dev_slice_fraction=0.1)
   argv = ["--data-dir", str(data), "--model-name", "tiny", "--hparams"]
   # NSMC has no dev file: do_eval without a slice says how to get one.
-  err = _error(capsys, argv + [json.dumps(dict(base, dev_slice_fraction=0.0))])
+  err = _error(capsys, argv + [json.dumps(dict(base, dev_slice_fraction=0.0, do_eval=True))])
   assert "nsmc has no dev file" in err and '"dev_slice_fraction": 0.1' in err, err
   assert len(err.strip().splitlines()) == 1 and not (data / "models").exists()
   err = _error(capsys, argv + [json.dumps(dict(base, task_names=["nsmcc"]))])
