@@ -23,8 +23,14 @@ with the same seeds and data order and prints both loss curves' moving averages.
 Variants "fp32-unfused" / "bf16-unfused" set the hparam fused_kernels off (run_pretraining
 then builds the model and optimizer with fused=False): plain TF ops throughout, the
 original's graph (and the one used on TPU), for before/after.
---rounds N runs the variant list N times in turn and keeps each variant's fastest round,
-so load from other jobs on a shared machine hits all variants alike.
+--rounds N (default 3) runs the variant list N times in turn, the order reversed every
+other round, so load from other jobs on a shared machine hits all variants alike; best and
+median are printed, with their ratios to the original's graph (fp32-unfused). A second
+table gives the floor: FLOPs per step at the matmul rate measured in the same run, the
+best step as a multiple of it, and where one traced warm-up step's time goes (matmul,
+fused XLA kernels, gathers/scatters, the optimizer, random bits, the input pipeline, other
+element-wise ops, idle time between kernels); BENCH_TRACE_DUMP=FILE also writes that
+step's nodes (device, name, label, microseconds) to FILE.
 
 --baseline DIR: "did this change the speed?" Each variant also runs from another checkout
 (DIR, e.g. a git worktree of the commit before the change), in the same rounds, the two
@@ -44,6 +50,7 @@ import json
 import os
 import pathlib
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,7 +111,9 @@ def build_data(work, max_seq_length, docs=400):
 
 
 def matmul_rates(n=2048, reps=10):
-  """GFLOP/s of an n^3 matmul through TF in float32 and bfloat16 (best of reps)."""
+  """GFLOP/s of an n^3 matmul through TF in float32 and bfloat16 (best of reps, all
+  threads), and "<dtype>/cpu": GFLOP per CPU second (all threads' CPU time), which other
+  jobs on a shared machine disturb much less."""
   import tensorflow as tf
   rates = {}
   for dtype in (tf.float32, tf.bfloat16):
@@ -112,12 +121,14 @@ def matmul_rates(n=2048, reps=10):
     a = tf.cast(a, dtype)
     f = tf.function(lambda x: tf.linalg.matmul(x, x))
     f(a).numpy()
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(reps):
-      t = time.perf_counter()
+      t, c = time.perf_counter(), time.process_time()
       f(a).numpy()
       best = min(best, time.perf_counter() - t)
+      best_cpu = min(best_cpu, time.process_time() - c)
     rates[dtype.name] = 2 * n ** 3 / best / 1e9
+    rates[dtype.name + "/cpu"] = 2 * n ** 3 / best_cpu / 1e9
   return rates
 
 
@@ -156,15 +167,26 @@ def run_child(args):
                         num_train_steps=total, fused_kernels=not settings.get("unfused"),
                         **settings.get("hparams", {}))
   times, cpu, losses = [], [], []
+  # The last warm-up step is traced (outside the timed window: tracing slows it down).
+  trace_step = args.warmup - 1 if args.warmup >= 2 else None
+  traced = {}
 
   class Timer(tf.estimator.SessionRunHook):
     def begin(self):
       self._total = tf.get_default_graph().get_tensor_by_name("total_loss_for_timer:0")
+      traced["optimizer"] = optimizer_ops(tf.get_default_graph())
 
     def before_run(self, run_context):
+      if len(times) == trace_step:
+        traced["start"] = time.perf_counter()
+        return tf.train.SessionRunArgs(self._total, options=tf.RunOptions(
+            trace_level=tf.RunOptions.FULL_TRACE))
       return tf.train.SessionRunArgs(self._total)
 
     def after_run(self, run_context, run_values):
+      if len(times) == trace_step:
+        traced["wall_s"] = time.perf_counter() - traced["start"]
+        traced["step_stats"] = run_values.run_metadata.step_stats
       times.append(time.perf_counter())
       cpu.append(time.process_time())
       losses.append(float(run_values.results))
@@ -196,7 +218,78 @@ def run_child(args):
          "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
          "wall_s": wall, "losses": losses,
          "flops_per_step": config.train_flops_per_step()}
+  if "step_stats" in traced:
+    out["trace"] = trace_breakdown(traced["step_stats"], traced["wall_s"], traced["optimizer"])
   print("RESULT " + json.dumps(out), flush=True)
+
+
+# Where a step's time goes, by the nodes a TF trace (RunMetadata step stats) records.
+# A node's category is the first that matches. "optimizer" is every node downstream of
+# the gradients outside the gradients/ scope (clip_by_global_norm, the AdamW updates, the
+# variable assignments; optimizer_ops() finds them in the graph). A jit-compiled fused_ops
+# kernel is traced as one PartitionedCall.
+TRACE_CATEGORIES = (
+    ("input pipeline", lambda name, op, opt: op.startswith("Iterator")),
+    ("optimizer", lambda name, op, opt: name in opt),
+    ("matmul", lambda name, op, opt: "MatMul" in op or "Einsum" in op),
+    ("gather / scatter", lambda name, op, opt: "Gather" in op or "Scatter" in op
+     or "Segment" in op or op == "OneHot"),
+    ("fused element-wise (XLA)", lambda name, op, opt: op == "PartitionedCall"),
+    ("random bits", lambda name, op, opt: "Random" in op),
+    ("other element-wise / reductions", lambda name, op, opt: True),
+)
+
+
+def optimizer_ops(graph):
+  """Names of the ops that consume gradients, directly or not, outside gradients/."""
+  todo = [op for op in graph.get_operations() if op.name.startswith("gradients/")]
+  seen = set()
+  while todo:
+    op = todo.pop()
+    for consumer in (c for out in op.outputs for c in out.consumers()):
+      if consumer.name not in seen:
+        seen.add(consumer.name)
+        todo.append(consumer)
+  return {name for name in seen if not name.startswith("gradients/")}
+
+
+def trace_breakdown(step_stats, wall_s, optimizer):
+  """Seconds per TRACE_CATEGORIES entry (kernel time summed over threads), plus
+  "idle": the part of the step when no kernel ran (session and host work between
+  kernels, waiting on dependencies), from one traced step."""
+  seconds = {name: 0.0 for name, _ in TRACE_CATEGORIES}
+  by_op = {}
+  spans = []
+  for dev in step_stats.dev_stats:
+    for node in dev.node_stats:
+      label = node.timeline_label
+      op = label.split(" = ", 1)[1].split("(", 1)[0] if " = " in label else node.node_name
+      if node.node_name == "_SOURCE":
+        continue
+      start, dur = node.all_start_micros, max(node.all_end_rel_micros, 0)
+      spans.append((start, start + dur))
+      category = next(c for c, match in TRACE_CATEGORIES if match(node.node_name, op, optimizer))
+      seconds[category] += dur / 1e6
+      key = f"{category}: {op}"
+      by_op[key] = by_op.get(key, 0.0) + dur / 1e6
+  spans.sort()
+  busy, end = 0, None
+  for a, b in spans:
+    if end is None or a > end:
+      busy += b - a
+      end = b
+    elif b > end:
+      busy += b - end
+      end = b
+  seconds["idle"] = max(0.0, wall_s - busy / 1e6)
+  if os.environ.get("BENCH_TRACE_DUMP"):
+    with open(os.environ["BENCH_TRACE_DUMP"], "w") as f:
+      for dev in step_stats.dev_stats:
+        for node in dev.node_stats:
+          f.write(f"{dev.device}\t{node.node_name}\t{node.timeline_label[:120]}\t"
+                  f"{node.all_end_rel_micros}\n")
+  top = sorted(by_op.items(), key=lambda kv: -kv[1])[:15]
+  return {"wall_s": wall_s, "seconds": seconds, "top_ops": top}
 
 
 def spawn(name, settings, data_dir, work, warmup, steps, seed=1, root=ROOT):
@@ -206,7 +299,9 @@ def spawn(name, settings, data_dir, work, warmup, steps, seed=1, root=ROOT):
   cmd = [sys.executable, str(script), "--child", model_name, "--settings",
          json.dumps(settings), "--data-dir", str(data_dir), "--warmup", str(warmup),
          "--steps", str(steps), "--seed", str(seed)]
-  env = dict(os.environ, PYTHONPATH=str(root), TF_CPP_MIN_LOG_LEVEL="2")
+  # `root` first, so its modules win; the rest of PYTHONPATH is kept (extra packages).
+  path = [str(root)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(path), TF_CPP_MIN_LOG_LEVEL="2")
   if settings.get("xla"):
     # global_jit_level alone does not cluster CPU ops; this flag lets auto-clustering
     # (XLA) take the CPU graph too.
@@ -228,53 +323,106 @@ def speed(args, work):
   print(f"matmul 2048^3: float32 {rates['float32']:.0f} GFLOP/s, "
         f"bfloat16 {rates['bfloat16']:.0f} GFLOP/s")
   names = [v for v in args.variants.split(",") if v]
-  rows = {}
-  # Rounds run the variants in turn (A B A B ...), so load from other jobs on a shared
-  # machine hits them alike; each variant keeps its fastest round (least disturbed).
+  runs = {name: [] for name in names}
+  # Rounds run the variants in turn, the order reversed every other round, so load from
+  # other jobs on a shared machine (and any trend in it) hits them alike.
   for rnd in range(args.rounds):
-    for name in names:
+    for name in (names if rnd % 2 == 0 else names[::-1]):
       print(f"round {rnd + 1}/{args.rounds}: {name} ({args.warmup} warm-up + {args.steps} "
             "timed steps) ...", flush=True)
       r = spawn(name, VARIANTS[name], data_dir, work, args.warmup, args.steps)
-      if r is not None:
-        print(f"  {r['examples_per_sec']:.2f} ex/s", flush=True)
-      if r is not None and (rows.get(name) is None or
-                            r["examples_per_sec"] > rows[name]["examples_per_sec"]):
-        r["peak_rss_gb"] = max(r["peak_rss_gb"], (rows.get(name) or {}).get("peak_rss_gb", 0))
-        rows[name] = r
-      else:
-        rows.setdefault(name, None)
-  base = rows.get("fp32")
+      if r is None:
+        print("  failed (see stderr)", flush=True)
+        continue
+      print(f"  {r['examples_per_sec']:.2f} ex/s, {r['cpu_s_per_step']:.2f} cpu s/step",
+            flush=True)
+      runs[name].append(r)
+  print_speed_table(args, runs, rates)
+  print_floor_table(runs, rates)
+  return runs
+
+
+def _best_and_median(results, key="examples_per_sec"):
+  values = sorted(r[key] for r in results)
+  return values[-1], statistics.median(values)
+
+
+def print_speed_table(args, runs, rates):
+  """Best and median of every variant; ratios to the original's graph (fp32-unfused)."""
+  base = runs.get("fp32-unfused") or []
   # The quoted original figure comes from a machine whose float32 matmul ran at 430 GFLOP/s;
   # scaled by this machine's rate measured above, it estimates the original here.
   scaled = ORIGINAL_SMALL_EX_S * rates["float32"] / QUOTED_FP32_GFLOPS
+  load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
   print(f"\nKoELECTRA-Small (v3 vocab 35000, full-size generator), length 128, batch 32, "
         f"CPU ({os.cpu_count()} cores); {args.steps} steps after {args.warmup} warm-up, "
-        f"best of {args.rounds} interleaved round(s)")
-  print(f"{'variant':20s} {'ex/s':>7s} {'vs fp32':>8s} {'vs orig':>8s} {'scaled':>7s} "
-        f"{'peak GB':>8s} {'MFU':>6s} {'GFLOP/s':>8s} {'cpu s/step':>10s}")
-  for name, r in rows.items():
-    if r is None:
-      print(f"{name:20s} failed (see stderr)")
+        f"{args.rounds} interleaved round(s) (order reversed every other round); "
+        f"load average at the end {load:.2f}")
+  print(f"{'variant':18s} {'best ex/s':>9s} {'median':>7s} {'vs orig graph':>14s} "
+        f"{'median':>7s} {'vs scaled':>9s} {'peak GB':>8s} {'MFU':>6s} {'cpu s/step':>10s}")
+  for name, results in runs.items():
+    if not results:
+      print(f"{name:18s} failed (see stderr)")
       continue
-    achieved = r["flops_per_step"] * r["steps_per_sec"] / 1e9
+    best, med = _best_and_median(results)
+    if base:
+      b_best, b_med = _best_and_median(base)
+      ratio, ratio_med = f"{best / b_best:13.2f}x", f"{med / b_med:6.2f}x"
+    else:
+      ratio, ratio_med = f"{'-':>14s}", f"{'-':>7s}"
+    top = max(results, key=lambda r: r["examples_per_sec"])
+    achieved = top["flops_per_step"] * top["steps_per_sec"] / 1e9
     peak = rates["bfloat16" if "bf16" in name or "amp" in name else "float32"]
-    vs_fp32 = f"{r['examples_per_sec'] / base['examples_per_sec']:7.2f}x" if base else f"{'-':>8s}"
-    print(f"{name:20s} {r['examples_per_sec']:7.2f} {vs_fp32} "
-          f"{r['examples_per_sec'] / ORIGINAL_SMALL_EX_S:7.2f}x "
-          f"{r['examples_per_sec'] / scaled:6.2f}x {r['peak_rss_gb']:8.2f} "
-          f"{100 * achieved / peak:5.1f}% {achieved:8.1f} {r['cpu_s_per_step']:10.2f}")
-  print(f"{'original (quoted)':20s} {ORIGINAL_SMALL_EX_S:7.2f} {'':8s} {1.0:7.2f}x "
-        f"{'':7s} {ORIGINAL_SMALL_PEAK_GB:8.2f}")
-  print(f"{'original (scaled)':20s} {scaled:7.2f} {'':8s} {'':8s} {1.0:6.2f}x   "
-        f"(quoted x {rates['float32']:.0f} / {QUOTED_FP32_GFLOPS:.0f} GFLOP/s float32 matmul)")
-  print(f"{'HF+PyTorch (quoted)':20s} {HF_SMALL_EX_S:7.2f} {'':8s} "
-        f"{HF_SMALL_EX_S / ORIGINAL_SMALL_EX_S:7.2f}x")
-  some = next((r for r in rows.values() if r), None)
-  if some:
-    print(f"FLOPs per step (estimate_train_flops): {some['flops_per_step'] / 1e12:.3f} TFLOP; "
-          "MFU is against the matching dtype's measured matmul rate")
-  return rows
+    cpu = statistics.median(r["cpu_s_per_step"] for r in results)
+    print(f"{name:18s} {best:9.2f} {med:7.2f} {ratio} {ratio_med} {best / scaled:8.2f}x "
+          f"{max(r['peak_rss_gb'] for r in results):8.2f} {100 * achieved / peak:5.1f}% "
+          f"{cpu:10.2f}")
+  print(f"vs orig graph: fused_kernels off in float32 (the original's graph), best/best "
+        f"and median/median; vs scaled: the original's quoted {ORIGINAL_SMALL_EX_S} ex/s "
+        f"x this machine's float32 matmul rate / {QUOTED_FP32_GFLOPS:.0f} GFLOP/s "
+        f"({scaled:.2f} ex/s); HF+PyTorch quoted {HF_SMALL_EX_S} ex/s")
+
+
+def print_floor_table(runs, rates):
+  """The step against this machine's floor, and where a traced step's time goes."""
+  some = next((r for rs in runs.values() for r in rs), None)
+  if some is None:
+    return
+  flops = some["flops_per_step"]
+  print(f"\nFloor: {flops / 1e12:.3f} TFLOP per step (model/flops.estimate_train_flops) at "
+        f"the measured matmul rate: float32 {flops / rates['float32'] / 1e9:.2f} s "
+        f"({flops / rates['float32/cpu'] / 1e9:.2f} CPU s), bfloat16 "
+        f"{flops / rates['bfloat16'] / 1e9:.2f} s ({flops / rates['bfloat16/cpu'] / 1e9:.2f} "
+        "CPU s)")
+  categories = [c for c, _ in TRACE_CATEGORIES] + ["idle"]
+  short = {"input pipeline": "input", "optimizer": "optim", "matmul": "matmul",
+           "gather / scatter": "gather", "fused element-wise (XLA)": "fused",
+           "random bits": "random", "other element-wise / reductions": "other", "idle": "idle"}
+  print(f"{'variant':18s} {'step s':>7s} {'floor s':>8s} {'x floor':>8s} {'cpu s':>7s} "
+        f"{'floor':>6s} {'x floor':>8s} {'traced s':>9s}  "
+        + " ".join(f"{short[c]:>7s}" for c in categories))
+  for name, results in runs.items():
+    if not results:
+      continue
+    top = max(results, key=lambda r: r["examples_per_sec"])
+    step = 1 / top["steps_per_sec"]
+    dtype = "bfloat16" if "bf16" in name or "amp" in name else "float32"
+    floor, cpu_floor = flops / rates[dtype] / 1e9, flops / rates[dtype + "/cpu"] / 1e9
+    cpu = statistics.median(r["cpu_s_per_step"] for r in results)
+    line = (f"{name:18s} {step:7.2f} {floor:8.2f} {step / floor:7.2f}x {cpu:7.2f} "
+            f"{cpu_floor:6.2f} {cpu / cpu_floor:7.2f}x")
+    trace = top.get("trace")
+    if trace:
+      secs = trace["seconds"]
+      total = sum(secs.values())
+      line += f" {trace['wall_s']:9.2f}  " + " ".join(
+          f"{100 * secs[c] / total:6.1f}%" for c in categories)
+    print(line)
+  print("step s: best wall time per step; cpu s: median CPU seconds per step (all threads), "
+        "against the FLOPs at the matmul's GFLOP per CPU second.")
+  print("Shares: kernel seconds per kind (summed over threads) in one traced warm-up step, "
+        "and idle = that step's wall time when no kernel ran (session/host work, waits), "
+        "as % of their sum. Kinds: bench_pretraining.TRACE_CATEGORIES.")
 
 
 def against_baseline(args, work):
@@ -353,8 +501,9 @@ def main():
                  help=f"comma list of: {', '.join(VARIANTS)}")
   p.add_argument("--warmup", type=int, default=5)
   p.add_argument("--steps", type=int, default=15)
-  p.add_argument("--rounds", type=int, default=1,
-                 help="run the variant list this many times in turn; keep each one's best")
+  p.add_argument("--rounds", type=int, default=3,
+                 help="run the variant list this many times in turn (order reversed every "
+                 "other round); best and median printed")
   p.add_argument("--loss-curve", action="store_true")
   p.add_argument("--curve-steps", type=int, default=300)
   p.add_argument("--window", type=int, default=25)

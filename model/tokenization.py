@@ -3,7 +3,7 @@
 `FullTokenizer` reproduces the original BERT/ELECTRA `FullTokenizer` behaviour
 (text cleaning, CJK and punctuation splitting, optional lower-casing and accent
 stripping, greedy longest-match-first WordPiece). `FastTokenizer` gives the same ids,
-tokenizing whole batches at once with numpy (model/batch_wordpiece.py).
+tokenizing whole batches in one compiled (numba) pass (model/batch_wordpiece.py).
 
 One deliberate difference from the original: the special tokens [PAD] [UNK] [CLS]
 [SEP] [MASK] written literally in the text are kept whole (as Hugging Face does),
@@ -399,13 +399,7 @@ def _marks_re():
   return re.compile(_regex_class(_char_ranges()["mark"]))
 
 
-# Hash bases for BatchWordPiece: the first pair under which no two vocab pieces collide.
-_HASH_BASES = ((batch_wordpiece.BASE1, batch_wordpiece.BASE2),
-               (0xBF58476D1CE4E5B9, 0x94D049BB133111EB),
-               (0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53))
-
 _POOL = {}
-_SMALL_BATCH_CHARS = 512  # below this many chars in a batch, the reference is faster
 
 
 def _thread_pool():
@@ -430,18 +424,17 @@ def _cores():
 class FastTokenizer(FullTokenizer):
   """Same arguments, methods and ids as FullTokenizer, many times faster on batches.
 
-  encode_batch tokenizes a whole batch at once with numpy (model/batch_wordpiece.py):
+  encode_batch tokenizes a whole batch in one compiled pass (model/batch_wordpiece.py):
   no Python code runs per word. Literal special tokens are cut out first and, only
   when lower-casing or accent stripping is on, each remaining piece of text is
   normalized by Python's str.lower / NFD (the same functions the reference calls per
   word; docs/tokenization.md says why per piece is the same). docs/tokenization.md
   has the details and figures.
 
-  parallel: spread a batch over one thread per core (numpy releases the GIL in its
-  loops). Turn it off in worker processes that already use every core.
-  chunk_chars: characters per numpy pass (a pass ends with the text that crosses it,
-  so it holds less than twice that; memory peaks at about 90 bytes per character of
-  a pass); a text longer than this goes to the reference.
+  parallel: spread a batch over one thread per core (the compiled pass releases the
+  GIL). Turn it off in worker processes that already use every core.
+  chunk_chars: at most this many characters per compiled pass (a pass ends with the
+  text that crosses it; memory is about 20 bytes per character of a pass).
   """
 
   def __init__(self, vocab_file, do_lower_case=False, strip_accents=None,
@@ -449,17 +442,8 @@ class FastTokenizer(FullTokenizer):
     super().__init__(vocab_file, do_lower_case, strip_accents, allow_korean_lowercase)
     self.parallel = parallel
     self.chunk_chars = int(chunk_chars)
-    self.fallbacks = 0  # chunks handed to the reference after a hash collision
-    for base1, base2 in _HASH_BASES:
-      try:
-        self._engine = batch_wordpiece.BatchWordPiece(
-            self.vocab, _char_class_table(), self.vocab[UNK], MAX_INPUT_CHARS_PER_WORD,
-            base1, base2)
-        break
-      except batch_wordpiece.HashCollision:
-        continue
-    else:
-      raise VocabError(f"{vocab_file}: vocab pieces collide under every hash base")
+    self._engine = batch_wordpiece.BatchWordPiece(
+        self.vocab, _char_class_table(), self.vocab[UNK], MAX_INPUT_CHARS_PER_WORD)
     self._special_ids = {t: [self.vocab[t]] for t in SPECIAL_TOKENS}
 
   def encode(self, text):
@@ -500,10 +484,6 @@ class FastTokenizer(FullTokenizer):
       return []
     lengths = list(itertools.accumulate(map(len, pieces)))
     total = lengths[-1]
-    if total < _SMALL_BATCH_CHARS:
-      # A numpy pass costs ~0.25 ms however small its input; the reference is faster
-      # below this size (one short line: 48 us against 296 us).
-      return list(map(self._reference_ids, pieces))
     threads = _cores() if self.parallel else 1
     size = max(1, min(self.chunk_chars, -(-total // threads)))
     cuts = [0] + [bisect.bisect_left(lengths, k * size) + 1 for k in range(1, -(-total // size))]
@@ -516,17 +496,7 @@ class FastTokenizer(FullTokenizer):
     return [ids for r in results for ids in r]
 
   def _encode_chunk(self, texts):
-    long = [i for i, t in enumerate(texts) if len(t) > self.chunk_chars]
-    if long:  # one huge text: the reference, rather than numpy arrays that large
-      out = self._encode_chunk([("" if len(t) > self.chunk_chars else t) for t in texts])
-      for i in long:
-        out[i] = self._reference_ids(texts[i])
-      return out
-    try:
-      return self._engine.encode(list(map(self._normalize, texts)) if self._case else texts)
-    except batch_wordpiece.HashCollision:
-      self.fallbacks += 1
-      return list(map(self._reference_ids, texts))
+    return self._engine.encode(list(map(self._normalize, texts)) if self._case else texts)
 
   @property
   def _case(self):
@@ -540,9 +510,6 @@ class FastTokenizer(FullTokenizer):
     if self.strip_accents:
       text = _marks_re().sub("", unicodedata.normalize("NFD", text))
     return text
-
-  def _reference_ids(self, text):
-    return self.convert_tokens_to_ids(FullTokenizer.tokenize(self, text))
 
 
 def build_tokenizer(vocab_file, fast=True, **kw):

@@ -192,3 +192,45 @@ def test_mlm_only_objective_and_bf16(vocab_v3):
     ops = tf.get_default_graph().get_operations()
     assert any(op.type in ("MatMul", "BatchMatMulV2") and op.outputs[0].dtype == tf.bfloat16
                for op in ops if op.name.startswith("electra/encoder"))
+
+
+def _losses_and_grads(fused, korean, vocab_v3):
+  """Losses, samples and gradients of every variable, fixed variable values and seed."""
+  ids, mask, seg = korean
+  # No dropout: the fused kernels draw their dropout bits differently (fused_ops.py).
+  tiny = dict(TINY, model_hparam_overrides=dict(
+      TINY["model_hparam_overrides"], hidden_dropout_prob=0.0,
+      attention_probs_dropout_prob=0.0))
+  with tf.Graph().as_default():
+    c = cp.PretrainingConfig("m", "/d", vocab_file=vocab_v3, fused_kernels=fused, **tiny)
+    feats = _features(8, 64)
+    m = electra.PretrainingModel(c, feats, is_training=True, seed=7)
+    tvars = sorted(tf.trainable_variables(), key=lambda v: v.name)
+    grads = tf.gradients(m.total_loss, tvars)
+    assigns = [v.assign(0.05 * tf.sin(tf.reshape(
+        tf.range(int(np.prod(v.shape)), dtype=tf.float32) * (i + 1.3), v.shape)) +
+        (1.0 if v.name.endswith("gamma:0") else 0.0)) for i, v in enumerate(tvars)]
+    with tf.Session() as sess:
+      sess.run(assigns)
+      out = sess.run([m.mlm_loss, m.disc_loss, m.sampled_ids, m.mlm_output.per_example_loss]
+                     + grads, _feed(feats, ids[:8], mask[:8], seg[:8]))
+  return out[:4], dict(zip([v.name for v in tvars], out[4:]))
+
+
+def test_fused_pretraining_graph_equals_plain(korean, vocab_v3):
+  """fused_kernels (the CPU/GPU graph) against the plain one (the original's, TPU's):
+  the same losses, samples and gradients to float rounding."""
+  (mlm_f, disc_f, samples_f, per_f), grads_f = _losses_and_grads(True, korean, vocab_v3)
+  (mlm_p, disc_p, samples_p, per_p), grads_p = _losses_and_grads(False, korean, vocab_v3)
+  np.testing.assert_allclose(per_f, per_p, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose([mlm_f, disc_f], [mlm_p, disc_p], rtol=1e-5)
+  assert np.array_equal(samples_f, samples_p)
+  assert grads_f.keys() == grads_p.keys()
+  # Relative to each gradient's size, but at least 1% of the largest: the attention key
+  # biases' exact gradient is 0 (softmax ignores a constant per row), so both graphs
+  # give only rounding noise there.
+  floor = 0.01 * max(np.abs(g).max() for g in grads_p.values())
+  errors = {name: np.abs(grads_f[name] - g).max() / max(np.abs(g).max(), floor)
+            for name, g in grads_p.items()}
+  worst = max(errors, key=errors.get)
+  assert errors[worst] < 1e-4, (worst, errors[worst])
