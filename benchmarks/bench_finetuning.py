@@ -68,7 +68,7 @@ DEFAULT_CELLS = "cls-train,cls-predict,qa-train,qa-predict"
 # the split after one warm-up pass (its batches are ordered by length on our side, so
 # any shorter stretch would not be representative).
 DEFAULT_STEPS = {"cls-train": (6, 14), "qa-train": (2, 4)}
-# Rows read from the shared files (NSMC: 1,080 training features, 1,216 to predict).
+# Rows read from the shared files (NSMC: 1,200 training features, 1,216 to predict).
 NSMC_ROWS = 1200
 KORQUAD_PREDICT_ARTICLES = 6
 # Timed prediction batches of theirs (padded, so all alike) after 3 warm-up batches.

@@ -8,11 +8,15 @@ ours (marked). Two presets of defaults:
   (the table is in finetune/tasks.py),
   no weight decay, no warm-up, Adam epsilon 1e-8 with bias correction (torch AdamW),
   the mean loss over the batch, gradient clipping at 1.0, no layer-wise decay, seed 42,
-  the HF-style classification head (dense-gelu-dropout-dense);
+  the HF-style classification head (dense-gelu-dropout-dense), a new order of the whole
+  training set every epoch and ceil(N / batch) steps per epoch (torch's RandomSampler
+  and DataLoader);
 - `electra`: the original ELECTRA's (lr 1e-4, layer-wise decay 0.8, warm-up 10%, weight
   decay 0.01, epsilon 1e-6 without bias correction, the loss summed over the batch as its
   run_finetuning.py does, the one-dense head, 3 epochs; 10 for STS; QA at length 512 for
-  2 epochs with the joint end-given-start head; both orderings of unordered pairs).
+  2 epochs with the joint end-given-start head; both orderings of unordered pairs; the
+  training file shuffled once and streamed through a 100-record buffer, floor(N / batch)
+  steps per epoch).
 Resolution order: defaults -> preset (and its per-task, per-size values) -> debug ->
 explicit hparams (always win) -> derived paths. See docs/finetuning.md.
 
@@ -29,13 +33,14 @@ PRESETS = {
         "weight_decay_rate": 0.0, "warmup_proportion": 0.0, "adam_epsilon": 1e-8,
         "adam_bias_correction": True, "loss_reduction": "mean", "layerwise_lr_decay": 0.0,
         "classifier_head": "hf", "seed": 42, "double_unordered": False,
-        "joint_prediction": False,
+        "joint_prediction": False, "reshuffle_each_epoch": True, "keep_partial_batch": True,
     },
     "electra": {
         "learning_rate": 1e-4, "weight_decay_rate": 0.01, "warmup_proportion": 0.1,
         "adam_epsilon": 1e-6, "adam_bias_correction": False, "loss_reduction": "sum",
         "layerwise_lr_decay": 0.8, "classifier_head": "electra", "double_unordered": True,
         "joint_prediction": True, "num_train_epochs": 3.0,
+        "reshuffle_each_epoch": False, "keep_partial_batch": False,
     },
 }
 
@@ -60,7 +65,9 @@ class FinetuningConfig(config_lib.Config):
     self.debug = False  # a 3-layer 144-wide model, 1 trial, 3 epochs (the original's)
     self.num_trials = 1  # train+eval runs; results report each trial and the median
     self.do_train = True
-    self.do_eval = True  # score the dev split (or a held-out 10% slice of train)
+    # score the dev split; tasks without a dev file (dev_slice_fraction unset) default
+    # to do_eval off and do_test on
+    self.do_eval = True
     self.do_test = False  # ours: score the test split (KorQuAD: its dev file)
     self.keep_all_models = True  # False: only the last trial's checkpoints are kept
     self.seed = None  # ours: graph-level random seed of trial 1 (trial t uses seed + t - 1)
@@ -98,6 +105,16 @@ class FinetuningConfig(config_lib.Config):
     self.iterations_per_loop = 1000
     self.log_every_steps = 100  # ours: progress line interval
     self.use_tfrecords_if_existing = True  # reuse cached features
+    # ours: tasks without a dev file (NSMC, Hate Speech, Naver NER, KorQuAD) train on the
+    # whole file, as KoELECTRA; > 0 holds this fraction of it out as dev (fixed seed)
+    self.dev_slice_fraction = 0.0
+    # ours: a new seeded order of the whole training set every epoch (KoELECTRA's
+    # RandomSampler); False: the original's once-shuffled file through a 100-record buffer
+    self.reshuffle_each_epoch = True
+    # ours: ceil(N / batch) steps per epoch, the last batch partial (KoELECTRA's
+    # DataLoader); False: floor(N / batch), as the original. TPUs always take full
+    # batches (static shapes): each epoch leaves N mod batch examples out
+    self.keep_partial_batch = True
 
     # sizing
     self.max_seq_length = 128
@@ -116,7 +133,9 @@ class FinetuningConfig(config_lib.Config):
     self.skip_bad_answers = False  # ours: count and skip answers not found in context
     # ours: how a KorQuAD span becomes text: "offsets" (the context characters of its
     # sub-tokens) or "bert" (BERT's get_final_text, which loses answers holding [UNK]:
-    # 0.8 EM of the gold-span ceiling on the shared questions; docs/finetuning.md)
+    # 0.8 EM of the gold-span ceiling on the shared questions; docs/finetuning.md) or
+    # "koelectra" (its scripts' Hugging Face decoding: a span starting mid-word keeps its
+    # "##", so get_final_text returns the whole words; finetune/span_postprocess.py)
     self.qa_final_text = "offsets"
 
     self._set_tpu_defaults()
@@ -129,7 +148,12 @@ class FinetuningConfig(config_lib.Config):
       tasks = [t for t in tasks.split(",") if t]
       kwargs["task_names"] = tasks
     self._check_tasks(tasks)
-    return self._task_defaults(self.preset, tasks[0], kwargs.get("model_size", self.model_size))
+    out = self._task_defaults(self.preset, tasks[0], kwargs.get("model_size", self.model_size))
+    if tasks_lib.get_task(tasks[0]).dev_slice and not kwargs.get("dev_slice_fraction"):
+      # Distributed without a dev file: score the test file, as KoELECTRA's configs for
+      # these tasks do ("dev_file": ""); do_eval then needs a slice or a dev file.
+      out.update(do_eval=False, do_test=True)
+    return out
 
   @staticmethod
   def _check_tasks(tasks):
@@ -183,7 +207,8 @@ class FinetuningConfig(config_lib.Config):
         bools=("do_train", "do_eval", "do_test", "keep_all_models", "do_lower_case",
                "trim_padding", "allow_random_init", "legacy_layerwise_lr",
                "adam_bias_correction", "use_tfrecords_if_existing", "double_unordered",
-               "include_snli", "joint_prediction", "skip_bad_answers"))
+               "include_snli", "joint_prediction", "skip_bad_answers",
+               "reshuffle_each_epoch", "keep_partial_batch"))
     need = self._need
     need(self.do_train or self.do_eval or self.do_test,
          "nothing to do: set do_train, do_eval and/or do_test")
@@ -198,8 +223,17 @@ class FinetuningConfig(config_lib.Config):
          f"layerwise_lr_decay must be in [0, 1] (0 = off), got {self.layerwise_lr_decay}")
     need(self.loss_reduction in ("mean", "sum"),
          f"loss_reduction must be \"mean\" or \"sum\", got {self.loss_reduction!r}")
-    need(self.qa_final_text in ("offsets", "bert"),
-         f"qa_final_text must be \"offsets\" or \"bert\", got {self.qa_final_text!r}")
+    need(self.qa_final_text in ("offsets", "bert", "koelectra"),
+         f"qa_final_text must be \"offsets\", \"bert\" or \"koelectra\", got "
+         f"{self.qa_final_text!r}")
+    need(isinstance(self.dev_slice_fraction, (int, float))
+         and not isinstance(self.dev_slice_fraction, bool)
+         and 0.0 <= self.dev_slice_fraction < 1.0,
+         f"dev_slice_fraction must be a number in [0, 1) (0: no dev slice), got "
+         f"{self.dev_slice_fraction!r}")
+    need(not self.keep_partial_batch or self.reshuffle_each_epoch,
+         "keep_partial_batch needs reshuffle_each_epoch: the original's stream (off) has "
+         "no epoch ends to keep a partial batch at")
     need(self.classifier_head in ("electra", "hf"),
          f"classifier_head must be \"electra\" or \"hf\", got {self.classifier_head!r}")
     need(self.seed is None or (isinstance(self.seed, int) and not isinstance(self.seed, bool)),

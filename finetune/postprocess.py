@@ -38,7 +38,7 @@ def decode(task: Union[str, tasks_lib.TaskSpec], examples: Sequence,
       features); see the module docstring for the names and shapes.
     word_level_logits: tagging only: logits row j is word j (already gathered).
     n_best_size, max_answer_length: KorQuAD decoding (SQuAD's 20 / 30).
-    final_text: KorQuAD: "bert" (BERT's get_final_text) or "offsets"
+    final_text: KorQuAD: "bert" (BERT's get_final_text), "offsets" or "koelectra"
       (span_postprocess.py).
 
   Returns:

@@ -55,7 +55,7 @@ def cache_key(config, split, read, batch_size):
   if split == "train" and config.double_unordered and _unordered(config):
     parts.append("both-orders")
   if read.dev_slice:
-    parts.append("slice")
+    parts.append(f"slice{read.dev_slice:g}")
   return ".".join(parts)
 
 
@@ -104,7 +104,8 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
   """
   read = readers.read_examples(config.task_name, config.data_dir, split,
                                snli=config.include_snli and split == "train",
-                               skip_bad_answers=config.skip_bad_answers)
+                               skip_bad_answers=config.skip_bad_answers,
+                               dev_fraction=config.dev_slice_fraction)
   log(read.summary())
   examples = read.examples
   if split == "train" and config.double_unordered and _unordered(config):

@@ -8,15 +8,17 @@ rows it skipped and why. Files are UTF-8 with or without a BOM, LF or CRLF line 
 
 Errors a user can fix (not UTF-8, a missing file, a wrong column count, an unknown
 label, a non-numeric score, a tag/word count mismatch, malformed JSON, an answer that
-does not match its context) raise `UserError` naming the file and line (or article and
-question id). Nothing is silently dropped: rows KoELECTRA skips (PAWS and Question
-Pair pairs with an empty side) and blank lines are returned in `ReadResult.skipped`
-with the reason.
+does not match its context, a dev split asked of a task without a dev file) raise
+`UserError` naming the file and line (or article and question id). Nothing is silently
+dropped: rows KoELECTRA skips (PAWS and Question Pair pairs with an empty side) and
+blank lines are returned in `ReadResult.skipped` with the reason.
 
-Tasks distributed without a dev file (tasks.TaskSpec.dev_slice) use a fixed-seed 10%
-slice of the training file as `dev` when no dev file is present; `train` then excludes
-that slice. The slice is drawn over the file's rows (KorQuAD: over its articles, so a
-context never appears on both sides), so it depends only on the file.
+Tasks distributed without a dev file (tasks.TaskSpec.dev_slice) train on the whole
+training file, as KoELECTRA does. Only when asked (`dev_fraction` > 0, the hparam
+`dev_slice_fraction`) and no dev file is present, a fixed-seed slice of that fraction
+of the training file becomes `dev` and `train` excludes it. The slice is drawn over
+the file's rows (KorQuAD: over its articles, so a context never appears on both
+sides), so it depends only on the file and the fraction.
 """
 import dataclasses
 import json
@@ -30,7 +32,6 @@ from util import errors
 from util import fileio
 
 DEV_SLICE_SEED = 12345  # fixed: the held-out slice must not move with the trial seed
-DEV_SLICE_FRACTION = 0.1
 _BOM = "\ufeff"
 
 # Sentence tasks: (columns per row, text_a column, text_b column or None, label column,
@@ -123,22 +124,24 @@ class SkippedRow:
 class ReadResult:
   """Examples of one split in file order, the rows skipped, and the files read.
 
-  dev_slice: True when the split is (train: excludes) the fixed-seed 10% slice.
+  dev_slice: the fraction of the training file held out as dev when the split is
+    (train: excludes) the fixed-seed slice, else 0.
   """
   task: str
   split: str
   examples: List[Example]
   skipped: List[SkippedRow]
   paths: List[str]
-  dev_slice: bool = False
+  dev_slice: float = 0.0
 
   def summary(self, max_skipped: int = 10) -> str:
     """Lines for the run's log: counts, files, and the skipped rows with reasons."""
     files = ", ".join(_basename(p) for p in self.paths)
     how = ""
     if self.dev_slice:
-      how = (" (the 10% dev slice of it)" if self.split == "dev"
-             else " (without the 10% dev slice)")
+      share = f"{self.dev_slice:.0%}"
+      how = (f" (the {share} dev slice of it)" if self.split == "dev"
+             else f" (without the {share} dev slice)")
     lines = [f"{self.task} {self.split}: {len(self.examples):,} examples from "
              f"{files}{how}, {len(self.skipped):,} skipped"]
     lines += [f"  skipped {s}" for s in self.skipped[:max_skipped]]
@@ -152,7 +155,8 @@ class ReadResult:
 
 
 def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: str, *,
-                  snli: bool = False, skip_bad_answers: bool = False) -> ReadResult:
+                  snli: bool = False, skip_bad_answers: bool = False,
+                  dev_fraction: float = 0.0) -> ReadResult:
   """Reads one split of a task.
 
   Args:
@@ -163,12 +167,15 @@ def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: st
       trains on multinli.train.ko.tsv alone).
     skip_bad_answers: KorQuAD only: a question whose answer does not match its
       context at answer_start is skipped and counted instead of being an error.
+    dev_fraction: tasks without a dev file: hold this fraction of the training file
+      out as dev (0: train reads the whole file and there is no dev split).
 
   Returns:
     ReadResult with examples in file order.
 
   Raises:
-    UserError: unknown task or split, missing file, undecodable or malformed file.
+    UserError: unknown task or split, missing file, undecodable or malformed file, a
+      dev split of a task without a dev file when dev_fraction is 0.
   """
   spec = task if isinstance(task, tasks_lib.TaskSpec) else tasks_lib.get_task(task)
   if split not in tasks_lib.SPLITS:
@@ -177,8 +184,13 @@ def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: st
   if snli and spec.name != "kornli":
     raise errors.UserError(f"snli applies to kornli only, not to {spec.name}")
   task_dir = fileio.join(str(data_dir), "finetuning_data", spec.name)
-  use_slice = (split in ("train", "dev") and spec.dev_slice
-               and _find(task_dir, spec.files["dev"]) is None)
+  no_dev_file = spec.dev_slice and _find(task_dir, spec.files["dev"]) is None
+  if split == "dev" and no_dev_file and not dev_fraction:
+    raise errors.UserError(
+        f"{spec.name} has no dev file in {task_dir}: set \"dev_slice_fraction\": 0.1 to "
+        f"hold out 10% of the training file as dev, put a {spec.files['dev'][-1]} there, "
+        f"or score the test file alone (\"do_eval\": false, \"do_test\": true)")
+  use_slice = split in ("train", "dev") and no_dev_file and dev_fraction > 0
   if split == "dev" and not use_slice:
     paths = [_require(task_dir, spec, "dev")]
   else:
@@ -194,19 +206,20 @@ def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: st
   for i, path in enumerate(paths):
     units = _read_units(spec, path, skip_bad_answers, require_answers=(split == "train"))
     if use_slice and i == 0:
-      in_dev = dev_slice_mask(len(units))
+      in_dev = dev_slice_mask(len(units), dev_fraction)
       units = [u for u, d in zip(units, in_dev) if d == (split == "dev")]
     for unit_examples, unit_skipped in units:
       examples.extend(unit_examples)
       skipped.extend(unit_skipped)
-  return ReadResult(spec.name, split, examples, skipped, paths, dev_slice=use_slice)
+  return ReadResult(spec.name, split, examples, skipped, paths,
+                    dev_slice=float(dev_fraction) if use_slice else 0.0)
 
 
-def dev_slice_mask(num_units: int) -> np.ndarray:
+def dev_slice_mask(num_units: int, fraction: float) -> np.ndarray:
   """Which of `num_units` rows (or articles) form the held-out dev slice.
 
-  Deterministic: a permutation under DEV_SLICE_SEED, its first round(10%) (at least
-  one when there are two or more units).
+  Deterministic: a permutation under DEV_SLICE_SEED, its first round(fraction x
+  num_units) (at least one when there are two or more units).
 
   Returns:
     bool array [num_units], True for dev.
@@ -214,7 +227,7 @@ def dev_slice_mask(num_units: int) -> np.ndarray:
   mask = np.zeros(num_units, dtype=bool)
   if num_units < 2:
     return mask
-  k = max(1, int(round(num_units * DEV_SLICE_FRACTION)))
+  k = max(1, int(round(num_units * fraction)))
   mask[np.random.RandomState(DEV_SLICE_SEED).permutation(num_units)[:k]] = True
   return mask
 
@@ -321,8 +334,9 @@ def _sentence_row(spec, path, source, number, line):
     label = raw
   text_a = cols[a]
   text_b = cols[b] if b is not None else None
-  if skip_empty and (not text_a.strip() or not text_b.strip()):
-    side = "first" if not text_a.strip() else "second"
+  # KoELECTRA tests `== ""`: a side of spaces only is kept (as [CLS] a [SEP] [SEP]).
+  if skip_empty and (text_a == "" or text_b == ""):
+    side = "first" if text_a == "" else "second"
     return [], [SkippedRow(source, number, f"empty {side} sentence (KoELECTRA skips it)")]
   return [SentenceExample(number, source, text_a, text_b, label)], []
 

@@ -221,6 +221,33 @@ def evaluate(estimator, config, split, trial, features, log=print):
   return metrics
 
 
+def train_steps_per_epoch(config, num_records):
+  """Steps in one pass over `num_records` training features: ceil(N / batch) with
+  keep_partial_batch (KoELECTRA's DataLoader), floor(N / batch) without it (the original)
+  and on TPU, whose batches are all full (each epoch leaves N mod batch features out)."""
+  full = config.use_tpu or not config.keep_partial_batch
+  batch = config.train_batch_size
+  return num_records // batch if full else -(-num_records // batch)
+
+
+def train_input_fn(config, train, features, seed):
+  """The training input_fn: a new order of the whole split every epoch
+  (reshuffle_each_epoch, util/tfrecord_input.epochs_input_fn), else the original's stream
+  of the once-shuffled file through a 100-record buffer, full batches only.
+
+  Args:
+    config: FinetuningConfig.
+    train: the training preprocessing.Split.
+    features: preprocessing.record_features(config).
+    seed: the trial's seed (None: unseeded).
+  """
+  if not config.reshuffle_each_epoch:
+    return tfrecord_input.get_input_fn(train.path, features, is_training=True, seed=seed)
+  return tfrecord_input.epochs_input_fn(
+      train.path, features, train.num_records, seed=seed,
+      drop_remainder=config.use_tpu or not config.keep_partial_batch)
+
+
 def run_trial(config, trial, splits, features, num_train_steps, init_checkpoint,
               estimator_overrides=None, log=print):
   """Trains trial `trial` (resuming) and scores its evaluation splits.
@@ -247,8 +274,8 @@ def run_trial(config, trial, splits, features, num_train_steps, init_checkpoint,
     log(f"trial {trial}: training to step {num_train_steps} ({train.num_records:,} "
         f"features, batch {config.train_batch_size}, {config.num_train_epochs:g} epochs)")
     start = time.time()
-    estimator.train(input_fn=tfrecord_input.get_input_fn(
-        train.path, features, is_training=True, seed=seed), max_steps=num_train_steps)
+    estimator.train(input_fn=train_input_fn(config, train, features, seed),
+                    max_steps=num_train_steps)
     out["train_seconds"] = time.time() - start
     out["global_step"] = int(estimator.get_variable_value("global_step"))
   for key, split_name in EVAL_SPLITS:
@@ -284,14 +311,15 @@ def _prepare_splits(config, log):
   """{split name: preprocessing.Split} of the splits this run trains on and scores."""
   tokenizer = preprocessing.tokenizer_for(config)
   splits = {}
-  if config.do_train:
-    splits["train"] = preprocessing.prepare_split(
-        config, "train", tokenizer, config.train_batch_size, log=log,
-        shuffle_seed=config.seed)
+  # Evaluation splits first: a dev split the task lacks fails before any cache is written.
   for key, split_name in EVAL_SPLITS:
     if getattr(config, key):
       splits[split_name] = preprocessing.prepare_split(
           config, split_name, tokenizer, config.predict_batch_size, log=log)
+  if config.do_train:
+    splits["train"] = preprocessing.prepare_split(
+        config, "train", tokenizer, config.train_batch_size, log=log,
+        shuffle_seed=config.seed)
   return splits
 
 
@@ -326,7 +354,7 @@ def run(config, estimator_overrides=None, log=print):
   splits = _prepare_splits(config, log)
   num_train_steps = 0
   if config.do_train:
-    num_train_steps = int(splits["train"].num_records // config.train_batch_size *
+    num_train_steps = int(train_steps_per_epoch(config, splits["train"].num_records) *
                           config.num_train_epochs)
     if num_train_steps < 1:
       raise RunError(f"{splits['train'].num_records} training features make no whole "

@@ -9,17 +9,25 @@ context words by `get_final_text`, which returns the exact characters of the
 context's whitespace tokens (joined by single spaces) rather than the
 tokenizer's normalised text.
 
-`final_text="offsets"` (not the default) instead cuts the answer from the context by
+`final_text="offsets"` (this function's default is "bert"; the runner's hparam
+`qa_final_text` defaults to "offsets") instead cuts the answer from the context by
 the character spans of its first and last sub-tokens (span_features.piece_offsets).
 That differs from BERT's mapping in one case: a span containing [UNK], which
 get_final_text cannot find in the re-tokenized text, so it falls back to the whole
 whitespace tokens (`《CLICHÈ》를` for the answer `CLICHÈ`). docs/finetuning.md has the
-measured effect. "bert" stays the default: KoELECTRA's published numbers used it.
+measured effect.
+
+`final_text="koelectra"` is what KoELECTRA's run_squad.py does through Hugging Face's
+`compute_predictions_logits`: the sub-tokens are joined by the slow tokenizer's
+`convert_tokens_to_string`, which glues only " ##", so a span that starts mid-word
+keeps its leading "##"; get_final_text cannot find that and returns the whole
+whitespace tokens the span touches. BERT's mapping strips every "##" and returns the
+span's own characters. The two differ only for spans starting inside a word.
 """
 import collections
 from typing import List, Optional, Sequence, Tuple
 
-FINAL_TEXT_MODES = ("bert", "offsets")
+FINAL_TEXT_MODES = ("bert", "offsets", "koelectra")
 
 import numpy as np
 
@@ -42,8 +50,9 @@ def best_answers(examples: Sequence[readers.QAExample],
     start_logits, end_logits: [num_features, L] float.
     n_best_size: start / end positions considered per feature.
     max_answer_length: longest answer in sub-tokens.
-    final_text: "bert" (get_final_text, the original) or "offsets" (the context
-      characters of the span's sub-tokens).
+    final_text: "bert" (get_final_text, the original), "offsets" (the context
+      characters of the span's sub-tokens) or "koelectra" (get_final_text on Hugging
+      Face's joined text, as KoELECTRA's scripts: module docstring).
     joint: the original's end-given-start head (finetune/heads.span_logits with joint):
       (start_top_index [N, K], start_top_log_probs [N, K], end_logits_given_start
       [N, K, L]); candidates are then each beam start with the n_best_size best ends
@@ -121,7 +130,10 @@ def n_best(examples, feature_set, start_logits, end_logits, *, n_best_size=20,
         continue
       ids = feature_set.features[index]["input_ids"][s:t + 1]
       pieces = " ".join(maps.id_to_token[int(i)] for i in ids)
-      pred_text = " ".join(pieces.replace(" ##", "").replace("##", "").split())
+      pieces = pieces.replace(" ##", "")
+      if final_text != "koelectra":  # HF's convert_tokens_to_string keeps a leading ##
+        pieces = pieces.replace("##", "")
+      pred_text = " ".join(pieces.split())
       orig_text = " ".join(e.doc_tokens[t2o[s]:t2o[t] + 1])
       text = get_final_text(pred_text, orig_text, maps.do_lower_case)
       if text not in seen:

@@ -6,8 +6,9 @@ scorers and the runner look a task up with `get_task(name)`.
 
 File names: KoELECTRA's names first, then plain `{train,dev,test}.<ext>`; the first
 file that exists wins (docs/finetuning.md). Tasks distributed without a dev file
-(NSMC, Hate Speech, Naver NER, KorQuAD) use a fixed-seed 10% slice of the training
-file as dev when no dev file is present (finetune/readers.py).
+(NSMC, Hate Speech, Naver NER, KorQuAD) train on the whole training file; a fixed-seed
+slice of it becomes dev only when the hparam `dev_slice_fraction` asks for one
+(finetune/readers.py).
 """
 import dataclasses
 from typing import Dict, Optional, Tuple
@@ -51,7 +52,8 @@ class TaskSpec:
     files: split -> candidate file names in DIR/finetuning_data/<name>/, first existing
       wins.
     dev_slice: the task's distribution has no dev file: when none of the dev names
-      exists, `dev` is a fixed-seed 10% slice of train, and `train` then excludes it.
+      exists and a dev fraction is asked for, `dev` is a fixed-seed slice of train,
+      and `train` then excludes it.
     extra_train_files: optional training files added only when asked for
       (KorNLI's SNLI translation).
     metric: the headline metric's key in the scorer's metrics dict.
@@ -98,7 +100,7 @@ def _pub(base, small, metric):
 TASKS: Dict[str, TaskSpec] = {t.name: t for t in (
     TaskSpec(
         name="nsmc", kind=CLASSIFICATION, labels=("0", "1"),
-        # NSMC has no dev file: `dev` is the 10% slice of ratings_train.txt.
+        # NSMC has no dev file: `dev` is a slice of ratings_train.txt when asked for.
         files=_plain("tsv", "ratings_train.txt", None, "ratings_test.txt"), dev_slice=True,
         metric="accuracy", published=_pub(90.63, 89.36, "accuracy"),
         koelectra=KoelectraDefaults(10, 32, 32, 5e-5, 128)),
@@ -125,7 +127,7 @@ TASKS: Dict[str, TaskSpec] = {t.name: t for t in (
         metric="accuracy", published=_pub(95.25, 94.85, "accuracy"),
         koelectra=KoelectraDefaults(10, 32, 32, 5e-5, 128)),
     TaskSpec(
-        # KoELECTRA's val.tsv is this task's test split; dev is the slice of train.
+        # KoELECTRA's val.tsv is this task's test split; dev a slice of train if asked.
         name="hate-speech", kind=CLASSIFICATION, labels=("none", "offensive", "hate"),
         files=_plain("tsv", None, None, "val.tsv"), dev_slice=True,
         metric="macro_f1", published=_pub(67.61, 63.07, "macro_f1"),

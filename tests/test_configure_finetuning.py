@@ -22,6 +22,10 @@ def test_koelectra_preset_is_the_published_per_task_config(task, size, epochs, b
   assert c.layerwise_lr_decay == 0.0 and c.seed == 42 and c.classifier_head == "hf"
   assert not c.include_snli
   assert c.embedding_dim() == (128 if size == "small" else 768)
+  assert c.reshuffle_each_epoch and c.keep_partial_batch and c.dev_slice_fraction == 0.0
+  # Tasks without a dev file score the test file, as KoELECTRA's configs for them.
+  no_dev = tasks_lib.get_task(task).dev_slice
+  assert (c.do_eval, c.do_test) == ((False, True) if no_dev else (True, False))
 
 
 def test_electra_preset_is_the_originals():
@@ -37,6 +41,20 @@ def test_electra_preset_is_the_originals():
   large = cf.FinetuningConfig("m", "/d", preset="electra", model_size="large",
                               task_names=["nsmc"])
   assert (large.learning_rate, large.layerwise_lr_decay) == (5e-5, 0.9)
+  assert not c.reshuffle_each_epoch and not c.keep_partial_batch
+
+
+def test_dev_slice_and_epoch_switches():
+  sliced = cf.FinetuningConfig("m", "/d", task_names=["nsmc"], dev_slice_fraction=0.1)
+  assert sliced.do_eval and not sliced.do_test
+  assert cf.FinetuningConfig("m", "/d", task_names=["hate-speech"], do_eval=True).do_eval
+  for bad in (1.0, -0.1, "0.1", True):
+    with pytest.raises(cf.ConfigError, match=r"dev_slice_fraction must be a number"):
+      cf.FinetuningConfig("m", "/d", dev_slice_fraction=bad)
+  with pytest.raises(cf.ConfigError, match=r"keep_partial_batch needs reshuffle_each_epoch"):
+    cf.FinetuningConfig("m", "/d", reshuffle_each_epoch=False)
+  with pytest.raises(cf.ConfigError, match=r"qa_final_text"):
+    cf.FinetuningConfig("m", "/d", qa_final_text="hf")
 
 
 def test_explicit_hparams_win_and_paths_derive():

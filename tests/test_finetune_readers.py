@@ -21,12 +21,7 @@ def test_sentence_reader_on_shared_rows(tmp_path, data_dir, task):
   spec = tasks.get_task(task)
   split = "train"
   res = readers.read_examples(task, d, split)
-  if spec.dev_slice:  # train excludes the dev slice: read both and merge by line
-    dev = readers.read_examples(task, d, "dev")
-    assert len(dev.examples) == round(64 * readers.DEV_SLICE_FRACTION)
-    examples = sorted(res.examples + dev.examples, key=lambda e: e.line)
-  else:
-    examples = res.examples
+  examples = res.examples  # the whole file: no dev slice unless asked for
   assert res.skipped == []
   assert len(examples) == 64
   a, b, lab = COLUMNS[task]
@@ -42,15 +37,34 @@ def test_sentence_reader_on_shared_rows(tmp_path, data_dir, task):
   assert examples[0].line == 2 and examples[-1].line == 65
 
 
+@pytest.mark.parametrize("task,shared,rows", [
+    ("hate-speech", "hate-speech/koelectra/train.tsv", 7896),
+    ("nsmc", "nsmc/derived/nsmc_pool_train.tsv", 10000),
+    ("naver-ner", "naver-ner/derived/train_pool.tsv", 8891),
+])
+def test_whole_training_file_without_a_slice(tmp_path, data_dir, task, shared, rows):
+  """Tasks without a dev file train on every row of the shared file, as KoELECTRA."""
+  d = finetune_data.write_task_file(
+      tmp_path, task, tasks.get_task(task).files["train"][0],
+      (data_dir / shared).read_bytes())
+  train = readers.read_examples(task, d, "train")
+  assert len(train.examples) == rows and not train.skipped and not train.dev_slice
+  assert "slice" not in train.summary()
+  with pytest.raises(errors.UserError, match=r'no dev file .*"dev_slice_fraction": 0\.1'):
+    readers.read_examples(task, d, "dev")
+  sliced = readers.read_examples(task, d, "train", dev_fraction=0.1)
+  assert len(sliced.examples) == rows - round(rows * 0.1)
+
+
 def test_dev_slice_is_deterministic_and_disjoint(tmp_path, data_dir):
   d, _ = finetune_data.layout(tmp_path, "nsmc", rows=200)
-  train = readers.read_examples("nsmc", d, "train")
-  dev = readers.read_examples("nsmc", d, "dev")
-  dev2 = readers.read_examples("nsmc", d, "dev")
+  train = readers.read_examples("nsmc", d, "train", dev_fraction=0.1)
+  dev = readers.read_examples("nsmc", d, "dev", dev_fraction=0.1)
+  dev2 = readers.read_examples("nsmc", d, "dev", dev_fraction=0.1)
   train_lines = [e.line for e in train.examples]
   dev_lines = [e.line for e in dev.examples]
   assert dev_lines == [e.line for e in dev2.examples]
-  assert dev.dev_slice and train.dev_slice
+  assert dev.dev_slice == train.dev_slice == 0.1
   assert dev.summary() == ("nsmc dev: 20 examples from ratings_train.txt "
                            "(the 10% dev slice of it), 0 skipped")
   assert len(dev_lines) == 20 and len(train_lines) == 180
@@ -124,17 +138,19 @@ def test_bad_rows_name_file_and_line(tmp_path, task, name, rows, pattern):
 
 
 def test_empty_pair_side_and_blank_line_are_skipped_with_reasons(tmp_path):
-  rows = ("id\tsentence1\tsentence2\tlabel\n1\t가\t나\t1\n2\t \t나\t0\n\n"
-          "4\t가\t\t1\n5\t다\t라\t0\n")
+  # KoELECTRA's processors skip a side equal to "" only: one of spaces is kept.
+  rows = ("id\tsentence1\tsentence2\tlabel\n1\t가\t나\t1\n2\t\t나\t0\n\n"
+          "4\t가\t\t1\n5\t다\t라\t0\n6\t \t나\t1\n")
   d = finetune_data.write_task_file(tmp_path, "paws", "dev_2k.tsv", rows)
   res = readers.read_examples("paws", d, "dev")
-  assert [e.line for e in res.examples] == [2, 6]
+  assert [e.line for e in res.examples] == [2, 6, 7]
+  assert res.examples[-1].text_a == " "
   assert [(s.line, s.reason) for s in res.skipped] == [
       (3, "empty first sentence (KoELECTRA skips it)"), (4, "empty line"),
       (5, "empty second sentence (KoELECTRA skips it)")]
   assert str(res.skipped[0]) == "dev_2k.tsv line 3: empty first sentence (KoELECTRA skips it)"
   assert res.summary(max_skipped=2).splitlines() == [
-      "paws dev: 2 examples from dev_2k.tsv, 3 skipped",
+      "paws dev: 3 examples from dev_2k.tsv, 3 skipped",
       "  skipped dev_2k.tsv line 3: empty first sentence (KoELECTRA skips it)",
       "  skipped dev_2k.tsv line 4: empty line",
       "  ... and 1 more"]
@@ -188,8 +204,8 @@ def test_task_registry_data():
 
 def test_ner_reader_on_shared_rows(tmp_path, data_dir):
   d, copied = finetune_data.layout(tmp_path, "naver-ner", rows=100)
-  train = readers.read_examples("naver-ner", d, "train")
-  dev = readers.read_examples("naver-ner", d, "dev")
+  train = readers.read_examples("naver-ner", d, "train", dev_fraction=0.1)
+  dev = readers.read_examples("naver-ner", d, "dev", dev_fraction=0.1)
   assert len(train.examples) == 90 and len(dev.examples) == 10
   lines = copied["train.tsv"]
   for e in train.examples + dev.examples:
@@ -237,8 +253,8 @@ def test_korquad_reader_counts_and_spans(tmp_path, data_dir):
 
 def test_korquad_train_dev_slice_by_article(tmp_path, data_dir):
   d = _korquad(tmp_path, name="KorQuAD_v1.0_train.json")
-  train = readers.read_examples("korquad", d, "train")
-  dev = readers.read_examples("korquad", d, "dev")
+  train = readers.read_examples("korquad", d, "train", dev_fraction=0.1)
+  dev = readers.read_examples("korquad", d, "dev", dev_fraction=0.1)
   assert len({e.article for e in dev.examples}) == 2
   assert not {e.article for e in dev.examples} & {e.article for e in train.examples}
   assert len(train.examples) + len(dev.examples) == 610

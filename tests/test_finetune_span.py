@@ -185,6 +185,46 @@ def test_get_final_text(pred, orig, expect):
   assert span_postprocess.get_final_text(pred, orig, False) == expect
 
 
+def test_koelectra_final_text_is_hugging_faces_decoding(korquad, tok, vocab_v3):
+  """qa_final_text "koelectra" = Hugging Face's compute_predictions_logits step (slow
+  tokenizer's convert_tokens_to_string, then get_final_text), which KoELECTRA's
+  run_squad.py uses: a span starting mid-word returns the whole words."""
+  from transformers import ElectraTokenizer
+  from transformers.data.metrics.squad_metrics import get_final_text as hf_final_text
+  hf = ElectraTokenizer(vocab_v3, do_lower_case=False)
+  fs = features.convert_examples("korquad", korquad.examples, tok, 512, doc_stride=128,
+                                 max_query_length=64)
+  one = {}   # questions answered by a single feature: its span is the decoded one
+  for i, f in enumerate(fs.features):
+    one.setdefault(int(f["example_id"]), []).append(i)
+  ids = [k for k, v in sorted(one.items()) if len(v) == 1][:150]
+  examples = [korquad.examples[k] for k in ids]
+  sub = features.convert_examples("korquad", examples, tok, 512, doc_stride=128,
+                                  max_query_length=64)
+  out = _gold_logits(sub)
+  spans, shifted = [], 0
+  for i, f in enumerate(sub.features):
+    s, t = int(f["start_positions"]), int(f["end_positions"])
+    if s < t and sub.spans.id_to_token[int(f["input_ids"][s + 1])].startswith("##"):
+      out["start_logits"][i, s], out["start_logits"][i, s + 1] = 0.0, 10.0   # mid-word
+      s, shifted = s + 1, shifted + 1
+    spans.append((s, t))
+  assert shifted >= 10
+  got = {mode: postprocess.decode("korquad", examples, sub, out, final_text=mode)
+         for mode in ("bert", "koelectra")}
+  differ = 0
+  for i, (e, (s, t)) in enumerate(zip(examples, spans)):
+    t2o = sub.spans.feature_maps(i, 512)[0]
+    pieces = [sub.spans.id_to_token[int(x)] for x in sub.features[i]["input_ids"][s:t + 1]]
+    text = " ".join(hf.convert_tokens_to_string(pieces).strip().split())
+    orig = " ".join(e.doc_tokens[t2o[s]:t2o[t] + 1])
+    assert got["koelectra"][i] == hf_final_text(text, orig, False), e.qid
+    differ += got["koelectra"][i] != got["bert"][i]
+    if pieces[0].startswith("##"):
+      assert got["koelectra"][i] == orig and got["bert"][i] in orig
+  assert 0 < differ <= shifted
+
+
 def test_decoding_picks_best_valid_span_across_features(korquad, tok):
   e = korquad.examples[0]  # "1989년 2월 15일": several sub-tokens
   assert len(tok.encode(e.answers[0][0])) > 1

@@ -144,7 +144,8 @@ def test_in_feature_order_restores_rows():
 def test_eval_cache_is_sorted_by_length(tmp_path, vocab_v3):
   from util import tfrecord_writer
   finetune_data.layout(tmp_path, "nsmc", rows=64)
-  config = _config(tmp_path, vocab_v3, "nsmc", max_seq_length=64, do_eval=True)
+  config = _config(tmp_path, vocab_v3, "nsmc", max_seq_length=64, do_eval=True,
+                   dev_slice_fraction=0.1)
   tok = tokenization.FastTokenizer(vocab_v3)
   split = preprocessing.prepare_split(config, "dev", tok, 4, log=lambda *a: None)
   records = [tfrecord_writer.decode_example(r)
@@ -156,6 +157,7 @@ def test_eval_cache_is_sorted_by_length(tmp_path, vocab_v3):
   assert all(r["example_id"][0] == -1 for r in records[n:])
   assert len(records) % 4 == 0
   unsorted = _config(tmp_path, vocab_v3, "nsmc", max_seq_length=64, do_eval=True,
+                     dev_slice_fraction=0.1,
                      trim_padding=False, preprocessed_data_dir=str(tmp_path / "plain"))
   plain = preprocessing.prepare_split(unsorted, "dev", tok, 4, log=lambda *a: None)
   ids = [tfrecord_writer.decode_example(r)["example_id"][0]
@@ -172,7 +174,7 @@ def test_predictions_identical_with_and_without_trimming(tmp_path, vocab_v3, mon
   base = dict(task_names=["nsmc"], vocab_file=vocab_v3, allow_random_init=True,
               model_hparam_overrides=TINY, embedding_size=16, max_seq_length=128,
               train_batch_size=8, predict_batch_size=8, num_train_epochs=1.0, seed=5,
-              save_checkpoints_steps=1000)
+              save_checkpoints_steps=1000, dev_slice_fraction=0.1)
   captured = []
   real_predict = runner.predict
 

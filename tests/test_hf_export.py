@@ -673,7 +673,8 @@ def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
   vocab = str(hf_reference.data_dir() / "vocab" / "v3" / "vocab.txt")
   hp = {"max_seq_length": 48, "embedding_size": 16, "train_batch_size": 8,
         "allow_random_init": True, "task_names": [task], "classifier_head": head,
-        "num_train_epochs": 1.0, "do_eval": False, "seed": 3, "vocab_file": vocab,
+        "num_train_epochs": 1.0, "do_eval": False, "do_test": False, "seed": 3,
+        "vocab_file": vocab,
         "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2,
                                    "num_attention_heads": 2, "intermediate_size": 64}}
   config = configure_finetuning.FinetuningConfig("tiny", str(tmp_path), **hp)
@@ -734,9 +735,11 @@ def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
     if name != "global_step":
       assert np.array_equal(back[name], values[name]), name
   assert hp_in["do_train"] is False and hp_in["classifier_head"] == "hf"
-  scored = {}  # on the dev split (the shared question-pair files have no test file)
+  scored = {}  # on the dev split (the shared question-pair files have no test file;
+  # Naver NER has no dev file: a slice of train)
   for name, params in (("tiny", hp), ("imported", hp_in)):
-    params = dict(params, do_train=False, do_eval=True, do_test=False)
+    params = dict(params, do_train=False, do_eval=True, do_test=False,
+                  dev_slice_fraction=0.1)
     cfg = configure_finetuning.FinetuningConfig(name, str(tmp_path), **params)
     _, trials = finetune_runner.run(cfg, log=lambda l: None)
     scored[name] = trials[0]["dev"]

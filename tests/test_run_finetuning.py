@@ -53,7 +53,8 @@ QA = {"max_seq_length": 128, "doc_stride": 64, "max_query_length": 32}
 
 @pytest.mark.parametrize("task,head,extra,splits", [
     ("nsmc", "electra", {}, ("dev", "test")),
-    ("question-pair", "hf", {}, ("dev",)),
+    # Each epoch in a new order: this pair task needs a few more steps to show its fall.
+    ("question-pair", "hf", {"num_train_epochs": 10.0}, ("dev",)),
     ("korsts", "hf", {}, ("dev",)),
     ("naver-ner", "electra", {}, ("dev",)),
     ("naver-ner", "hf", {}, ("dev",)),
@@ -66,7 +67,8 @@ def test_each_head_learns_and_writes_one_prediction_per_example(tmp_path, capsys
   # About 20 steps on 64 rows: enough to see the loss fall, not to learn the task.
   hp = dict(TINY, task_names=[task], classifier_head=head, learning_rate=3e-3, seed=3,
             num_train_epochs=1.5 if task == "korquad" else 3.0, log_every_steps=1,
-            do_eval="dev" in splits, do_test="test" in splits, **extra)
+            do_eval="dev" in splits, do_test="test" in splits, dev_slice_fraction=0.1)
+  hp.update(extra)
   config = FinetuningConfig("tiny", str(data), **hp)
   path, _ = runner.run(config)
   out = capsys.readouterr().out
@@ -106,7 +108,7 @@ def _env():
 def test_sigkill_during_training_then_rerun_finishes(tmp_path):
   data = _data(tmp_path, "nsmc", rows=64)
   hp = dict(TINY, task_names=["nsmc"], num_train_epochs=8.0, save_checkpoints_steps=4,
-            log_every_steps=20)
+            log_every_steps=20, dev_slice_fraction=0.1)
   trial_dir = data / "models" / "tiny" / "finetuning_models" / "nsmc_model" / "trial_1"
   proc = subprocess.Popen(_cli(data, "tiny", hp), cwd=ROOT, env=_env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -124,7 +126,7 @@ def test_sigkill_during_training_then_rerun_finishes(tmp_path):
                         text=True, timeout=300)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
   assert "trial 1: resuming from" in done.stdout
-  steps = 57 // 8 * 8                      # 64 rows less the 10% dev slice, batch 8
+  steps = -(-57 // 8) * 8    # 64 rows less the 10% dev slice, batch 8 (the last partial)
   assert os.path.exists(trial_dir / f"model.ckpt-{steps}.index")
   assert "Compiled cluster" not in done.stderr and "SetPriority" not in done.stderr
   # Evaluation alone (do_train off) scores the finetuned trial: the same dev numbers.
@@ -146,8 +148,12 @@ def _error(capsys, argv):
 
 def test_bad_inputs_are_one_line_errors_and_write_nothing(tmp_path, capsys):
   data = _data(tmp_path, "nsmc", rows=16)
-  base = dict(TINY, task_names=["nsmc"], num_train_epochs=1.0)
+  base = dict(TINY, task_names=["nsmc"], num_train_epochs=1.0, dev_slice_fraction=0.1)
   argv = ["--data-dir", str(data), "--model-name", "tiny", "--hparams"]
+  # NSMC has no dev file: do_eval without a slice says how to get one.
+  err = _error(capsys, argv + [json.dumps(dict(base, dev_slice_fraction=0.0, do_eval=True))])
+  assert "nsmc has no dev file" in err and '"dev_slice_fraction": 0.1' in err, err
+  assert len(err.strip().splitlines()) == 1 and not (data / "models").exists()
   err = _error(capsys, argv + [json.dumps(dict(base, task_names=["nsmcc"]))])
   assert "unknown task 'nsmcc'" in err and "korquad" in err
   err = _error(capsys, argv + [json.dumps(dict(base, allow_random_init=False))])

@@ -1,4 +1,8 @@
-"""The one TFRecord `input_fn` helper: pretraining and every finetuning task read through it.
+"""The TFRecord `input_fn` helpers: pretraining and every finetuning task read through them.
+
+`get_input_fn`, the stream below, serves pretraining, every evaluation and the `electra`
+finetuning preset; `epochs_input_fn` serves finetuning's training under the `koelectra`
+preset (whole-file passes, each in a new order, the last batch of an epoch partial).
 
 File patterns (local or gs://, comma separated) -> sorted shard list -> shards shuffled and
 read in parallel (interleave) -> records shuffled -> repeated -> parsed into fixed-length
@@ -127,6 +131,47 @@ def make_dataset(files, name_to_features, batch_size, is_training, shuffle=None,
             num_parallel_calls=tf.data.experimental.AUTOTUNE)
   d = d.batch(batch_size, drop_remainder=True)
   return d.prefetch(tf.data.experimental.AUTOTUNE)
+
+
+def epochs_input_fn(path, name_to_features, num_records, seed=None, drop_remainder=False):
+  """A training input_fn that passes over one TFRecord file epoch after epoch, each
+  epoch in a new order (as torch's RandomSampler under a DataLoader).
+
+  Every epoch reads the file again and shuffles all of it (the buffer holds the whole
+  file, `num_records` serialized records, so every order is possible); the order
+  differs from epoch to epoch and the sequence of orders depends only on `seed` (or,
+  when None, on the graph's seed). An epoch gives ceil(N / B) batches, the last one
+  holding the N mod B records left over, unless `drop_remainder` (TPUs need static
+  shapes), which leaves those records out of that epoch. Endless: the Estimator stops at
+  max_steps. Resuming a run starts again from the first epoch's order.
+
+  Args:
+    path: the TFRecord file (local or gs://).
+    name_to_features: {name: tf.io.FixedLenFeature}; int64 features arrive as int32.
+    num_records: how many records the file holds (the shuffle buffer).
+    seed: the shuffle's seed.
+    drop_remainder: full batches only (static batch dimension).
+
+  Returns:
+    input_fn(params) -> tf.data.Dataset of {name: [B, ...]} batches; B is
+    params["batch_size"], smaller in an epoch's last batch unless drop_remainder.
+
+  Raises:
+    InputError: `path` matches no file.
+  """
+  files = expand_patterns(path)
+
+  def input_fn(params):
+    d = tf.data.TFRecordDataset(files)
+    d = d.shuffle(buffer_size=max(1, int(num_records)), seed=seed,
+                  reshuffle_each_iteration=True)
+    d = d.map(lambda r: decode_record(r, name_to_features),
+              num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    d = d.batch(params["batch_size"], drop_remainder=drop_remainder)
+    return d.repeat().prefetch(tf.data.experimental.AUTOTUNE)
+
+  input_fn.files = files
+  return input_fn
 
 
 def get_input_fn(file_patterns, name_to_features, is_training, shuffle=None, repeat=None,
