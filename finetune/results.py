@@ -33,7 +33,7 @@ def write_results(config, trials, skipped, log=print):
   Returns:
     The path of <task>_results.json.
   """
-  spec = tasks_lib.get_task(config.task_name)
+  spec = config.task
   summary = summarize(trials)
   record = {"task": config.task_name, "metric": spec.metric, "model_name": config.model_name,
             "model_size": config.model_size, "preset": config.preset,
