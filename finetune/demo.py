@@ -82,11 +82,12 @@ def finetune_source(data_dir: str, model_name: str, files: Dict[str, str], hpara
 
 
 def two_examples(test_file: str) -> List[tuple]:
-  """(text, label) of the first test rows of two different labels (for the pipeline)."""
-  seen = {}
+  """(text, label) of two test rows for the pipeline: the first line of the first and of
+  the last label whose text no other document has (bills share boilerplate lines)."""
   with open(test_file, encoding="utf-8", newline="") as f:
-    for row in csv.DictReader(f):
-      seen.setdefault(row["label"], (row["text"], row["label"]))
-      if len(seen) == 2:
-        break
-  return list(seen.values())
+    rows = [(row["text"], row["label"]) for row in csv.DictReader(f)]
+  owners = collections.defaultdict(set)
+  for text, label in rows:
+    owners[text].add(label)
+  unique = [(t, l) for t, l in rows if len(owners[t]) == 1 and len(t) >= 20]
+  return [unique[0], next(r for r in reversed(unique) if r[1] != unique[0][1])][::-1]

@@ -260,3 +260,23 @@ def test_bad_training_file_is_one_error_line_and_writes_nothing(tmp_path, capsys
   assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
   assert "train.csv:4: empty text in column 'text'" in err
   assert not (tmp_path / "models").exists()
+
+
+def test_demo_source_task_files(tmp_path):
+  """The demo's task: one CSV row per non-blank line, labelled by document; the majority
+  baseline; two pipeline examples from different documents, each text unique to it."""
+  from finetune import demo
+  for sub, lines in (("train", {"kolaw-a": "가나다라마바사아자차\n\n하나 둘 셋 넷 다섯 여섯 일곱\n",
+                                "kobill-b": "공통 줄입니다, 쉼표도 있음\n"}),
+                     ("heldout", {"kolaw-a": "공통 줄입니다, 쉼표도 있음\n헌법 제1조 대한민국은 민주공화국이다\n",
+                                  "kobill-b": "공통 줄입니다, 쉼표도 있음\n의안 제출 이유와 주요 내용은 다음과 같다\n"})):
+    for name, text in lines.items():
+      _write(tmp_path / "corpus" / sub / name, text)
+  files = demo.write_source_task(str(tmp_path / "corpus"), str(tmp_path / "task"))
+  spec = tasks_lib.custom_task("source", dict(kind="classification", **files))
+  assert [e.label for e in _read(spec).examples + _read(spec, "dev").examples].count(
+      "kolaw-a") == 2
+  assert demo.majority_baseline(files["train_file"], files["test_file"]) == 50.0
+  assert demo.two_examples(files["test_file"]) == [
+      ("헌법 제1조 대한민국은 민주공화국이다", "kolaw-a"),
+      ("의안 제출 이유와 주요 내용은 다음과 같다", "kobill-b")]
