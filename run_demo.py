@@ -277,8 +277,11 @@ def show_pipeline(folder, test_file):
   try:
     import transformers  # noqa: F401 (the test extra; with torch)
   except ImportError:
-    print("transformers is not installed: `pip install -r requirements-test.txt` and "
-          f"rerun to see pipeline(\"text-classification\", model={folder!r}) answer")
+    # Not installed by the demo: transformers needs torch (a ~200 MB CPU wheel), which
+    # only the test extra brings; the export above needs neither.
+    print("transformers is not installed (it comes with the test extra): run "
+          "`bash setup.sh install test`, then `bash setup.sh demo` again (finished stages "
+          f"are reused) to see pipeline(\"text-classification\", model={folder!r}) answer")
     return
   classify = transformers.pipeline("text-classification", model=folder)
   for text, label in finetune_demo.two_examples(test_file):
