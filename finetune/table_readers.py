@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import math
+import os
 
 from finetune import readers
 from finetune import tasks as tasks_lib
@@ -50,7 +51,7 @@ def read_units(spec, path, text, allow_unlabelled):
   """
   if spec.kind == tasks_lib.TAGGING:
     return _conll_units(spec, path, text, allow_unlabelled)
-  ext = "." + path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
+  ext = os.path.splitext(path)[1].lower()
   if ext in DELIMITERS:
     header, rows = _table_rows(path, text, DELIMITERS[ext])
   elif ext in JSONL:
@@ -64,7 +65,7 @@ def read_units(spec, path, text, allow_unlabelled):
   if header is not None:
     labelled = _check_columns(spec, path, 1, header, allow_unlabelled, None)
   units = []
-  source = path.rstrip("/").rsplit("/", 1)[-1]
+  source = os.path.basename(path)
   for number, row in rows:
     if row is None:
       units.append(([], [readers.SkippedRow(source, number, "empty line")]))
@@ -172,7 +173,7 @@ def _jsonl_rows(path, text):
 
 
 def _conll_units(spec, path, text, allow_unlabelled):
-  source = path.rstrip("/").rsplit("/", 1)[-1]
+  source = os.path.basename(path)
   units, words, tags, first_line = [], [], [], None
   labelled = None
 
