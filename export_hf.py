@@ -14,7 +14,8 @@ ElectraForQuestionAnswering). --hparams may then be the finetuning run's: only t
 that describe the encoder (model/hf/convert.SIZE_KEYS) are read. A checkpoint of
 run_finetuning.py on one of this project's tasks needs neither --task-kind (the task's
 kind gives it) nor --labels (config.json gets the task's label names, e.g. Naver NER's
-tags).
+tags); nor does one finetuned on a custom task: its kind and labels are read from the
+task.json that run_finetuning.py saved beside the trials.
 
 Each folder: config.json, model.safetensors (from numpy; no torch needed), vocab.txt,
 tokenizer.json, tokenizer_config.json, special_tokens_map.json and README.md. OUT is
@@ -71,18 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
   return p
 
 
-def finetuned_kind(values, task_name=None):
-  """The head model kind of a checkpoint finetuned on one of the project's tasks (the
-  task named, or the checkpoint's only one), else None (a pretraining checkpoint, or a
-  task this project does not know: then --task-kind says it).
+def finetuned_kind(values, task_name=None, saved=None):
+  """The head model kind of a checkpoint finetuned on one of the project's tasks or on
+  the custom task saved beside it (the task named, or the checkpoint's only one), else
+  None (a pretraining checkpoint, or a task this project does not know: then
+  --task-kind says it).
 
   Args:
     values: the checkpoint's {variable name: shape}.
     task_name: --task-name.
+    saved: finetune/tasks.saved_task_near(checkpoint), or None.
   """
   tasks = names.task_names(values)
   name = task_name or (tasks[0] if len(tasks) == 1 else None)
-  if name not in tasks or name not in tasks_lib.TASKS:
+  if name not in tasks:
+    return None
+  if saved and saved["name"] == name:
+    return tasks_lib.HF_MODEL_KIND[saved["kind"]]
+  if name not in tasks_lib.TASKS:
     return None
   return tasks_lib.HF_MODEL_KIND[tasks_lib.get_task(name).kind]
 
@@ -94,8 +101,9 @@ def main(argv=None):
   from model import checkpoint
   from model.hf import convert
   hparams = hparams_lib.parse_hparams(args.hparams)
+  saved = tasks_lib.saved_task_near(args.checkpoint)
   task_kind = args.task_kind or finetuned_kind(checkpoint.checkpoint_variables(args.checkpoint),
-                                               args.task_name)
+                                               args.task_name, saved)
   hparams = convert.export_hparams(hparams, args.checkpoint, finetuned=bool(task_kind),
                                    preset=args.preset)
   # The checkpoint's model; its paths are not used.
@@ -110,7 +118,8 @@ def main(argv=None):
   written = convert.export(
       args.checkpoint, config, args.vocab_file, args.output_dir, which=which,
       task_kind=task_kind, task_name=args.task_name, labels=labels,
-      task_labels={name: spec.labels for name, spec in tasks_lib.TASKS.items()},
+      task_labels=dict({name: spec.labels for name, spec in tasks_lib.TASKS.items()},
+                       **({saved["name"]: saved["labels"]} if saved else {})),
       problem_type=args.problem_type, data_description=args.data_description,
       overwrite=args.overwrite)
   out = args.output_dir.rstrip("/")

@@ -9,9 +9,15 @@
 4. pretraining: a small ELECTRA (3 layers, hidden 128) on the CPU under TPUEstimator;
 5. evaluation, as the original on the training text (fresh masks and generator samples),
    then on the held-out lines: masked-LM accuracy, discriminator AUC / accuracy /
-   precision / recall.
-Every stage is skipped when its output exists, so a rerun (or a run after Ctrl-C) goes on
-where it stopped. Takes 4-7 minutes on 2 CPU cores.
+   precision / recall;
+6. finetuning (finetune/demo.py): which document a line comes from, trained on the
+   pretraining lines and tested on the held-out ones, from the pretrained model and from
+   random weights, beside the majority class;
+7. export: Hugging Face folders of the pretrained model and of the classifier, and a
+   transformers pipeline answering for two held-out lines (when transformers is
+   installed: pip install -r requirements-test.txt).
+Every stage up to pretraining is skipped when its output exists, so a rerun (or a run
+after Ctrl-C) goes on where it stopped. Takes 4-7 minutes on 2 CPU cores.
 """
 import argparse
 import json
@@ -20,12 +26,16 @@ import shutil
 import sys
 import time
 
-import configure_pretraining
+from finetune import demo as finetune_demo
 from model import tokenization
+from model.hf import convert as hf_convert
+from pretrain import dataset_builder
 from pretrain import example_builder
 from pretrain import runner as pretrain_runner
+from pretrain.config import PretrainingConfig
 from util import errors
 from util import tf_logging
+from vocab import build_vocab as vocab_lib
 
 HELDOUT_EVERY = 10  # every 10th line of each text is held out for evaluation
 
@@ -83,12 +93,9 @@ def build_vocab(corpus, out, vocab_size):
   if vocab_file.exists():
     print(f"vocab exists: {vocab_file}")
     return vocab_file
-  from vocab import build_vocab as bv
-  rc = bv.main(["--corpus", str(corpus / "train"), "--output-dir", str(vocab_dir),
-                "--vocab-size", str(vocab_size), "--limit-alphabet", "2000",
-                "--unused", "0", "--pretokenize", "mecab", "--quiet"])
-  if rc or not vocab_file.exists():
-    raise DemoError(f"vocab building failed (exit {rc})")
+  vocab_lib.build_vocab(vocab_lib.VocabOptions(
+      corpus=(str(corpus / "train"),), output_dir=str(vocab_dir), vocab_size=vocab_size,
+      limit_alphabet=2000, unused=0, pretokenize="mecab", quiet=True))
   return vocab_file
 
 
@@ -96,11 +103,10 @@ def build_tfrecords(corpus_dir, vocab_file, out_dir, max_seq_length):
   if (out_dir / "summary.json").exists():
     print(f"TFRecords exist: {out_dir}")
     return out_dir
-  import build_pretraining_dataset as bpd
-  summary = bpd.build(bpd.BuildOptions(corpus_dir, vocab_file, out_dir,
-                                       max_seq_length=max_seq_length, num_out_files=2),
-                      progress=False)
-  bpd.print_summary(summary)
+  summary = dataset_builder.build(dataset_builder.BuildOptions(
+      (str(corpus_dir),), str(vocab_file), str(out_dir), max_seq_length=max_seq_length,
+      num_out_files=2), progress=False)
+  dataset_builder.print_summary(summary)
   if not summary["examples"]:
     raise DemoError(f"building TFRecords from {corpus_dir} gave no examples")
   return out_dir
@@ -131,6 +137,8 @@ def main(argv=None):
   p.add_argument("--steps", type=int, default=600, help="pretraining steps")
   p.add_argument("--batch-size", type=int, default=32)
   p.add_argument("--max-seq-length", type=int, default=128)
+  p.add_argument("--finetuning-epochs", type=float, default=5.0,
+                 help="epochs of the source-document task (stage 6)")
   p.add_argument("--vocab-size", type=int, default=6000)
   p.add_argument("--fresh", action="store_true", help="delete --output-dir first")
   p.add_argument("--verbose", action="store_true",
@@ -143,7 +151,7 @@ def main(argv=None):
   t0 = time.time()
   times = {}
   try:
-    t = stage("1/5 corpus: konlpy's Korean constitution and bills")
+    t = stage("1/7 corpus: konlpy's Korean constitution and bills")
     corpus = prepare_corpus(out)
     n_train = sum(f.stat().st_size for f in (corpus / "train").iterdir())
     n_held = sum(f.stat().st_size for f in (corpus / "heldout").iterdir())
@@ -151,11 +159,11 @@ def main(argv=None):
           f"(every {HELDOUT_EVERY}th line of each text)")
     times["corpus"] = time.time() - t
 
-    t = stage(f"2/5 vocab: WordPiece {args.vocab_size} with Mecab pre-tokenization")
+    t = stage(f"2/7 vocab: WordPiece {args.vocab_size} with Mecab pre-tokenization")
     vocab_file = build_vocab(corpus, out, args.vocab_size)
     times["vocab"] = time.time() - t
 
-    t = stage(f"3/5 TFRecords: length {args.max_seq_length}")
+    t = stage(f"3/7 TFRecords: length {args.max_seq_length}")
     data_dir = out / "data"
     build_tfrecords(corpus / "train", vocab_file, data_dir / "pretrain_tfrecords",
                     args.max_seq_length)
@@ -165,24 +173,28 @@ def main(argv=None):
 
     n_vocab = len(tokenization.load_vocab(str(vocab_file)))
     hp = demo_hparams(args, vocab_file, n_vocab)
-    t = stage(f"4/5 pretraining: {args.steps} steps, batch {args.batch_size} "
+    t = stage(f"4/7 pretraining: {args.steps} steps, batch {args.batch_size} "
               "(3 layers, hidden 128; generator hidden 64), CPU")
-    config = configure_pretraining.PretrainingConfig("demo", str(data_dir), **hp)
+    config = PretrainingConfig("demo", str(data_dir), **hp)
     pretrain_runner.train_or_eval(config)
     times["pretraining"] = time.time() - t
 
-    t = stage("5/5 evaluation: training text with fresh masks (as the original), "
+    t = stage("5/7 evaluation: training text with fresh masks (as the original), "
               "then held-out text")
     results = {}
     for which, pattern, txt in (
         ("train", config.pretrain_tfrecords, config.results_txt),
         ("heldout", str(data_dir / "heldout_tfrecords" / example_builder.SHARD_GLOB),
          str(pathlib.Path(config.results_txt).with_name("heldout_results.txt")))):
-      eval_config = configure_pretraining.PretrainingConfig(
+      eval_config = PretrainingConfig(
           "demo", str(data_dir), **dict(hp, do_train=False, do_eval=True,
                                         pretrain_tfrecords=pattern, results_txt=txt))
       results[which] = pretrain_runner.train_or_eval(eval_config)
     times["evaluation"] = time.time() - t
+
+    t = stage("6/7 finetuning: which document does a held-out line come from?")
+    finetuning = finetune_source_task(corpus, data_dir, hp, args)
+    times["finetuning"] = time.time() - t
   except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
@@ -200,6 +212,7 @@ def main(argv=None):
   }
   for which in ("train", "heldout"):
     summary[which] = {k: results[which]["results"][k] for k in keys}
+  summary["finetuning"] = {k: v for k, v in finetuning.items() if k != "files"}
   with open(out / "demo_summary.json", "w", encoding="utf-8") as f:
     json.dump(summary, f, indent=2)
   print("\n== done in {:.0f}s; discriminator after {} steps (AUC of chance: 0.5):".format(
@@ -211,21 +224,69 @@ def main(argv=None):
           f"(generator masked-LM accuracy {r['masked_lm_accuracy']:.3f})")
   for k, v in summary["paths"].items():
     print(f"  {k:16s} {v}")
+  f = summary["finetuning"]
+  print(f"  finetuned on {f['num_labels']} documents' lines: test accuracy "
+        f"{f['test_accuracy']:.1f} from the pretrained model, "
+        f"{f['random_init_test_accuracy']:.1f} from random weights, "
+        f"{f['majority_baseline']:.1f} always answering the largest document")
   print(f"  {'summary':16s} {out / 'demo_summary.json'}")
   print(f"TensorBoard: tensorboard --logdir {config.model_dir}")
 
-  # Export: hub-ready folders of the trained model (export_hf.py), and how to load them.
-  from model.hf import convert as hf_convert
-  stage("export: Hugging Face folders (ElectraForPreTraining, ElectraForMaskedLM)")
+  # Export: hub-ready folders of the trained model and the classifier (export_hf.py).
+  stage("7/7 export: Hugging Face folders (ElectraForPreTraining, ElectraForMaskedLM, "
+        "ElectraForSequenceClassification)")
   try:
     written = hf_convert.export(config.model_dir, config, str(vocab_file), str(out / "hf"),
                                 overwrite=True)
+    written.update(hf_convert.export(
+        finetuning["trial_dir"], config, str(vocab_file), str(out / "hf_classifier"),
+        task_kind="sequence_classification", labels=finetuning["labels"], overwrite=True))
   except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print("load it with transformers:\n" +
         "\n".join("  " + line for line in hf_convert.usage_lines(written)))
+  show_pipeline(written["sequence_classification"], finetuning["files"]["test_file"])
   return 0
+
+
+def finetune_source_task(corpus, data_dir, pretraining_hparams, args):
+  """Stage 6: the source task from the pretrained model, from random weights, and the
+  majority class (finetune/demo.py). Returns the summary's `finetuning` entry."""
+  files = finetune_demo.write_source_task(str(corpus), str(data_dir / "source_task"))
+  keys = ("model_size", "embedding_size", "model_hparam_overrides", "vocab_size",
+          "vocab_file")
+  hp = {k: pretraining_hparams[k] for k in keys}
+  hp.update(max_seq_length=64, train_batch_size=args.batch_size,
+            num_train_epochs=args.finetuning_epochs, learning_rate=3e-4,
+            log_every_steps=50, save_checkpoints_steps=10000)
+  pretrained = finetune_demo.finetune_source(str(data_dir), "demo", files, hp)
+  random_init = finetune_demo.finetune_source(str(data_dir), "demo", files, hp,
+                                              random_init=True)
+  return {"task": finetune_demo.TASK, "num_labels": len(pretrained["labels"]),
+          "test_accuracy": pretrained["test_accuracy"],
+          "random_init_test_accuracy": random_init["test_accuracy"],
+          "majority_baseline": finetune_demo.majority_baseline(files["train_file"],
+                                                               files["test_file"]),
+          "epochs": args.finetuning_epochs, "trial_dir": pretrained["trial_dir"],
+          "labels": pretrained["labels"], "files": files}
+
+
+def show_pipeline(folder, test_file):
+  """The exported classifier answering through transformers' pipeline, when installed."""
+  try:
+    import transformers  # noqa: F401 (the test extra; with torch)
+  except ImportError:
+    # Not installed by the demo: transformers needs torch (a ~200 MB CPU wheel), which
+    # only the test extra brings; the export above needs neither.
+    print("transformers is not installed (it comes with the test extra): run "
+          "`bash setup.sh install test`, then `bash setup.sh demo` again (finished stages "
+          f"are reused) to see pipeline(\"text-classification\", model={folder!r}) answer")
+    return
+  classify = transformers.pipeline("text-classification", model=folder)
+  for text, label in finetune_demo.two_examples(test_file):
+    answer = classify(text)[0]
+    print(f"  {text[:40]!r}: {answer['label']} ({answer['score']:.2f}); true: {label}")
 
 
 if __name__ == "__main__":

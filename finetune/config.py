@@ -74,7 +74,10 @@ class FinetuningConfig(config_lib.Config):
 
     # model
     self.model_size = "small"  # "small", "base" or "large"
-    self.task_names = ["nsmc"]  # one task per run (see TASK_NAMES)
+    self.task_names = ["nsmc"]  # one task per run (see TASK_NAMES), or a custom task
+    # ours: the user's own tasks, {name: {"kind", "train_file", "dev_file", "test_file",
+    # "text_a", "text_b", "label", "labels"}} (finetune/tasks.custom_task)
+    self.custom_tasks = {}
     self.model_hparam_overrides = {}  # BertConfig overrides (model/sizes.py)
     self.embedding_size = None  # hidden size by default; 128 for "small"
     self.vocab_size = 35000  # the v3 vocab; checked against vocab_file
@@ -147,27 +150,36 @@ class FinetuningConfig(config_lib.Config):
     if isinstance(tasks, str):
       tasks = [t for t in tasks.split(",") if t]
       kwargs["task_names"] = tasks
-    self._check_tasks(tasks)
-    out = self._task_defaults(self.preset, tasks[0], kwargs.get("model_size", self.model_size))
-    if tasks_lib.get_task(tasks[0]).dev_slice and not kwargs.get("dev_slice_fraction"):
+    custom = kwargs.get("custom_tasks", self.custom_tasks)
+    if not isinstance(custom, dict):
+      raise ConfigError(f"custom_tasks must be an object {{name: task}}, got {custom!r}")
+    self._check_tasks(tasks, custom)
+    out = self._task_defaults(self.preset, tasks[0], kwargs.get("model_size", self.model_size),
+                              custom)
+    task = tasks_lib.get_task(tasks[0], custom)
+    if task.dev_slice and not task.files["dev"] and not kwargs.get("dev_slice_fraction"):
       # Distributed without a dev file: score the test file, as KoELECTRA's configs for
-      # these tasks do ("dev_file": ""); do_eval then needs a slice or a dev file.
-      out.update(do_eval=False, do_test=True)
+      # these tasks do ("dev_file": ""); do_eval then needs a slice or a dev file. A custom
+      # task scores its test file when it names one.
+      out.update(do_eval=False,
+                 do_test=True if task.columns is None else bool(task.files["test"]))
     return out
 
   @staticmethod
-  def _check_tasks(tasks):
+  def _check_tasks(tasks, custom_tasks):
     if not isinstance(tasks, (list, tuple)) or len(tasks) != 1:
       raise ConfigError(f"task_names must name exactly one task (multi-task finetuning is "
                         f"not supported), got {tasks!r}")
+    for name in custom_tasks:
+      tasks_lib.custom_task(name, custom_tasks[name])  # a bad entry raises, naming its key
     for t in tasks:
-      tasks_lib.get_task(t)  # an unknown name raises, listing the valid ones
+      tasks_lib.get_task(t, custom_tasks)  # an unknown name raises, listing the valid ones
 
   @staticmethod
-  def _task_defaults(preset, task, model_size):
+  def _task_defaults(preset, task, model_size, custom_tasks=None):
     """The preset's per-task (and per-size) values."""
     if preset == "koelectra":
-      k = tasks_lib.get_task(task).koelectra   # finetune/tasks.py holds the table
+      k = tasks_lib.get_task(task, custom_tasks).koelectra  # finetune/tasks.py: the table
       return {"num_train_epochs": float(k.num_train_epochs),
               "learning_rate": k.learning_rate, "max_seq_length": k.max_seq_length,
               "train_batch_size": (k.train_batch_size_small if model_size == "small"
@@ -198,6 +210,11 @@ class FinetuningConfig(config_lib.Config):
   @property
   def task_name(self):
     return self.task_names[0]
+
+  @property
+  def task(self):
+    """The TaskSpec of this run (a built-in task, or one of custom_tasks)."""
+    return tasks_lib.get_task(self.task_name, self.custom_tasks)
 
   def validate(self):
     """Bad settings fail here, naming the key."""
@@ -241,6 +258,16 @@ class FinetuningConfig(config_lib.Config):
     need(not self.joint_prediction or self.classifier_head == "electra",
          "joint_prediction is the original ELECTRA's QA head: it needs "
          "\"classifier_head\": \"electra\"")
+    task = self.task
+    if task.columns is not None:  # a custom task: the files this run reads are given
+      for key, split, on in (("do_train", "train", self.do_train),
+                             ("do_test", "test", self.do_test)):
+        need(not on or task.files[split],
+             f"{key} needs custom_tasks.{task.name}.{split}_file")
+      need(not self.do_eval or task.files["dev"] or
+           (task.files["train"] and self.dev_slice_fraction),
+           f"do_eval needs custom_tasks.{task.name}.dev_file (or dev_slice_fraction with a "
+           "train_file to hold a slice of)")
     if self.task_name == "korquad":
       need(self.max_query_length + 3 < self.max_seq_length,
            f"max_query_length {self.max_query_length} leaves no room for the context in "

@@ -187,10 +187,12 @@ def _convert_sentences(spec, examples, tokenizer, max_seq_length):
     cut_count += cut
     f = layout(a, b, max_seq_length, cls_id, sep_id)
     f["example_id"] = np.array(i, dtype=np.int64)
+    # An unlabelled example (a prediction job's) gets target 0: only predicted.
     if spec.kind == tasks_lib.REGRESSION:
-      f["targets"] = np.array(e.label, dtype=np.float32)
+      f["targets"] = np.array(0.0 if e.label is None else e.label, dtype=np.float32)
     else:
-      f["label_ids"] = np.array(spec.label_id(e.label), dtype=np.int64)
+      f["label_ids"] = np.array(0 if e.label is None else spec.label_id(e.label),
+                                dtype=np.int64)
     features.append(f)
   return FeatureSet(spec.name, max_seq_length, features, len(examples),
                     sequences_cut=cut_count)
@@ -221,7 +223,8 @@ def _convert_tagging(spec, examples, tokenizer, max_seq_length):
     label_ids = np.zeros(max_seq_length, dtype=np.int64)
     weights = np.zeros(max_seq_length, dtype=np.float32)
     positions = np.zeros(max_seq_length, dtype=np.int64)
-    label_ids[firsts] = [spec.label_id(t) for t in e.tags[:len(firsts)]]
+    if e.tags is not None:  # None: a prediction job's sentence, ids stay 0
+      label_ids[firsts] = [spec.label_id(t) for t in e.tags[:len(firsts)]]
     weights[firsts] = 1.0
     positions[:len(firsts)] = firsts
     f.update(example_id=np.array(i, dtype=np.int64), label_ids=label_ids,

@@ -47,7 +47,7 @@ def can_trim(config, is_training: bool) -> bool:
   """Whether trimming padding leaves this task's loss and outputs unchanged (module
   docstring): not for the hf-style span head, whose softmax and n-best see padding."""
   del is_training  # the same rule in training and prediction
-  spec = tasks_lib.get_task(config.task_name)
+  spec = config.task
   return not (spec.kind == tasks_lib.SPAN and config.classifier_head == "hf")
 
 
@@ -114,7 +114,7 @@ class FinetuningModel(object):
         docstring); outputs keep their static [B, L, ...] shapes. Off on TPU (static
         shapes).
     """
-    spec = tasks_lib.get_task(config.task_name)
+    spec = config.task
     full_length = features["input_ids"].shape[1]
     self.trimmed = trim and can_trim(config, is_training)
     if self.trimmed:

@@ -35,22 +35,25 @@ def prediction_records(task: Union[str, tasks_lib.TaskSpec], examples: Sequence,
   return [{"line": e.line, "prediction": p} for e, p in zip(examples, predictions)]
 
 
-def predictions_paths(results_dir: str, task: str, split: str, trial: int) -> List[str]:
+def predictions_paths(results_dir: str, task: Union[str, tasks_lib.TaskSpec], split: str,
+                      trial: int) -> List[str]:
   """The files write_predictions writes: the .jsonl, and for korquad also the .json."""
-  base = fileio.join(str(results_dir), "predictions", f"{task}.{split}.{trial}")
+  spec = task if isinstance(task, tasks_lib.TaskSpec) else tasks_lib.get_task(task)
+  base = fileio.join(str(results_dir), "predictions", f"{spec.name}.{split}.{trial}")
   paths = [base + ".jsonl"]
-  if tasks_lib.get_task(task).kind == tasks_lib.SPAN:
+  if spec.kind == tasks_lib.SPAN:
     paths.append(base + ".json")
   return paths
 
 
-def write_predictions(results_dir: str, task: str, split: str, trial: int,
+def write_predictions(results_dir: str, task: Union[str, tasks_lib.TaskSpec], split: str,
+                      trial: int,
                       examples: Sequence, predictions: Sequence) -> List[str]:
   """Writes the predictions files of one split and trial (atomically).
 
   Args:
     results_dir: DIR/models/NAME/results (local or gs://).
-    task, split, trial: name parts of the files.
+    task, split, trial: name parts of the files (task: name or spec).
     examples: the split's examples in file order.
     predictions: one per example (postprocess.decode).
 

@@ -27,7 +27,7 @@ from util import tfrecord_writer
 def record_features(config):
   """{name: tf.io.FixedLenFeature} of the task's cached features (finetune/features.py's
   feature_spec at config.max_seq_length); the input pipeline reads int64 as int32."""
-  spec = features_lib.feature_spec(config.task_name, config.max_seq_length)
+  spec = features_lib.feature_spec(config.task, config.max_seq_length)
   return {name: tf.io.FixedLenFeature(list(shape), tf.int64 if dtype == "int64"
                                       else tf.float32)
           for name, (dtype, shape) in spec.items()}
@@ -56,6 +56,14 @@ def cache_key(config, split, read, batch_size):
     parts.append("both-orders")
   if read.dev_slice:
     parts.append(f"slice{read.dev_slice:g}")
+  if config.task.columns is not None:
+    # A custom task's files are the user's and may change under the same name: the key
+    # holds their contents and the label ids.
+    digest = hashlib.sha1("\n".join(config.task.labels).encode("utf-8"))
+    for path in read.paths:
+      with fileio.open_file(path, "rb") as f:
+        digest.update(f.read())
+    parts.append(digest.hexdigest()[:10])
   return ".".join(parts)
 
 
@@ -102,7 +110,7 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
   Raises:
     UserError subclasses (finetune/readers.py) naming the bad file and line.
   """
-  read = readers.read_examples(config.task_name, config.data_dir, split,
+  read = readers.read_examples(config.task, config.data_dir, split,
                                snli=config.include_snli and split == "train",
                                skip_bad_answers=config.skip_bad_answers,
                                dev_fraction=config.dev_slice_fraction)
@@ -121,7 +129,7 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
     log(f"  reusing {path} ({meta['num_records']:,} features)")
     return Split(split, read, None, path, meta["num_records"])
   feature_set = features_lib.convert_examples(
-      config.task_name, examples, tokenizer, config.max_seq_length,
+      config.task, examples, tokenizer, config.max_seq_length,
       doc_stride=config.doc_stride, max_query_length=config.max_query_length)
   if feature_set.words_cut:
     log(f"  {feature_set.words_cut:,} word(s) cut off by max_seq_length "
@@ -138,7 +146,7 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
       # in_feature_order puts the outputs back.
       lengths = [int(np.sum(r["input_mask"])) for r in records]
       records = [records[i] for i in np.argsort(lengths, kind="stable")]
-    pad = features_lib.padding_feature(config.task_name, config.max_seq_length)
+    pad = features_lib.padding_feature(config.task, config.max_seq_length)
     records += [pad] * (-len(records) % batch_size)
   if not cached:
     fileio.makedirs(config.preprocessed_data_dir)

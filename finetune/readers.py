@@ -23,6 +23,7 @@ sides), so it depends only on the file and the fraction.
 import dataclasses
 import json
 import math
+import os
 from typing import List, Optional, Tuple, Union
 
 import numpy as np
@@ -57,7 +58,7 @@ class SentenceExample:
     text_a: first (or only) text.
     text_b: second text of a pair task, else None.
     label: the label string as written in the file (classification) or the float
-      score (regression).
+      score (regression); None in a custom task's unlabelled test file (predicted only).
   """
   line: int
   source: str
@@ -68,7 +69,8 @@ class SentenceExample:
 
 @dataclasses.dataclass
 class TaggingExample:
-  """One Naver NER sentence: words and one tag per word (both space separated)."""
+  """One Naver NER (or custom CoNLL) sentence: words and one tag per word (tags None in
+  an unlabelled test file)."""
   line: int
   source: str
   words: List[str]
@@ -186,9 +188,11 @@ def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: st
   task_dir = fileio.join(str(data_dir), "finetuning_data", spec.name)
   no_dev_file = spec.dev_slice and _find(task_dir, spec.files["dev"]) is None
   if split == "dev" and no_dev_file and not dev_fraction:
+    where = (f"custom_tasks.{spec.name}.dev_file" if spec.columns is not None else
+             f"a {spec.files['dev'][-1]} in {task_dir}")
     raise errors.UserError(
-        f"{spec.name} has no dev file in {task_dir}: set \"dev_slice_fraction\": 0.1 to "
-        f"hold out 10% of the training file as dev, put a {spec.files['dev'][-1]} there, "
+        f"{spec.name} has no dev file: set \"dev_slice_fraction\": 0.1 to hold out 10% "
+        f"of the training file as dev, give {where}, "
         f"or score the test file alone (\"do_eval\": false, \"do_test\": true)")
   use_slice = split in ("train", "dev") and no_dev_file and dev_fraction > 0
   if split == "dev" and not use_slice:
@@ -204,7 +208,8 @@ def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: st
 
   examples, skipped = [], []
   for i, path in enumerate(paths):
-    units = _read_units(spec, path, skip_bad_answers, require_answers=(split == "train"))
+    units = _read_units(spec, path, skip_bad_answers, require_answers=(split == "train"),
+                        allow_unlabelled=(split == "test"))
     if use_slice and i == 0:
       in_dev = dev_slice_mask(len(units), dev_fraction)
       units = [u for u, d in zip(units, in_dev) if d == (split == "dev")]
@@ -234,7 +239,8 @@ def dev_slice_mask(num_units: int, fraction: float) -> np.ndarray:
 
 def _find(task_dir, names):
   for name in names:
-    path = fileio.join(task_dir, name)
+    # A custom task's files are the paths its hparams give (finetune/tasks.custom_task).
+    path = name if fileio.is_remote(name) or os.path.isabs(name) else fileio.join(task_dir, name)
     if fileio.exists(path):
       return path
   return None
@@ -242,6 +248,9 @@ def _find(task_dir, names):
 
 def _require(task_dir, spec, split):
   path = _find(task_dir, spec.files[split])
+  if path is None and spec.columns is not None:
+    given = spec.files[split][0] if spec.files[split] else "not given"
+    raise errors.UserError(f"custom_tasks.{spec.name}.{split}_file: no such file ({given})")
   if path is None:
     raise errors.UserError(
         f"{spec.name}: no {split} file in {task_dir} (looked for "
@@ -249,9 +258,13 @@ def _require(task_dir, spec, split):
   return path
 
 
-def _read_units(spec, path, skip_bad_answers, require_answers):
-  """[(examples, skipped)] per unit: per line for TSV tasks, per article for KorQuAD."""
+def _read_units(spec, path, skip_bad_answers, require_answers, allow_unlabelled):
+  """[(examples, skipped)] per unit: per line for TSV tasks, per article for KorQuAD, per
+  row or sentence of a custom task's file."""
   text = read_text(path)
+  if spec.columns is not None:
+    from finetune import table_readers  # it builds this module's examples
+    return table_readers.read_units(spec, path, text, allow_unlabelled)
   if spec.kind == tasks_lib.SPAN:
     return _korquad_articles(path, text, skip_bad_answers, require_answers)
   lines = text.split("\n")

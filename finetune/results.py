@@ -33,7 +33,7 @@ def write_results(config, trials, skipped, log=print):
   Returns:
     The path of <task>_results.json.
   """
-  spec = tasks_lib.get_task(config.task_name)
+  spec = config.task
   summary = summarize(trials)
   record = {"task": config.task_name, "metric": spec.metric, "model_name": config.model_name,
             "model_size": config.model_size, "preset": config.preset,
@@ -43,16 +43,16 @@ def write_results(config, trials, skipped, log=print):
   base = fileio.join(config.results_dir, f"{config.task_name}_results")
   with fileio.atomic_write(base + ".json") as f:
     json.dump(record, f, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+  lines = [f"{config.task_name} {split} {k}: median {v['median']:.2f} (trials: "
+           f"{', '.join(f'{x:.2f}' for x in v['trials'])})"
+           for split, metrics in summary.items() for k, v in sorted(metrics.items())]
   with fileio.atomic_write(base + ".txt") as f:
-    for split, metrics in summary.items():
-      for k, v in sorted(metrics.items()):
-        trials_str = ", ".join(f"{x:.2f}" for x in v["trials"])
-        f.write(f"{config.task_name} {split} {k}: median {v['median']:.2f} "
-                f"(trials: {trials_str})\n")
+    f.write("".join(line + "\n" for line in lines))
   table = results_table(config.results_dir, config.model_size)
   with fileio.atomic_write(fileio.join(config.results_dir, "results.md")) as f:
     f.write(table)
-  log(table)
+  # The table holds the benchmarks only: a custom task's run shows its own lines.
+  log(table if spec.columns is None else "\n".join(lines))
   return base + ".json"
 
 

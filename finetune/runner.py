@@ -204,20 +204,25 @@ def evaluate(estimator, config, split, trial, features, log=print):
   start = time.time()
   outputs = predict(estimator, split, features)
   examples = split.read.examples
-  word_level = (tasks_lib.get_task(config.task_name).kind == tasks_lib.TAGGING
-                and config.classifier_head == "electra")
-  preds = postprocess.decode(config.task_name, examples, split.feature_set, outputs,
+  spec = config.task
+  word_level = spec.kind == tasks_lib.TAGGING and config.classifier_head == "electra"
+  preds = postprocess.decode(spec, examples, split.feature_set, outputs,
                              word_level_logits=word_level,
                              n_best_size=config.n_best_size,
                              max_answer_length=config.max_answer_length,
                              final_text=config.qa_final_text)
-  paths = predictions_lib.write_predictions(config.results_dir, config.task_name,
-                                            split.name, trial, examples, preds)
-  metrics = scorers.score(config.task_name, examples, preds)
+  paths = predictions_lib.write_predictions(config.results_dir, spec, split.name, trial,
+                                            examples, preds)
+  took = (f" ({len(split.feature_set.features):,} features in {time.time() - start:.1f}s) "
+          f"-> {paths[0]}")
+  # A custom task's test file without the label column: predicted, not scored.
+  if examples and (getattr(examples[0], "label", "") is None
+                   or getattr(examples[0], "tags", "") is None):
+    log(f"  {split.name}: {len(examples):,} predictions (no labels to score){took}")
+    return {"num_examples": float(len(examples))}
+  metrics = scorers.score(spec, examples, preds)
   log(f"  {split.name}: " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(metrics.items())
-                                      if k != "num_examples") +
-      f" ({len(split.feature_set.features):,} features in {time.time() - start:.1f}s) "
-      f"-> {paths[0]}")
+                                      if k != "num_examples") + took)
   return metrics
 
 
@@ -296,6 +301,7 @@ def check_xla(config, log=print):
   Raises:
     util.xla_check.XlaCheckError: naming the op and tensor that blocked compilation.
   """
+  settle_custom_task(config, log=log)
   train = preprocessing.prepare_split(config, "train", preprocessing.tokenizer_for(config),
                                       config.train_batch_size, log=log,
                                       shuffle_seed=config.seed)
@@ -306,6 +312,45 @@ def check_xla(config, log=print):
 
 
 # --- driver ---------------------------------------------------------------------------------
+
+def settle_custom_task(config, log=print):
+  """Fixes a custom task's labels in config (id order) before anything reads its files.
+
+  The labels are the ones given in custom_tasks, else (training) those of the training
+  file in first-seen order, else (prediction with do_train off) the ones saved with the
+  model (tasks.TASK_FILE in model_dir). Built-in tasks are left as they are.
+
+  Raises:
+    RunError: the model's saved labels differ from this run's, or do_train is off and
+      no labels are given or saved.
+    UserError: the training file cannot be read (file and line).
+  """
+  spec = config.task
+  if spec.columns is None:
+    return
+  saved = tasks_lib.read_task_file(config.model_dir)
+  labels = spec.labels
+  if spec.kind != tasks_lib.REGRESSION and not labels:
+    if config.do_train:
+      from finetune import table_readers
+      labels = table_readers.collect_labels(spec)
+      log(f"{spec.name}: {len(labels)} labels in first-seen order of "
+          f"{spec.files['train'][0]}: {', '.join(labels)}")
+    elif saved:
+      labels = tuple(saved["labels"])
+    else:
+      raise RunError(f"do_train is off and {config.model_dir} holds no "
+                     f"{tasks_lib.TASK_FILE} with {spec.name}'s labels; train first, or "
+                     f"give custom_tasks.{spec.name}.labels in id order")
+  if saved and (saved["kind"], list(saved["labels"])) != (spec.kind, list(labels)):
+    raise RunError(f"{fileio.join(config.model_dir, tasks_lib.TASK_FILE)}: the model was "
+                   f"trained as a {saved['kind']} task with labels "
+                   f"{saved['labels']}, this run has {spec.kind} {list(labels)}; use "
+                   f"another model_dir for a changed task")
+  config.custom_tasks = dict(config.custom_tasks,
+                             **{spec.name: dict(config.custom_tasks[spec.name],
+                                                labels=list(labels) or None)})
+
 
 def _prepare_splits(config, log):
   """{split name: preprocessing.Split} of the splits this run trains on and scores."""
@@ -340,6 +385,7 @@ def run(config, estimator_overrides=None, log=print):
   """
   start = time.time()
   tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
+  settle_custom_task(config, log=log)
   tpu_lib.settle_core_count(config, log=log)
   log("running on " + estimator_lib.device_line(config.use_tpu, config.num_tpu_cores,
                                                 config.fused_kernels and not config.use_tpu))
@@ -359,6 +405,9 @@ def run(config, estimator_overrides=None, log=print):
     if num_train_steps < 1:
       raise RunError(f"{splits['train'].num_records} training features make no whole "
                      f"batch of {config.train_batch_size}; lower train_batch_size")
+  if config.do_train and config.task.columns is not None:
+    # Saved with the model: prediction (do_train off) and export_hf.py read the ids.
+    tasks_lib.write_task_file(config.model_dir, config.task)
   tf.get_logger().setLevel("ERROR")
   trials = []
   for trial in range(1, config.num_trials + 1):

@@ -55,7 +55,9 @@ def score(task: Union[str, tasks_lib.TaskSpec], examples: Sequence,
     gold = [e.label for e in examples]
     out = {"pearson": pearson(predictions, gold), "spearman": spearman(predictions, gold)}
   elif spec.kind == tasks_lib.TAGGING:
-    out = ner_scores([e.tags for e in examples], predictions)
+    # Naver NER writes the type first (PER-B); CoNLL files usually the prefix (B-PER).
+    suffix = not any(label[:2] in ("B-", "I-") for label in spec.labels)
+    out = ner_scores([e.tags for e in examples], predictions, suffix=suffix)
   else:
     out = korquad_scores([[a for a, _ in e.answers] for e in examples], predictions)
   out["num_examples"] = float(len(examples))
@@ -129,13 +131,14 @@ def macro_f1(predictions: Sequence[str], gold: Sequence[str]) -> float:
 # Naver NER
 
 
-def ner_scores(gold_tags: Sequence[List[str]], predicted_tags: Sequence[List[str]]
-               ) -> Dict[str, float]:
-  """seqeval's entity-level scores (suffix=True: tags like `PER-B`), x100.
+def ner_scores(gold_tags: Sequence[List[str]], predicted_tags: Sequence[List[str]],
+               suffix: bool = True) -> Dict[str, float]:
+  """seqeval's entity-level scores, x100.
 
   Args:
     gold_tags: per sentence, one tag per word.
     predicted_tags: same shape (words cut off by max length predicted "O").
+    suffix: tags like `PER-B` (Naver NER); False: `B-PER` (CoNLL).
 
   Returns:
     {"f1", "precision", "recall", "f1_<TYPE>" for each entity type in the gold or
@@ -151,11 +154,11 @@ def ner_scores(gold_tags: Sequence[List[str]], predicted_tags: Sequence[List[str
   gold = [list(t) for t in gold_tags]
   pred = [list(t) for t in predicted_tags]
   out = {
-      "f1": 100.0 * metrics.f1_score(gold, pred, suffix=True),
-      "precision": 100.0 * metrics.precision_score(gold, pred, suffix=True),
-      "recall": 100.0 * metrics.recall_score(gold, pred, suffix=True),
+      "f1": 100.0 * metrics.f1_score(gold, pred, suffix=suffix),
+      "precision": 100.0 * metrics.precision_score(gold, pred, suffix=suffix),
+      "recall": 100.0 * metrics.recall_score(gold, pred, suffix=suffix),
   }
-  report = metrics.classification_report(gold, pred, suffix=True, output_dict=True,
+  report = metrics.classification_report(gold, pred, suffix=suffix, output_dict=True,
                                          zero_division=0)
   for name, row in report.items():
     if name not in ("micro avg", "macro avg", "weighted avg"):

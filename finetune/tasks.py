@@ -5,15 +5,22 @@ Everything about a task that is data (not code) lives here, once. Readers, featu
 scorers and the runner look a task up with `get_task(name)`.
 
 File names: KoELECTRA's names first, then plain `{train,dev,test}.<ext>`; the first
-file that exists wins (docs/finetuning.md). Tasks distributed without a dev file
-(NSMC, Hate Speech, Naver NER, KorQuAD) train on the whole training file; a fixed-seed
-slice of it becomes dev only when the hparam `dev_slice_fraction` asks for one
-(finetune/readers.py).
+file that exists wins (docs/finetuning.md). A user's own task ("custom_tasks" in the
+hparams) is a TaskSpec too, built by `custom_task` from its hparams entry: its files are
+the paths given, read by name of column (CSV / TSV / JSONL) or as CoNLL (tagging) by
+finetune/table_readers.py; its labels are the ones given, else those of the training file
+in first-seen order, saved beside the model (`TASK_FILE`) so that prediction and export use
+the same ids. Tasks without a dev file (NSMC, Hate Speech, Naver NER, KorQuAD, and a
+custom task without dev_file) train on the whole training file; a fixed-seed slice of it
+becomes dev only when the hparam `dev_slice_fraction` asks for one (finetune/readers.py).
 """
 import dataclasses
-from typing import Dict, Optional, Tuple
+import json
+import os
+from typing import Dict, Mapping, Optional, Tuple
 
 from util import errors
+from util import fileio
 from util import hparams
 
 CLASSIFICATION, REGRESSION, TAGGING, SPAN = "classification", "regression", "tagging", "span"
@@ -41,6 +48,20 @@ class KoelectraDefaults:
 
 
 @dataclasses.dataclass(frozen=True)
+class Columns:
+  """Where a custom task's data sits in its files (hparams "custom_tasks").
+
+  Attributes:
+    text_a: the text column (CSV / TSV header name or JSONL key).
+    text_b: the second text of a pair task, or None.
+    label: the label (or score) column; a test file without it is a prediction job.
+  """
+  text_a: str = "text"
+  text_b: Optional[str] = None
+  label: str = "label"
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskSpec:
   """One finetuning task.
 
@@ -60,6 +81,8 @@ class TaskSpec:
     published: KoELECTRA's numbers, {"base-v3": {metric: value}, "small-v3": {...}}.
     koelectra: KoELECTRA's per-task training defaults.
     has_header: the first line of each file is a header (skipped).
+    columns: a custom task's columns (None for the built-in tasks, read by position);
+      its `files` are then the user's paths, one per split.
   """
   name: str
   kind: str
@@ -71,6 +94,7 @@ class TaskSpec:
   dev_slice: bool = False
   extra_train_files: Tuple[str, ...] = ()
   has_header: bool = True
+  columns: Optional[Columns] = None
 
   @property
   def num_labels(self) -> int:
@@ -160,13 +184,142 @@ HF_MODEL_KIND = {CLASSIFICATION: "sequence_classification",
                  SPAN: "question_answering"}
 
 
-def get_task(name: str) -> TaskSpec:
-  """The spec of task `name`.
+def get_task(name: str, custom_tasks: Optional[Mapping[str, dict]] = None) -> TaskSpec:
+  """The spec of task `name`: a built-in task, or one of the hparams' "custom_tasks".
 
   Raises:
-    ConfigError: unknown name; the message lists the valid names and the closest ones.
+    ConfigError: unknown name (the message lists the valid names and the closest ones),
+      or a malformed custom task entry.
   """
   if name in TASKS:
     return TASKS[name]
-  raise errors.ConfigError(f"unknown task {name!r}{hparams.closest(name, TASK_NAMES)} "
-                           f"(valid tasks: {', '.join(TASK_NAMES)})")
+  if custom_tasks and name in custom_tasks:
+    return custom_task(name, custom_tasks[name])
+  valid = TASK_NAMES + tuple(custom_tasks or ())
+  raise errors.ConfigError(f"unknown task {name!r}{hparams.closest(name, valid)} "
+                           f"(valid tasks: {', '.join(valid)}, or a task of "
+                           f"\"custom_tasks\")")
+
+
+# ---------------------------------------------------------------------------
+# The user's own tasks
+
+# Keys of one "custom_tasks" entry (docs/finetuning.md, "Your own data").
+CUSTOM_KEYS = ("kind", "train_file", "dev_file", "test_file", "text_a", "text_b", "label",
+               "labels")
+CUSTOM_KINDS = (CLASSIFICATION, REGRESSION, TAGGING)
+# Written beside a custom task's trials: its name, kind and labels in id order.
+TASK_FILE = "task.json"
+# Training defaults of a custom task under the koelectra preset (explicit hparams win):
+# KoELECTRA's most common per-task values, with Hugging Face's 3 epochs (user data sets
+# are often small; more epochs are one hparam away).
+CUSTOM_DEFAULTS = KoelectraDefaults(3, 32, 32, 5e-5, 128)
+
+
+def custom_task(name: str, entry: Mapping) -> TaskSpec:
+  """The TaskSpec of one "custom_tasks" entry.
+
+  Args:
+    name: the task's name (must not be a built-in task's).
+    entry: {"kind", "train_file", "dev_file", "test_file", "text_a", "text_b", "label",
+      "labels"}; kind is required, the rest optional (a run checks that the files it
+      needs are given). Relative local paths are taken from the current directory.
+
+  Returns:
+    TaskSpec with `columns` set; labels () until given or collected (labels_from).
+
+  Raises:
+    ConfigError: naming the entry's bad key or value.
+  """
+  where = f"custom_tasks.{name}"
+  if name in TASKS:
+    raise errors.ConfigError(f"{where}: {name!r} is a built-in task; choose another name")
+  if not isinstance(entry, Mapping):
+    raise errors.ConfigError(f"{where} must be an object, got {entry!r}")
+  hparams.check_keys(entry, CUSTOM_KEYS, what=f"key of {where}")
+  kind = entry.get("kind")
+  if kind not in CUSTOM_KINDS:
+    raise errors.ConfigError(f"{where}.kind must be one of {', '.join(CUSTOM_KINDS)}, "
+                             f"got {kind!r}")
+  for key in ("train_file", "dev_file", "test_file", "text_a", "text_b", "label"):
+    value = entry.get(key)
+    if value is not None and (not isinstance(value, str) or not value):
+      raise errors.ConfigError(f"{where}.{key} must be a non-empty string or null, "
+                               f"got {value!r}")
+  labels = entry.get("labels")
+  if labels is not None:
+    if (not isinstance(labels, (list, tuple)) or not labels
+        or not all(isinstance(l, (str, int)) and not isinstance(l, bool) for l in labels)):
+      raise errors.ConfigError(f"{where}.labels must be a list of label names, got "
+                               f"{labels!r}")
+    labels = tuple(str(l) for l in labels)
+    if len(set(labels)) != len(labels):
+      raise errors.ConfigError(f"{where}.labels names a label twice: {list(labels)}")
+    if kind == REGRESSION:
+      raise errors.ConfigError(f"{where}.labels: a regression task has no labels")
+
+  def path(key):
+    value = entry.get(key)
+    if not value:
+      return ()
+    return (value if fileio.is_remote(value) else os.path.abspath(value),)
+
+  metric = {CLASSIFICATION: "accuracy", REGRESSION: "spearman", TAGGING: "f1"}[kind]
+  return TaskSpec(
+      name=name, kind=kind, labels=labels or (),
+      files={"train": path("train_file"), "dev": path("dev_file"),
+             "test": path("test_file")},
+      # No dev_file: as NSMC, a slice of the training file only with dev_slice_fraction.
+      dev_slice=True, metric=metric, published={}, koelectra=CUSTOM_DEFAULTS,
+      columns=Columns(entry.get("text_a") or "text", entry.get("text_b"),
+                      entry.get("label") or "label"))
+
+
+def with_labels(spec: TaskSpec, labels) -> TaskSpec:
+  """`spec` with its labels in id order (collected from the training file or saved)."""
+  return dataclasses.replace(spec, labels=tuple(labels))
+
+
+def write_task_file(model_dir: str, spec: TaskSpec) -> str:
+  """Saves a custom task's name, kind and labels in model_dir (atomically).
+
+  Returns:
+    the path written.
+  """
+  fileio.makedirs(model_dir)
+  path = fileio.join(model_dir, TASK_FILE)
+  with fileio.atomic_write(path) as f:
+    json.dump({"name": spec.name, "kind": spec.kind, "labels": list(spec.labels)}, f,
+              ensure_ascii=False, indent=1)
+    f.write("\n")
+  return path
+
+
+def read_task_file(model_dir: str) -> Optional[dict]:
+  """The {"name", "kind", "labels"} write_task_file saved in model_dir, or None."""
+  path = fileio.join(model_dir, TASK_FILE)
+  if not fileio.exists(path):
+    return None
+  with fileio.open_file(path) as f:
+    try:
+      saved = json.load(f)
+    except json.JSONDecodeError as e:
+      raise errors.UserError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+  if not isinstance(saved, dict) or not {"name", "kind", "labels"} <= set(saved):
+    raise errors.UserError(f"{path}: expected an object with name, kind and labels")
+  return saved
+
+
+def saved_task_near(checkpoint: str) -> Optional[dict]:
+  """The task file of a finetuned checkpoint: in its trial directory's parent (the task's
+  model_dir), given the trial directory or a checkpoint prefix in it; else None."""
+  def parent(p):
+    return p.rsplit("/", 1)[0] if "/" in p else "."
+
+  path = str(checkpoint).rstrip("/")
+  trial_dir = parent(path) if fileio.exists(path + ".index") else path
+  for folder in (trial_dir, parent(trial_dir)):
+    saved = read_task_file(folder)
+    if saved:
+      return saved
+  return None

@@ -1,0 +1,93 @@
+"""The demo's finetuning stage (run_demo.py): a labelled task derived from the demo's own
+text, finetuned from the pretrained model and from random weights, beside the majority
+class.
+
+The task ("source"): which of konlpy's bundled documents (the constitution, ten bills) a
+line comes from. Training rows are the lines pretraining saw, test rows the held-out lines
+pretraining did not; both are written as CSV and read as any user's custom task
+(finetune/tasks.custom_task), so the demo runs the same code a user's own files do.
+"""
+import collections
+import csv
+import pathlib
+from typing import Dict, List
+
+from finetune import runner
+from finetune.config import FinetuningConfig
+from util import fileio
+
+TASK = "source"
+
+
+def write_source_task(corpus_dir: str, out_dir: str) -> Dict[str, str]:
+  """Writes out_dir/{train,test}.csv (columns text, label; label = the document's name)
+  from corpus_dir/train/<document> and corpus_dir/heldout/<document>.
+
+  Returns:
+    {"train_file", "test_file"} paths.
+  """
+  out = pathlib.Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  paths = {}
+  for split, sub in (("train", "train"), ("test", "heldout")):
+    path = out / f"{split}.csv"
+    with fileio.atomic_write(str(path)) as f:
+      writer = csv.writer(f, lineterminator="\n")
+      writer.writerow(["text", "label"])
+      for doc in sorted(pathlib.Path(corpus_dir, sub).iterdir()):
+        label = doc.stem  # e.g. kolaw-constitution, kobill-1809890
+        for line in doc.read_text(encoding="utf-8").splitlines():
+          if line.strip():
+            writer.writerow([line, label])
+    paths[f"{split}_file"] = str(path)
+  return paths
+
+
+def _labels(path: str) -> List[str]:
+  with open(path, encoding="utf-8", newline="") as f:
+    return [row["label"] for row in csv.DictReader(f)]
+
+
+def majority_baseline(train_file: str, test_file: str) -> float:
+  """Test accuracy (x100) of always answering the training file's most common label."""
+  majority = collections.Counter(_labels(train_file)).most_common(1)[0][0]
+  test = _labels(test_file)
+  return 100.0 * sum(label == majority for label in test) / len(test)
+
+
+def finetune_source(data_dir: str, model_name: str, files: Dict[str, str], hparams: dict,
+                    random_init: bool = False, log=print) -> dict:
+  """Finetunes the source task and predicts its test file.
+
+  Args:
+    data_dir: the demo's DIR; the encoder starts from DIR/models/<model_name>.
+    model_name: the pretrained model's name.
+    files: write_source_task's paths.
+    hparams: finetuning hparams (the encoder's sizes, vocab, training lengths).
+    random_init: start from random weights instead (the comparison run, under
+      <model_name>-random-init).
+    log: progress lines.
+
+  Returns:
+    {"test_accuracy", "dev_accuracy" (x100), "trial_dir", "labels"}.
+  """
+  name = f"{model_name}-random-init" if random_init else model_name
+  task = dict(kind="classification", **files)
+  config = FinetuningConfig(name, data_dir, task_names=[TASK], custom_tasks={TASK: task},
+                            do_test=True, allow_random_init=random_init, **hparams)
+  _, trials = runner.run(config, log=log)
+  return {"test_accuracy": trials[0]["test"]["accuracy"],
+          "dev_accuracy": trials[0]["dev"]["accuracy"], "trial_dir": trials[0]["model_dir"],
+          "labels": list(config.task.labels)}
+
+
+def two_examples(test_file: str) -> List[tuple]:
+  """(text, label) of two test rows for the pipeline: the first line of the first and of
+  the last label whose text no other document has (bills share boilerplate lines)."""
+  with open(test_file, encoding="utf-8", newline="") as f:
+    rows = [(row["text"], row["label"]) for row in csv.DictReader(f)]
+  owners = collections.defaultdict(set)
+  for text, label in rows:
+    owners[text].add(label)
+  unique = [(t, l) for t, l in rows if len(owners[t]) == 1 and len(t) >= 20]
+  return [unique[0], next(r for r in reversed(unique) if r[1] != unique[0][1])][::-1]
