@@ -157,7 +157,8 @@ class FinetuningConfig(config_lib.Config):
     out = self._task_defaults(self.preset, tasks[0], kwargs.get("model_size", self.model_size),
                               custom)
     task = tasks_lib.get_task(tasks[0], custom)
-    if task.dev_slice and not task.files["dev"] and not kwargs.get("dev_slice_fraction"):
+    no_dev = task.dev_slice if task.columns is None else not task.files.get("dev")
+    if no_dev and not kwargs.get("dev_slice_fraction"):
       # Distributed without a dev file: score the test file, as KoELECTRA's configs for
       # these tasks do ("dev_file": ""); do_eval then needs a slice or a dev file. A custom
       # task scores its test file when it names one.

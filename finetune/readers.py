@@ -188,11 +188,12 @@ def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: st
   task_dir = fileio.join(str(data_dir), "finetuning_data", spec.name)
   no_dev_file = spec.dev_slice and _find(task_dir, spec.files["dev"]) is None
   if split == "dev" and no_dev_file and not dev_fraction:
-    where = (f"custom_tasks.{spec.name}.dev_file" if spec.columns is not None else
-             f"a {spec.files['dev'][-1]} in {task_dir}")
+    where = ("" if spec.columns is not None else f" in {task_dir}")
+    put = (f"give custom_tasks.{spec.name}.dev_file" if spec.columns is not None else
+           f"put a {spec.files['dev'][-1]} there")
     raise errors.UserError(
-        f"{spec.name} has no dev file: set \"dev_slice_fraction\": 0.1 to hold out 10% "
-        f"of the training file as dev, give {where}, "
+        f"{spec.name} has no dev file{where}: set \"dev_slice_fraction\": 0.1 to hold out "
+        f"10% of the training file as dev, {put}, "
         f"or score the test file alone (\"do_eval\": false, \"do_test\": true)")
   use_slice = split in ("train", "dev") and no_dev_file and dev_fraction > 0
   if split == "dev" and not use_slice:

@@ -68,7 +68,7 @@ def test_csv_quoted_fields_and_first_seen_labels(tmp_path):
 def test_tsv_pairs_and_jsonl_regression(tmp_path):
   tsv = _write(tmp_path / "pairs.tsv", "a\tb\tsame\n하나\t둘\tyes\n셋\t넷\tno\n")
   spec = _spec(train_file=str(tsv), text_a="a", text_b="b", label="same", labels=["no", "yes"])
-  got = _read(spec).examples + _read(spec, "dev").examples
+  got = _read(spec).examples  # no dev_file and no dev_slice_fraction: the whole file
   assert sorted((e.text_a, e.text_b, e.label) for e in got) == [
       ("셋", "넷", "no"), ("하나", "둘", "yes")]
   jsonl = _write(tmp_path / "scores.jsonl",
@@ -170,7 +170,7 @@ def test_classifier_trains_predicts_and_exports_its_label_names(tmp_path):
   task = {"kind": "classification", "train_file": "data/train.csv",
           "test_file": "data/test.csv", "text_a": "review", "label": "sentiment"}
   hp = dict(TINY, task_names=["reviews"], custom_tasks={"reviews": task}, do_test=True,
-            num_train_epochs=2.0)
+            num_train_epochs=2.0, dev_slice_fraction=0.1)
   done = _cli(work, hp)
   assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
   assert "2 labels in first-seen order" in done.stdout and "좋음, 나쁨" in done.stdout
@@ -234,7 +234,7 @@ def test_tagging_and_regression_train_and_predict(tmp_path, monkeypatch, kind, f
   _write(tmp_path / "vocab.txt", (shared_data_dir() / "vocab" / "v3" / "vocab.txt").read_bytes())
   monkeypatch.chdir(tmp_path)  # relative paths are taken from the current directory
   hp = dict(TINY, task_names=["mine"], custom_tasks={"mine": dict(entry, kind=kind)},
-            do_test=True, num_train_epochs=1.0)
+            do_test=True, num_train_epochs=1.0, dev_slice_fraction=0.1)
   path, trials = runner.run(FinetuningConfig("tiny", ".", **hp), log=lambda l: None)
   metric = "f1" if kind == "tagging" else "spearman"
   assert metric in trials[0]["dev"]
@@ -274,8 +274,7 @@ def test_demo_source_task_files(tmp_path):
       _write(tmp_path / "corpus" / sub / name, text)
   files = demo.write_source_task(str(tmp_path / "corpus"), str(tmp_path / "task"))
   spec = tasks_lib.custom_task("source", dict(kind="classification", **files))
-  assert [e.label for e in _read(spec).examples + _read(spec, "dev").examples].count(
-      "kolaw-a") == 2
+  assert [e.label for e in _read(spec).examples].count("kolaw-a") == 2
   assert demo.majority_baseline(files["train_file"], files["test_file"]) == 50.0
   assert demo.two_examples(files["test_file"]) == [
       ("헌법 제1조 대한민국은 민주공화국이다", "kolaw-a"),
