@@ -447,8 +447,9 @@ def summarise(options, plan, record, resumed_shards, totals, new_examples, times
       "documents": c.documents,
       "lines": c.lines,
       "bytes_read": c.bytes_read,
-      "skipped_lines": c.skipped_undecodable + c.skipped_bad_json,
+      "skipped_lines": c.skipped_undecodable + c.skipped_bad_json + c.skipped_binary,
       "skipped_undecodable": c.skipped_undecodable,
+      "skipped_binary": c.skipped_binary,
       "skipped_bad_json": c.skipped_bad_json,
       "skipped_examples": c.skipped_examples,
       "examples": k["examples"],
@@ -495,6 +496,10 @@ def print_summary(s, out=None):
         file=out)
   for ex in s["skipped_examples"][:3]:
     print(f"    skipped {ex}", file=out)
+  for ex in s["skipped_files"][:3]:
+    print(f"    skipped file {ex}", file=out)
+  if len(s["skipped_files"]) > 3:
+    print(f"    ... {len(s['skipped_files'])} files skipped in all ({SUMMARY})", file=out)
   print(f"  tokens {s['tokens']:,}, written {s['tokens_written']:,}, trimmed "
         f"{s['trimmed_share']:.2%}, [UNK] {s['unk_ratio']:.3%}, single-segment "
         f"examples {s['single_segment_examples']:,}", file=out)
