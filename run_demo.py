@@ -25,6 +25,7 @@ from model import tokenization
 from pretrain import example_builder
 from pretrain import runner as pretrain_runner
 from util import errors
+from util import fileio
 from util import tf_logging
 
 HELDOUT_EVERY = 10  # every 10th line of each text is held out for evaluation
@@ -143,6 +144,11 @@ def main(argv=None):
   t0 = time.time()
   times = {}
   try:
+    # Stages whose output exists are skipped: outputs of other options must not be reused.
+    fileio.check_recorded_options(
+        str(out / "demo_options.json"),
+        {k: getattr(args, k) for k in ("steps", "batch_size", "max_seq_length", "vocab_size")},
+        f"rerun with --fresh to rebuild {out}, or choose another --output-dir")
     t = stage("1/5 corpus: konlpy's Korean constitution and bills")
     corpus = prepare_corpus(out)
     n_train = sum(f.stat().st_size for f in (corpus / "train").iterdir())
