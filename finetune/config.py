@@ -63,6 +63,9 @@ class FinetuningConfig(config_lib.Config):
     self.do_eval = True  # score the dev split (or a held-out 10% slice of train)
     self.do_test = False  # ours: score the test split (KorQuAD: its dev file)
     self.keep_all_models = True  # False: only the last trial's checkpoints are kept
+    # ours: a trial trained with other hparams is moved aside and trained again (else an
+    # error names the changed keys; finetune/runner.check_trial_hparams)
+    self.retrain = False
     self.seed = None  # ours: graph-level random seed of trial 1 (trial t uses seed + t - 1)
 
     # model
@@ -183,7 +186,7 @@ class FinetuningConfig(config_lib.Config):
         bools=("do_train", "do_eval", "do_test", "keep_all_models", "do_lower_case",
                "trim_padding", "allow_random_init", "legacy_layerwise_lr",
                "adam_bias_correction", "use_tfrecords_if_existing", "double_unordered",
-               "include_snli", "joint_prediction", "skip_bad_answers"))
+               "include_snli", "joint_prediction", "skip_bad_answers", "retrain"))
     need = self._need
     need(self.do_train or self.do_eval or self.do_test,
          "nothing to do: set do_train, do_eval and/or do_test")

@@ -3,9 +3,13 @@
 Every problem a user can fix (a bad hparam, a missing file, a malformed row) raises a
 subclass of `UserError` whose message names the key, file and line. Each CLI's `main`
 goes through `run_main`, which prints such an error as one line `error: ...` and
-returns exit status 2; anything else is a bug and keeps its traceback.
+returns exit status 2; anything else is a bug and keeps its traceback. Ctrl-C and
+SIGTERM (a scheduler's stop, `kill`) end with one line too: every command's outputs are
+safe to resume from at any moment (docs/reliability.md).
 """
+import signal
 import sys
+import threading
 
 
 class UserError(Exception):
@@ -20,16 +24,45 @@ def run_main(main, argv=None):
     argv: passed through to main.
 
   Returns:
-    main's exit status, or 2 after a UserError, 130 after Ctrl-C.
+    main's exit status, or 2 after a UserError, 130 after Ctrl-C, 143 after SIGTERM.
   """
+  # SIGTERM becomes an exception in the main thread, so a run stops between two Python
+  # statements (a training step finishes) and says so, instead of dying without a word.
+  previous = None
+  if threading.current_thread() is threading.main_thread():
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
   try:
     return main(argv)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
-    print("interrupted", file=sys.stderr)
+    print("interrupted: resume with the same command", file=sys.stderr)
     return 130
+  except Terminated:
+    print("terminated: resume with the same command", file=sys.stderr)
+    return 143
+  finally:
+    if previous is not None:
+      signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+  """SIGTERM arrived (a BaseException, like KeyboardInterrupt: no `except Exception`
+  swallows it)."""
+
+
+def _raise_terminated(signum, frame):
+  del signum, frame
+  raise Terminated()
+
+
+def init_worker_signals():
+  """For worker processes (multiprocessing initializers): Ctrl-C and SIGTERM are the
+  parent's to report, so a worker neither prints a traceback on Ctrl-C nor inherits the
+  parent's SIGTERM handler (the pool stops its workers with SIGTERM)."""
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
+  signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 class ConfigError(UserError):
