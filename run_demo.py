@@ -221,16 +221,16 @@ def main(argv=None):
   print(f"TensorBoard: tensorboard --logdir {config.model_dir}")
 
   # Export: hub-ready folders of the trained model (export_hf.py), and how to load them.
-  import export_hf
+  from model.hf import convert as hf_convert
   stage("export: Hugging Face folders (ElectraForPreTraining, ElectraForMaskedLM)")
   try:
-    written = export_hf.export(config.model_dir, config, str(vocab_file), str(out / "hf"),
-                               overwrite=True)
+    written = hf_convert.export(config.model_dir, config, str(vocab_file), str(out / "hf"),
+                                overwrite=True)
   except errors.UserError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
   print("load it with transformers:\n" +
-        "\n".join("  " + line for line in export_hf.usage_lines(written)))
+        "\n".join("  " + line for line in hf_convert.usage_lines(written)))
   return 0
 
 

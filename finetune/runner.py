@@ -80,9 +80,9 @@ def find_init_checkpoint(config, features, log=print):
                    "run_pretraining.py, set init_checkpoint in --hparams, or set "
                    "\"allow_random_init\": true for a smoke run") from e
   variables = ckpt_lib.checkpoint_variables(prefix)
-  table = variables.get("electra/embeddings/word_embeddings")
+  table = variables.get(ckpt_lib.WORD_EMBEDDINGS)
   if table is None:
-    raise RunError(f"{prefix} has no electra/embeddings/word_embeddings: not an ELECTRA "
+    raise RunError(f"{prefix} has no {ckpt_lib.WORD_EMBEDDINGS}: not an ELECTRA "
                    "checkpoint (or written under another scope)")
   vocab_size = config.bert_hparams()["vocab_size"]
   if table[0] != vocab_size:

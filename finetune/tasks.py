@@ -154,7 +154,7 @@ TASKS: Dict[str, TaskSpec] = {t.name: t for t in (
 # The seed's column order of the results table.
 TASK_NAMES = tuple(TASKS)
 
-# The Hugging Face model class kind (model/checkpoint.HEAD_MODELS) of each task kind:
+# The Hugging Face model class kind (model/hf/names.HEAD_MODELS) of each task kind:
 # what export_hf.py writes a finetuned checkpoint as and import_hf.py --finetuned reads.
 HF_MODEL_KIND = {CLASSIFICATION: "sequence_classification",
                  REGRESSION: "sequence_classification",

@@ -1,13 +1,12 @@
-"""The one place that knows checkpoint variable names.
+"""TF checkpoints: their variables, optimizer slots, initialisation, numpy in and out.
 
 - list a checkpoint's variables and compare them with a graph's (refuse a checkpoint of a
   different architecture with a message naming the variables);
 - assignment maps for `tf.train.init_from_checkpoint` (e.g. finetuning loads `electra/*`
   from a pretraining checkpoint);
-- the mapping between our (original ELECTRA) TF names and Hugging Face ELECTRA parameters,
-  for the pretraining models and the finetuned heads that map one-to-one;
 - reading a checkpoint's values and writing a checkpoint from numpy arrays (import).
 
+The Hugging Face names of these variables are in model/hf/names.py.
 Variable lists are dicts {name: shape tuple}; a scalar has shape ().
 """
 import collections
@@ -22,6 +21,8 @@ from util import errors
 # AdamWeightDecayOptimizer slots (model/optimization.py), named as the original names them.
 ADAM_M, ADAM_V = "/adam_m", "/adam_v"
 OPTIMIZER_SLOT_SUFFIXES = (ADAM_M, ADAM_V)
+# The word embedding table: its rows are the vocab the checkpoint was trained with.
+WORD_EMBEDDINGS = "electra/embeddings/word_embeddings"
 
 
 class CheckpointError(errors.UserError):
@@ -42,10 +43,10 @@ def resolve_checkpoint(path):
   if tf.io.gfile.isdir(path):
     latest = tf.train.latest_checkpoint(path)
     if latest is None:
-      raise CheckpointError("no checkpoint found in directory %s" % path)
+      raise CheckpointError(f"no checkpoint found in directory {path}")
     return latest
   if not tf.io.gfile.glob(path + ".index") and not tf.io.gfile.exists(path):
-    raise CheckpointError("checkpoint %s does not exist (no %s.index)" % (path, path))
+    raise CheckpointError(f"checkpoint {path} does not exist (no {path}.index)")
   return path
 
 
@@ -55,7 +56,7 @@ def checkpoint_variables(ckpt, include_optimizer=False):
   try:
     listed = tf.train.list_variables(prefix)
   except (tf.errors.OpError, ValueError) as e:
-    raise CheckpointError("cannot read checkpoint %s: %s" % (prefix, e))
+    raise CheckpointError(f"cannot read checkpoint {prefix}: {e}")
   return collections.OrderedDict(
       (name, tuple(shape)) for name, shape in sorted(listed)
       if include_optimizer or not is_optimizer_slot(name))
@@ -92,7 +93,7 @@ def parse_variable_list(text):
       continue
     parts = line.split()
     if len(parts) > 2 or parts[0] in out:
-      raise CheckpointError("variable list line %d: cannot parse %r" % (lineno, line))
+      raise CheckpointError(f"variable list line {lineno}: cannot parse {line!r}")
     shape = () if len(parts) == 1 else tuple(int(d) for d in parts[1].split("x"))
     out[parts[0]] = shape
   return out
@@ -100,7 +101,7 @@ def parse_variable_list(text):
 
 def format_variable_list(variables):
   """The inverse of parse_variable_list, sorted by name."""
-  return "".join("%s %s\n" % (name, "x".join(str(d) for d in shape))
+  return "".join(f"{name} {'x'.join(str(d) for d in shape)}\n"
                  for name, shape in sorted(variables.items()))
 
 
@@ -115,20 +116,20 @@ class VariableDiff(collections.namedtuple("VariableDiff",
   def describe(self, expected_label="expected", actual_label="actual", limit=20):
     def listing(items):
       items = list(items)
-      more = "" if len(items) <= limit else "\n    ... and %d more" % (len(items) - limit)
+      more = "" if len(items) <= limit else f"\n    ... and {len(items) - limit} more"
       return "".join("\n    " + str(i) for i in items[:limit]) + more
 
     lines = []
     if self.missing:
-      lines.append("%d variable(s) in %s but not in %s:%s" % (
-          len(self.missing), expected_label, actual_label, listing(self.missing)))
+      lines.append(f"{len(self.missing)} variable(s) in {expected_label} but not in "
+                   f"{actual_label}:{listing(self.missing)}")
     if self.unexpected:
-      lines.append("%d variable(s) in %s but not in %s:%s" % (
-          len(self.unexpected), actual_label, expected_label, listing(self.unexpected)))
+      lines.append(f"{len(self.unexpected)} variable(s) in {actual_label} but not in "
+                   f"{expected_label}:{listing(self.unexpected)}")
     if self.mismatched:
-      lines.append("%d variable(s) with different shapes (%s vs %s):%s" % (
-          len(self.mismatched), expected_label, actual_label,
-          listing("%s %s vs %s" % m for m in self.mismatched)))
+      shapes = listing(f"{n} {e} vs {a}" for n, e, a in self.mismatched)
+      lines.append(f"{len(self.mismatched)} variable(s) with different shapes "
+                   f"({expected_label} vs {actual_label}):{shapes}")
     return "\n".join(lines) if lines else "variables match"
 
 
@@ -214,9 +215,10 @@ def get_assignment_map(ckpt, tvars=None, prefixes=None):
       continue
     assignment_map[name] = var
   if mismatched:
+    listing = "".join(f"\n    {n} {c} vs {m}" for n, c, m in mismatched)
     raise CheckpointMismatchError(
-        "checkpoint %s: %d variable(s) with different shapes (checkpoint vs model):%s" %
-        (ckpt, len(mismatched), "".join("\n    %s %s vs %s" % m for m in mismatched)))
+        f"checkpoint {ckpt}: {len(mismatched)} variable(s) with different shapes "
+        f"(checkpoint vs model):{listing}")
   return assignment_map, sorted(assignment_map)
 
 
@@ -229,265 +231,10 @@ def init_from_checkpoint(ckpt, prefixes=("electra/",), tvars=None, require=True)
   prefix = resolve_checkpoint(ckpt)
   assignment_map, names = get_assignment_map(prefix, tvars=tvars, prefixes=prefixes)
   if require and not names:
-    raise CheckpointMismatchError("checkpoint %s has no variable of this model under %s" %
-                                  (prefix, ", ".join(prefixes or ["any name"])))
+    raise CheckpointMismatchError(f"checkpoint {prefix} has no variable of this model "
+                                  f"under {', '.join(prefixes or ['any name'])}")
   tf.train.init_from_checkpoint(prefix, {n: v for n, v in assignment_map.items()})
   return names
-
-
-# ---------------------------------------------------------------- Hugging Face names
-
-_HF_LEAF = {"kernel": "weight", "gamma": "weight", "beta": "bias", "bias": "bias"}
-
-
-def _hf_path(parts):
-  out = []
-  for p in parts:
-    m = re.fullmatch(r"layer_(\d+)", p)
-    out.append("layer.%s" % m.group(1) if m else p)
-  return out
-
-
-# Finetuned models: the encoder under `electra/` (as in pretraining) and a head under
-# `task_specific/<task>/`. Only heads that are one-to-one with a transformers class are
-# here; the original ELECTRA classifier (`task_specific/<task>/dense` on [CLS]) is not:
-# HF's ElectraClassificationHead is dense + gelu + out_proj, two layers where it has one.
-HEAD_MODELS = ("sequence_classification", "token_classification", "question_answering")
-MODELS = ("discriminator", "generator") + HEAD_MODELS
-
-# {model: {TF scope under task_specific/<task>/: HF module}}.
-_HEAD_SCOPES = {
-    # KoELECTRA's HF-style classifier: dense [H, H] -> gelu -> out_proj [H, labels].
-    "sequence_classification": {"classifier/dense": "classifier.dense",
-                                "classifier/out_proj": "classifier.out_proj"},
-    # Per-token tagging (Naver NER): one dense [H, labels].
-    "token_classification": {"dense": "classifier"},
-    # KorQuAD without joint_prediction: `dense` (start) and `dense_1` (end), [H, 1] each;
-    # HF stacks them as qa_outputs [2, H]. (joint_prediction adds `qa_hidden` [2H, 512]
-    # and makes `dense_1` [512, 1]: no HF equivalent.)
-    "question_answering": {"dense": "qa_outputs", "dense_1": "qa_outputs"},
-}
-# The TF layers giving rows 0 (start) and 1 (end) of HF's qa_outputs.
-QA_ROWS = ("dense", "dense_1")
-TASK_SCOPE = "task_specific"
-
-
-def _check_model(model):
-  if model not in MODELS:
-    raise ValueError("model must be one of %s, got %r" % (", ".join(MODELS), model))
-
-
-def task_names(tf_names):
-  """The task names <task> of `task_specific/<task>/...` variables, sorted."""
-  return sorted({n.split("/")[1] for n in tf_names
-                 if n.startswith(TASK_SCOPE + "/") and n.count("/") >= 2})
-
-
-def _head_to_hf(rest, model):
-  scope, leaf = "/".join(rest[:-1]), rest[-1]
-  hf = _HEAD_SCOPES[model].get(scope)
-  if hf is None or leaf not in ("kernel", "bias"):
-    return None
-  return "%s.%s" % (hf, _HF_LEAF[leaf]), leaf == "kernel"
-
-
-def tf_to_hf_name(tf_name, model="discriminator", task=None):
-  """Maps a TF variable name to (HF parameter name, transpose) or None.
-
-  Args:
-    tf_name: a checkpoint variable name, e.g. "electra/encoder/layer_0/output/dense/kernel".
-    model: "discriminator" (ElectraForPreTraining / ElectraModel under `electra.`),
-      "generator" (ElectraForMaskedLM), or a finetuned model of HEAD_MODELS
-      (ElectraForSequenceClassification / ElectraForTokenClassification /
-      ElectraForQuestionAnswering: `electra/` encoder + `task_specific/<task>/` head).
-    task: for HEAD_MODELS, only this task's head maps (None: any task's).
-
-  Returns:
-    (HF parameter name, whether the array is transposed), or None when the variable is
-    not part of that model (e.g. the generator's encoder for the discriminator,
-    global_step, optimizer slots). Both QA kernels map to `qa_outputs.weight` (and both
-    biases to `qa_outputs.bias`): tf_to_hf_state stacks them in QA_ROWS order.
-
-  Raises:
-    ValueError: an unknown model.
-  """
-  _check_model(model)
-  if is_optimizer_slot(tf_name) or "/" not in tf_name:
-    return None
-  parts = tf_name.split("/")
-  top, rest = parts[0], parts[1:]
-  if model in HEAD_MODELS:
-    if top == TASK_SCOPE and len(rest) >= 3 and task in (None, rest[0]):
-      return _head_to_hf(rest[1:], model)
-    if top != "electra":
-      return None
-    model = "discriminator"  # the same encoder names
-  if top == "electra" and rest[0] == "embeddings":
-    body = ["electra"] + rest   # shared by both models
-  elif top == "generator" and model == "generator":
-    body = ["electra"] + rest   # the generator's own encoder (and untied embeddings)
-  elif top == "electra" and model == "discriminator":
-    body = ["electra"] + rest
-  elif top == "discriminator_predictions" and model == "discriminator":
-    body = [top] + ["dense_prediction" if p == "dense_1" else p for p in rest]
-  elif top == "generator_predictions" and model == "generator":
-    if rest == ["output_bias"]:
-      return "generator_lm_head.bias", False
-    body = [top] + rest
-  else:
-    return None
-  leaf = body[-1]
-  if leaf.endswith("_embeddings"):
-    return ".".join(_hf_path(body)) + ".weight", False
-  if leaf not in _HF_LEAF:
-    return None
-  return ".".join(_hf_path(body[:-1]) + [_HF_LEAF[leaf]]), leaf == "kernel"
-
-
-def tf_to_hf_state(tf_values, model="discriminator", task=None):
-  """{tf name: array} -> {HF parameter name: array} (kernels transposed).
-
-  The generator's output layer reuses the word embeddings (`generator_lm_head.weight`).
-  When both shared and untied generator embeddings exist, the generator takes its own.
-  For question_answering, the start and end layers ([H, 1] each) become the rows of
-  qa_outputs ([2, H], bias [2]); with only one of them present neither is mapped.
-
-  Args:
-    tf_values: {TF variable name: numpy array}.
-    model, task: as tf_to_hf_name.
-
-  Returns:
-    {HF parameter name: numpy array}.
-  """
-  out = {}
-  qa = collections.defaultdict(dict)  # HF name -> {row index: [1, H] or [1]}
-  for name in sorted(tf_values, key=lambda n: n.startswith("generator/")):
-    mapped = tf_to_hf_name(name, model, task)
-    if mapped is None:
-      continue
-    hf_name, transpose = mapped
-    value = tf_values[name]
-    value = value.T if transpose else value
-    if hf_name.startswith("qa_outputs."):
-      qa[hf_name][QA_ROWS.index(name.split("/")[2])] = value
-      continue
-    out[hf_name] = value
-  for hf_name, rows in qa.items():
-    if sorted(rows) == [0, 1]:
-      out[hf_name] = np.concatenate([rows[0], rows[1]], axis=0)
-  if model == "generator" and "electra.embeddings.word_embeddings.weight" in out:
-    out["generator_lm_head.weight"] = out["electra.embeddings.word_embeddings.weight"]
-  return out
-
-
-def hf_to_tf_name(hf_name, model="discriminator", untied_embeddings=False):
-  """Maps a Hugging Face ELECTRA parameter name to (TF variable name, transpose) or None.
-
-  The inverse of tf_to_hf_name. `generator_lm_head.weight` is the (tied) word embedding
-  table. untied_embeddings: the generator's embeddings live under `generator/embeddings`.
-  """
-  if model not in ("discriminator", "generator"):
-    raise ValueError("model must be 'discriminator' or 'generator', got %r" % model)
-  encoder_scope = "electra" if model == "discriminator" else "generator"
-  embeddings_scope = encoder_scope if untied_embeddings else "electra"
-  if model == "generator" and hf_name == "generator_lm_head.weight":
-    return embeddings_scope + "/embeddings/word_embeddings", False
-  if model == "generator" and hf_name == "generator_lm_head.bias":
-    return "generator_predictions/output_bias", False
-  parts = hf_name.split(".")
-  if len(parts) < 2:
-    return None
-  top, body, leaf = parts[0], parts[1:-1], parts[-1]
-  if top == "electra":
-    scope = embeddings_scope if body[:1] == ["embeddings"] else encoder_scope
-  elif top == "discriminator_predictions" and model == "discriminator":
-    scope = top
-    body = ["dense_1" if p == "dense_prediction" else p for p in body]
-  elif top == "generator_predictions" and model == "generator":
-    scope = top
-  else:
-    return None
-  out = []
-  i = 0
-  while i < len(body):
-    if body[i] == "layer" and i + 1 < len(body) and body[i + 1].isdigit():
-      out.append("layer_" + body[i + 1])
-      i += 2
-    else:
-      out.append(body[i])
-      i += 1
-  if out and out[-1].endswith("_embeddings") and leaf == "weight":
-    return "/".join([scope] + out), False
-  if out and out[-1] == "LayerNorm":
-    tf_leaf = {"weight": "gamma", "bias": "beta"}.get(leaf)
-  else:
-    tf_leaf = {"weight": "kernel", "bias": "bias"}.get(leaf)
-  if tf_leaf is None:
-    return None
-  return "/".join([scope] + out + [tf_leaf]), tf_leaf == "kernel"
-
-
-def hf_to_tf_state(hf_state, model="discriminator", untied_embeddings=False):
-  """{HF parameter name: array} -> ({TF variable name: array}, [HF names not mapped]).
-
-  The inverse of tf_to_hf_state for the pretraining models (kernels transposed back).
-  `generator_lm_head.weight` is the tied word-embedding table: it is not a variable of
-  its own, so it is left out here when the embeddings themselves are present.
-
-  Args:
-    hf_state: {HF parameter name: numpy array}.
-    model: "discriminator" or "generator".
-    untied_embeddings: the generator's embeddings live under `generator/embeddings`.
-
-  Returns:
-    ({TF name: numpy array}, sorted list of HF names that map to no TF variable).
-  """
-  out, unmapped = {}, []
-  for hf_name in sorted(hf_state):
-    mapped = hf_to_tf_name(hf_name, model, untied_embeddings=untied_embeddings)
-    if mapped is None:
-      unmapped.append(hf_name)
-      continue
-    tf_name, transpose = mapped
-    if hf_name == "generator_lm_head.weight" and tf_name in out:
-      continue
-    value = hf_state[hf_name]
-    out[tf_name] = value.T if transpose else value
-  return out, unmapped
-
-
-def hf_head_model_to_tf_state(hf_state, model, task):
-  """{HF name: array} of a finetuned model -> ({TF name: array}, [HF names not mapped]).
-
-  The inverse of tf_to_hf_state for HEAD_MODELS: the `electra.` encoder as the
-  discriminator's, the head under `task_specific/<task>/` (qa_outputs [2, H] split back
-  into the start `dense` and end `dense_1` layers, [H, 1] each).
-
-  Args:
-    hf_state: {HF parameter name: numpy array}.
-    model: one of HEAD_MODELS.
-    task: the <task> of `task_specific/<task>/`.
-  """
-  if model not in HEAD_MODELS:
-    raise ValueError("model must be one of %s, got %r" % (", ".join(HEAD_MODELS), model))
-  encoder = {n: v for n, v in hf_state.items() if n.startswith("electra.")}
-  out, unmapped = hf_to_tf_state(encoder, "discriminator")
-  scope = "%s/%s/" % (TASK_SCOPE, task)
-  modules = {hf: tf_scope for tf_scope, hf in _HEAD_SCOPES[model].items()}
-  for name in sorted(set(hf_state) - set(encoder)):
-    module, _, leaf = name.rpartition(".")
-    if module not in modules or leaf not in ("weight", "bias"):
-      unmapped.append(name)
-      continue
-    value = hf_state[name]
-    tf_leaf = "kernel" if leaf == "weight" else "bias"
-    if model == "question_answering":
-      parts = [(layer, value[row:row + 1]) for row, layer in enumerate(QA_ROWS)]
-    else:
-      parts = [(modules[module], value)]
-    for tf_scope, part in parts:
-      out[scope + tf_scope + "/" + tf_leaf] = part.T if leaf == "weight" else part
-  return out, sorted(unmapped)
 
 
 def read_checkpoint_values(ckpt, include_optimizer=False):
@@ -509,7 +256,7 @@ def read_checkpoint_values(ckpt, include_optimizer=False):
     reader = tf.train.load_checkpoint(prefix)
     return collections.OrderedDict((n, reader.get_tensor(n)) for n in names)
   except (tf.errors.OpError, ValueError) as e:
-    raise CheckpointError("cannot read checkpoint %s: %s" % (prefix, e))
+    raise CheckpointError(f"cannot read checkpoint {prefix}: {e}")
 
 
 def write_checkpoint(values, prefix):
@@ -538,5 +285,5 @@ def write_checkpoint(values, prefix):
   directory, base = prefix.rsplit("/", 1) if "/" in prefix else (".", prefix)
   # The `checkpoint` state file, with a relative path: the directory may be renamed.
   with tf.io.gfile.GFile(directory + "/checkpoint", "w") as f:
-    f.write('model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' % (base, base))
+    f.write(f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n')
   return prefix

@@ -1,5 +1,6 @@
 """Shared fixtures: the real Korean data (located by util/shared_data.py) and a Cloud
 Storage emulator."""
+import pathlib
 import socket
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from util.shared_data import ROOT, head_lines, shared_data_dir  # noqa: F401 (for the tests)
+from util.shared_data import COMMENTS, ROOT, head_lines, shared_data_dir  # noqa: F401 (for the tests)
 
 BUCKET = "koelectra-test"  # the emulator's default bucket
 
@@ -29,6 +30,17 @@ def vocab_v3(data_dir):
 @pytest.fixture(scope="session")
 def vocab_v1(data_dir):
   return str(data_dir / "vocab" / "v1" / "vocab.txt")
+
+
+def write_comments_corpus(folder, n):
+  """`folder`/corpus/comments.txt: the first `n` shared news comments, a blank line after
+  every 10 (several documents, as the corpus builder expects). Returns the corpus folder."""
+  corpus = pathlib.Path(folder) / "corpus"
+  corpus.mkdir(parents=True, exist_ok=True)
+  lines = head_lines(shared_data_dir() / COMMENTS, n)
+  text = "\n\n".join("\n".join(lines[i:i + 10]) for i in range(0, len(lines), 10))
+  (corpus / "comments.txt").write_text(text + "\n", encoding="utf-8")
+  return corpus
 
 
 # --- Cloud Storage: gcp-storage-emulator on 127.0.0.1 -------------------------------------

@@ -7,7 +7,7 @@ tests/test_hf_export.py) and the newest 5.x (its own venv, from .ci/check_transf
   python -m tests.hf_reference check WORK   # any env with transformers + torch: compare
 
 `make` pretrains a tiny ELECTRA a few steps on real Korean comments, exports it with
-export_hf.py's code, and stores the TensorFlow graph's logits (dropout off) and the project
+model/hf/convert.py, and stores the TensorFlow graph's logits (dropout off) and the project
 tokenizer's ids on real lines. `check` needs no TensorFlow: it loads the folders with
 `from_pretrained` and compares.
 """
@@ -180,11 +180,11 @@ def make_heads(work, config, ckpt, ids, mask, types):
   work/export_heads/<kind>; heads_reference.npz holds the numpy head outputs on the TF
   encoder output (what HF must give) and the TF heads' own outputs. Returns the prefix."""
   import tensorflow.compat.v1 as tf
-  import export_hf
   from finetune import heads
   from model import checkpoint
   from model import modeling
   from model import sizes
+  from model.hf import convert
   rng = np.random.RandomState(0)
   with tf.Graph().as_default():
     ids_t, mask_t, types_t = (tf.constant(x, tf.int32) for x in (ids, mask, types))
@@ -219,7 +219,7 @@ def make_heads(work, config, ckpt, ids, mask, types):
   vocab = str(data_dir() / "vocab" / "v3" / "vocab.txt")
   expected = {}
   for kind, task, labels in HEAD_EXPORTS:
-    export_hf.export(prefix, config, vocab, os.path.join(work, "export_heads", kind),
+    convert.export(prefix, config, vocab, os.path.join(work, "export_heads", kind),
                      task_kind=kind, task_name=task, labels=labels, log=lambda l: None)
     expected[kind] = head_outputs(kind, task, values, seq)
     expected["tf_" + kind] = tf_values[kind]
@@ -232,12 +232,12 @@ def make(work):
   """Pretrain, export (discriminator + generator, finetuned heads) and store the
   references under work. Returns (config, checkpoint prefix)."""
   import tensorflow.compat.v1 as tf
-  import export_hf
   from model import tokenization
+  from model.hf import convert
   vocab = str(data_dir() / "vocab" / "v3" / "vocab.txt")
   config = pretrain_tiny(os.path.join(work, "pretrain"), vocab)
   ckpt = tf.train.latest_checkpoint(config.model_dir)
-  export_hf.export(ckpt, config, vocab, os.path.join(work, "export"), log=lambda l: None)
+  convert.export(ckpt, config, vocab, os.path.join(work, "export"), log=lambda l: None)
   tok = tokenization.FullTokenizer(vocab)
   ids, mask, types = encode(tok, sentences())
   d, g = tf_logits(config, ckpt, ids, mask, types)

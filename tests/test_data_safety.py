@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, head_lines
+from tests.conftest import ROOT, write_comments_corpus
 
 SEQ = 32
 TINY = {
@@ -54,12 +54,7 @@ def _files(folder):
 def workdir(tmp_path_factory, data_dir, vocab_v3):
   """A user's folder (outside the repository) with data/pretrain_tfrecords and hp.json."""
   root = tmp_path_factory.mktemp("user")
-  corpus = root / "corpus"
-  corpus.mkdir()
-  lines = head_lines(data_dir / "corpus" / "hate-speech-unlabeled" / "unlabeled_comments_5.txt",
-                     200)
-  text = "\n\n".join("\n".join(lines[i:i + 10]) for i in range(0, len(lines), 10))
-  (corpus / "comments.txt").write_text(text + "\n", encoding="utf-8")
+  write_comments_corpus(root, 200)
   done = _cli(root, "build_pretraining_dataset.py", "--corpus-dir", "corpus",
               "--vocab-file", vocab_v3, "--output-dir", "data/pretrain_tfrecords",
               "--max-seq-length", str(SEQ), "--num-out-files", "2", "--no-progress")

@@ -15,6 +15,7 @@ from transformers.models.electra import modeling_electra
 from model import checkpoint
 from model import modeling
 from model import optimization
+from model.hf import names
 from model.tokenization import FullTokenizer
 from tests.conftest import head_lines
 
@@ -97,7 +98,7 @@ def _hf_config(vocab_size, hidden, heads, intermediate, layers=2):
 def _load_and_check(model, config, prefix, which, values):
   modeling_electra.load_tf_weights_in_electra(model, config, prefix,
                                               discriminator_or_generator=which)
-  expected = checkpoint.tf_to_hf_state(values, which)
+  expected = names.tf_to_hf_state(values, which)
   params = dict(model.named_parameters(remove_duplicate=False))
   assert sorted(params) == sorted(expected), "parameters without a TF variable or vice versa"
   for name, param in params.items():
@@ -154,7 +155,7 @@ def test_generator_without_projection_loads_into_transformers(tmp_path, korean_b
 
 
 def test_hf_name_mapping():
-  m = checkpoint.tf_to_hf_name
+  m = names.tf_to_hf_name
   assert m("electra/encoder/layer_11/attention/self/query/kernel") == (
       "electra.encoder.layer.11.attention.self.query.weight", True)
   assert m("electra/embeddings/LayerNorm/gamma", "generator") == (
@@ -174,18 +175,18 @@ def test_hf_names_map_back_to_every_tf_variable(pretraining_ckpt):
   mapped = 0
   for name in values:
     for which in ("discriminator", "generator"):
-      hf = checkpoint.tf_to_hf_name(name, which)
+      hf = names.tf_to_hf_name(name, which)
       if hf is not None:
-        assert checkpoint.hf_to_tf_name(hf[0], which) == (name, hf[1]), (name, which)
+        assert names.hf_to_tf_name(hf[0], which) == (name, hf[1]), (name, which)
         mapped += 1
   # Every model variable belongs to at least one of the two HF models.
   model_vars = [n for n in values if n != "global_step" and not checkpoint.is_optimizer_slot(n)]
-  assert all(checkpoint.tf_to_hf_name(n, "discriminator") or
-             checkpoint.tf_to_hf_name(n, "generator") for n in model_vars)
+  assert all(names.tf_to_hf_name(n, "discriminator") or
+             names.tf_to_hf_name(n, "generator") for n in model_vars)
   assert mapped == len(model_vars) + 5  # shared: 3 embedding tables + embedding LayerNorm
-  assert checkpoint.hf_to_tf_name("generator_lm_head.weight", "generator") == (
+  assert names.hf_to_tf_name("generator_lm_head.weight", "generator") == (
       "electra/embeddings/word_embeddings", False)
-  assert checkpoint.hf_to_tf_name("electra.embeddings.word_embeddings.weight", "generator",
+  assert names.hf_to_tf_name("electra.embeddings.word_embeddings.weight", "generator",
                                   untied_embeddings=True) == (
       "generator/embeddings/word_embeddings", False)
 

@@ -26,9 +26,13 @@ import export_hf
 import import_hf
 from pretrain import runner as pretrain_runner
 from model import checkpoint
-from model import hf_format
+from model import hf
 from model import modeling
 from model import sizes
+from model.hf import convert
+from model.hf import files
+from model.hf import names
+from model.hf import pickle_reader
 from tests import hf_reference
 from tests.conftest import ROOT
 from util import errors
@@ -51,6 +55,15 @@ def _export(made, name):
   return os.path.join(made[0], "export", name)
 
 
+def _import_folders(disc_dir, out_dir, **kwargs):
+  return convert.import_folders(disc_dir, out_dir, import_hf.build_config, **kwargs)
+
+
+def _import_finetuned(folder, task, out_dir, **kwargs):
+  return convert.import_finetuned(folder, import_hf.finetuned_task(task), out_dir,
+                                  import_hf.build_config, **kwargs)
+
+
 def test_export_writes_every_file(made):
   for name, arch in (("discriminator", "ElectraForPreTraining"),
                      ("generator", "ElectraForMaskedLM")):
@@ -71,7 +84,17 @@ def test_export_writes_every_file(made):
     with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
       tok_cfg = json.load(f)
     assert tok_cfg["do_lower_case"] is False and tok_cfg["strip_accents"] is False
-    assert tok_cfg["tokenizer_class"] == "BertTokenizer"
+    # What the published KoELECTRA v3 folders say (their tokenizer_config.json, copied to
+    # the shared data), but for strip_accents: null there (off, as lower-casing is off),
+    # false here; and the hub's own bookkeeping keys.
+    with open(str(hf_reference.data_dir() / "vocab" / "v3" / "tokenizer_config.json"),
+              encoding="utf-8") as f:
+      published = json.load(f)
+    assert published["tokenizer_class"] == tok_cfg["tokenizer_class"] == "ElectraTokenizer"
+    hub_only = {"strip_accents", "name_or_path", "special_tokens_map_file", "model_max_length"}
+    assert {k: tok_cfg.get(k) for k in set(published) - hub_only} == \
+        {k: v for k, v in published.items() if k not in hub_only}
+    assert tok_cfg["model_max_length"] == cfg["max_position_embeddings"]
     card = open(os.path.join(folder, "README.md"), encoding="utf-8").read()
     assert "training steps: 6 of 6" in card and arch + ".from_pretrained" in card
     with open(os.path.join(folder, "vocab.txt"), "rb") as a, \
@@ -122,12 +145,12 @@ def test_same_tensors_as_load_tf_weights_in_electra(made, which, cls):
 
 def test_tokenizers_give_the_project_ids(made, report):
   """Fast: every line and the seed example; slow: all but the lines NFC changes."""
-  assert report["fast_tokenizer_class"] == "BertTokenizerFast"
+  assert report["fast_tokenizer_class"] == "ElectraTokenizerFast"  # as the published folders
   assert report["fast_tokenizer_lines"] == 1001
   lines = hf_reference.tokenizer_lines()
   nfc_changed = [i for i, l in enumerate(lines) if unicodedata.normalize("NFC", l) != l]
   assert any("\uf90a" in lines[i] for i in nfc_changed)  # the headline's 金 (U+F90A)
-  assert report["slow_tokenizer_class"] == "BertTokenizer"
+  assert report["slow_tokenizer_class"] == "ElectraTokenizer"
   assert report["slow_tokenizer_mismatches"] == nfc_changed
   assert len(nfc_changed) == 3  # the count docs/huggingface.md reports
   for use_fast in (True, False):
@@ -147,7 +170,7 @@ def test_tokenizer_json_equals_the_published_v3_one(made):
 
 
 def test_head_names():
-  m = checkpoint.tf_to_hf_name
+  m = names.tf_to_hf_name
   assert m("task_specific/nsmc/classifier/out_proj/kernel", "sequence_classification") == (
       "classifier.out_proj.weight", True)
   assert m("task_specific/nsmc/classifier/dense/bias", "sequence_classification", "nsmc") == (
@@ -163,11 +186,11 @@ def test_head_names():
       "electra.encoder.layer.1.output.LayerNorm.bias", False)
   assert m("discriminator_predictions/dense/kernel", "token_classification") is None
   assert m("task_specific/ner/dense/kernel/adam_m", "token_classification") is None
-  assert checkpoint.task_names(["task_specific/b/dense/bias", "task_specific/a/x/kernel",
+  assert names.task_names(["task_specific/b/dense/bias", "task_specific/a/x/kernel",
                                 "electra/embeddings/word_embeddings"]) == ["a", "b"]
   # QA rows: start is row 0, end row 1.
   start, end = np.full([4, 1], 1.0), np.full([4, 1], 2.0)
-  state = checkpoint.tf_to_hf_state({"task_specific/q/dense/kernel": start,
+  state = names.tf_to_hf_state({"task_specific/q/dense/kernel": start,
                                      "task_specific/q/dense_1/kernel": end,
                                      "task_specific/q/dense/bias": np.array([3.0]),
                                      "task_specific/q/dense_1/bias": np.array([4.0])},
@@ -181,7 +204,7 @@ def test_round_trip_is_bit_identical_and_resumes(made, tmp_path):
   work, config, ckpt = made
   out = tmp_path / "imported"
   lines = []
-  hp = import_hf.import_folders(_export(made, "discriminator"), str(out),
+  hp = _import_folders(_export(made, "discriminator"), str(out),
                                 gen_dir=_export(made, "generator"), log=lines.append)
   original = checkpoint.read_checkpoint_values(ckpt)
   imported = checkpoint.read_checkpoint_values(str(out), include_optimizer=True)
@@ -201,7 +224,7 @@ def test_round_trip_is_bit_identical_and_resumes(made, tmp_path):
   assert rebuilt.generator_hparams() == config.generator_hparams()
   assert rebuilt.embedding_dim() == config.embedding_dim()
   # HF -> TF -> HF: exporting the import with its hparams.json gives the same tensors.
-  again = export_hf.export(str(out), rebuilt, str(out / "vocab.txt"), str(tmp_path / "again"),
+  again = convert.export(str(out), rebuilt, str(out / "vocab.txt"), str(tmp_path / "again"),
                            log=lambda l: None)
   from safetensors.numpy import load_file
   for which, folder in again.items():
@@ -227,18 +250,18 @@ def test_round_trip_is_bit_identical_and_resumes(made, tmp_path):
 
 def test_discriminator_alone_is_what_finetuning_loads(made, tmp_path):
   out = tmp_path / "disc"
-  hp = import_hf.import_folders(_export(made, "discriminator"), str(out), log=lambda l: None)
+  hp = _import_folders(_export(made, "discriminator"), str(out), log=lambda l: None)
   assert "generator_hidden_size" not in hp
-  names = checkpoint.checkpoint_variables(str(out), include_optimizer=True)
-  assert not any(n.startswith(("generator", "generator_predictions")) for n in names)
-  assert not any(checkpoint.is_optimizer_slot(n) for n in names)
+  variables = checkpoint.checkpoint_variables(str(out), include_optimizer=True)
+  assert not any(n.startswith(("generator", "generator_predictions")) for n in variables)
+  assert not any(checkpoint.is_optimizer_slot(n) for n in variables)
   config = configure_pretraining.PretrainingConfig("x", ".", **hp)
   with tf.Graph().as_default():
     bert = modeling.BertModel(sizes.bert_config(config.bert_hparams()), False,
                               tf.zeros([1, 8], tf.int32), embedding_size=config.embedding_dim())
     del bert
     loaded = checkpoint.init_from_checkpoint(str(out), prefixes=("electra/",))
-  assert len(loaded) == len([n for n in names if n.startswith("electra/")])
+  assert len(loaded) == len([n for n in variables if n.startswith("electra/")])
 
 
 @pytest.mark.parametrize("zip_format", [True, False])
@@ -273,7 +296,7 @@ def test_run_finetuning_starts_from_an_import(made, tmp_path, capsys):
   import run_finetuning
   from tests.finetune_data import layout
   ckpt = tmp_path / "imported"
-  import_hf.import_folders(_export(made, "discriminator"), str(ckpt), log=lambda l: None)
+  _import_folders(_export(made, "discriminator"), str(ckpt), log=lambda l: None)
   layout(tmp_path, "question-pair", rows=16)
   run = {"max_seq_length": 48, "train_batch_size": 8, "task_names": ["question-pair"],
          "num_train_epochs": 1.0, "do_eval": False}
@@ -299,16 +322,16 @@ def test_sharded_safetensors_are_read(made, tmp_path):
   shutil.copytree(src, folder)
   state = load_file(str(folder / "model.safetensors"))
   os.remove(folder / "model.safetensors")
-  names = sorted(state)
+  weight_names = sorted(state)
   weight_map = {}
-  for i, part in enumerate((names[::2], names[1::2])):
+  for i, part in enumerate((weight_names[::2], weight_names[1::2])):
     shard = "model-%05d-of-00002.safetensors" % (i + 1)
     save_file({n: state[n] for n in part}, str(folder / shard), metadata={"format": "pt"})
     weight_map.update({n: shard for n in part})
   (folder / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
-  got = hf_format.read_weights(str(folder))
-  assert sorted(got) == names
-  for n in names:
+  got = files.read_weights(str(folder))
+  assert sorted(got) == weight_names
+  for n in weight_names:
     assert np.array_equal(got[n], state[n]), n
 
 
@@ -325,12 +348,12 @@ def test_pytorch_bin_with_other_objects_is_refused(tmp_path):
   with open(path, "wb") as f:
     for obj in (0x1950A86A20F9469CFC6C, 1001, {}, {"w": Payload()}):
       pickle.dump(obj, f, protocol=2)
-  with pytest.raises(hf_format.HFFormatError, match=r"holds a (posix|nt)\.system object"):
-    hf_format.read_torch_checkpoint(str(path))
+  with pytest.raises(hf.HFFormatError, match=r"holds a (posix|nt)\.system object"):
+    pickle_reader.read_torch_checkpoint(str(path))
   assert not marker.exists()
   path.write_bytes(b"not a checkpoint")
-  with pytest.raises(hf_format.HFFormatError, match="not a torch checkpoint"):
-    hf_format.read_torch_checkpoint(str(path))
+  with pytest.raises(hf.HFFormatError, match="not a torch checkpoint"):
+    pickle_reader.read_torch_checkpoint(str(path))
 
 
 def _env():
@@ -358,7 +381,7 @@ def test_untied_generator_embeddings_round_trip(made, tmp_path):
       ckpt = tf.train.Saver().save(sess, str(tmp_path / "ckpt" / "model.ckpt"), global_step=0)
   values = checkpoint.read_checkpoint_values(ckpt)
   assert values["generator/embeddings/word_embeddings"].shape == (35000, 32)
-  out = export_hf.export(ckpt, config, hp["vocab_file"], str(tmp_path / "export"),
+  out = convert.export(ckpt, config, hp["vocab_file"], str(tmp_path / "export"),
                          log=lambda l: None)
   gen = hf_reference.load_clean(transformers.ElectraForMaskedLM, out["generator"])
   assert gen.config.embedding_size == 32 and gen.config.hidden_size == 32
@@ -368,7 +391,7 @@ def test_untied_generator_embeddings_round_trip(made, tmp_path):
   np.testing.assert_allclose(hf_reference.hf_logits(gen, *part), tf_gen, rtol=0, atol=1e-5)
   disc = hf_reference.load_clean(transformers.ElectraForPreTraining, out["discriminator"])
   np.testing.assert_allclose(hf_reference.hf_logits(disc, *part), tf_disc, rtol=0, atol=1e-5)
-  hp_in = import_hf.import_folders(out["discriminator"], str(tmp_path / "imported"),
+  hp_in = _import_folders(out["discriminator"], str(tmp_path / "imported"),
                                    gen_dir=out["generator"], log=lambda l: None)
   assert hp_in["untied_generator_embeddings"] is True
   back = checkpoint.read_checkpoint_values(str(tmp_path / "imported"))
@@ -387,7 +410,7 @@ def test_finetuned_heads_export_with_their_outputs(made, report):
     assert report[kind + "_max_abs_diff"] <= 1e-5, kind
     with open(os.path.join(made[0], "export_heads", kind, "config.json")) as f:
       cfg = json.load(f)
-    assert cfg["architectures"] == [hf_format.ARCHITECTURES[kind]]
+    assert cfg["architectures"] == [names.KINDS[kind].architecture]
     if kind == "sequence_classification":
       assert cfg["id2label"] == {"0": "neg", "1": "neu", "2": "pos"}
       assert cfg["label2id"] == {"neg": 0, "neu": 1, "pos": 2}
@@ -483,6 +506,28 @@ def test_bad_export_input(made, tmp_path, case, capsys):
   assert _left_over(tmp_path) == []
 
 
+@pytest.mark.parametrize("tokenizer_class", ["ElectraTokenizer", "BertTokenizer"])
+def test_import_accepts_both_tokenizer_classes(made, tmp_path, tokenizer_class):
+  """A folder naming ElectraTokenizer (the published ones, and exports since) or
+  BertTokenizer (exports before) imports to the same checkpoint."""
+  folder = tmp_path / "disc"
+  shutil.copytree(_export(made, "discriminator"), folder)
+  cfg_path = folder / "tokenizer_config.json"
+  cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+  cfg_path.write_text(json.dumps(dict(cfg, tokenizer_class=tokenizer_class)), encoding="utf-8")
+  out = tmp_path / "out"
+  assert errors.run_main(import_hf.main, ["--discriminator", str(folder),
+                                          "--output-dir", str(out)]) == 0
+  want = checkpoint.read_checkpoint_values(made[2])
+  got = checkpoint.read_checkpoint_values(str(out))
+  assert sorted(n for n in got if n != "global_step") == sorted(
+      n for n in want if n.startswith(("electra/", "discriminator_predictions/")))
+  for name in got:
+    if name != "global_step":
+      assert np.array_equal(got[name], want[name]), name
+  assert (out / "vocab.txt").read_bytes() == (folder / "vocab.txt").read_bytes()
+
+
 @pytest.mark.parametrize("case", ["bert", "no_config", "shapes", "generator_mismatch"])
 def test_bad_import_input(made, tmp_path, case, capsys):
   disc = tmp_path / "disc"
@@ -519,7 +564,7 @@ def test_finetuned_qa_imports_bit_for_bit(made, head_ckpt, tmp_path):
   """KorQuAD: qa_outputs [2, H] splits back into the start / end layers exactly."""
   _, values = head_ckpt
   out = tmp_path / "trial_1"
-  hp = import_hf.import_finetuned(os.path.join(made[0], "export_heads", "question_answering"),
+  hp = _import_finetuned(os.path.join(made[0], "export_heads", "question_answering"),
                                   "korquad", str(out), log=lambda l: None)
   back = checkpoint.read_checkpoint_values(str(out))
   want = {n for n in values if n.startswith(("electra/", "task_specific/korquad/"))}
@@ -535,26 +580,25 @@ def test_finetuned_qa_imports_bit_for_bit(made, head_ckpt, tmp_path):
 
 
 def test_label_order():
-  """import_hf.label_order: rows matched to the task's labels by name; generic names taken
+  """convert.label_order: rows matched to the task's labels by name; generic names taken
   in order (and said); other names or counts refused."""
-  from finetune import tasks as tasks_lib
-  kornli = tasks_lib.get_task("kornli")   # contradiction, entailment, neutral
+  kornli = import_hf.finetuned_task("kornli")   # contradiction, entailment, neutral
   named = lambda *n: {"id2label": {str(i): x for i, x in enumerate(n)}}
   lines = []
-  assert import_hf.label_order(named("neutral", "contradiction", "entailment"), kornli, "f",
-                               lines.append) == [1, 2, 0]
+  assert convert.label_order(named("neutral", "contradiction", "entailment"), kornli, "f",
+                             lines.append) == [1, 2, 0]
   assert "reordered" in lines[-1]
-  assert import_hf.label_order(named("LABEL_0", "LABEL_1", "LABEL_2"), kornli, "f",
-                               lines.append) == [0, 1, 2]
+  assert convert.label_order(named("LABEL_0", "LABEL_1", "LABEL_2"), kornli, "f",
+                             lines.append) == [0, 1, 2]
   assert "names no labels" in lines[-1] and "contradiction, entailment, neutral" in lines[-1]
-  with pytest.raises(hf_format.HFFormatError, match="the head has 2 labels"):
-    import_hf.label_order(named("a", "b"), kornli, "f")
-  with pytest.raises(hf_format.HFFormatError, match="are not kornli's labels"):
-    import_hf.label_order(named("neg", "neu", "pos"), kornli, "f")
-  assert import_hf.label_order(named("LABEL_0"), tasks_lib.get_task("korsts"), "f") is None
-  with pytest.raises(hf_format.HFFormatError, match="regression task"):
-    import_hf.label_order(named("a", "b"), tasks_lib.get_task("korsts"), "f")
-  assert import_hf.label_order({}, tasks_lib.get_task("korquad"), "f") is None
+  with pytest.raises(hf.HFFormatError, match="the head has 2 labels"):
+    convert.label_order(named("a", "b"), kornli, "f")
+  with pytest.raises(hf.HFFormatError, match="are not kornli's labels"):
+    convert.label_order(named("neg", "neu", "pos"), kornli, "f")
+  assert convert.label_order(named("LABEL_0"), import_hf.finetuned_task("korsts"), "f") is None
+  with pytest.raises(hf.HFFormatError, match="regression task"):
+    convert.label_order(named("a", "b"), import_hf.finetuned_task("korsts"), "f")
+  assert convert.label_order({}, import_hf.finetuned_task("korquad"), "f") is None
 
 
 @pytest.mark.parametrize("task,args,expect", [
@@ -574,6 +618,28 @@ def test_bad_finetuned_import(made, tmp_path, task, args, expect, capsys):
   err = capsys.readouterr().err
   assert err.startswith("error: ") and expect in err, err
   assert not out.exists() and _left_over(tmp_path) == []
+
+
+@pytest.mark.parametrize("script", ["export_hf.py", "import_hf.py"])
+def test_help_answers_before_tensorflow(tmp_path, script):
+  """--help, run as the command line runs it (from another directory), prints the usage
+  without importing TensorFlow, torch or transformers, and no native log line."""
+  code = ("import runpy, sys\n"
+          "sys.argv = sys.argv[1:]\n"
+          "try:\n"
+          "  runpy.run_path(sys.argv[0], run_name='__main__')\n"
+          "except SystemExit as e:\n"
+          "  assert e.code == 0, e.code\n"
+          "heavy = [m for m in ('tensorflow', 'torch', 'transformers') if m in sys.modules]\n"
+          "print('loaded:', heavy)\n")
+  env = {k: v for k, v in _env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+  proc = subprocess.run([sys.executable, "-c", code, os.path.join(ROOT, script), "--help"],
+                        cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "--output-dir" in proc.stdout and "model/hf/" in proc.stdout
+  assert proc.stdout.rstrip().endswith("loaded: []"), proc.stdout[-500:]
+  assert proc.stderr == ""
 
 
 def test_documented_commands_parse():
@@ -619,7 +685,7 @@ def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
       "--checkpoint", trial, "--hparams", json.dumps(hp), "--vocab-file", vocab,
       "--output-dir", str(out)]) == 0
   model = hf_reference.load_clean(
-      getattr(transformers, hf_format.ARCHITECTURES[kind]), str(out))
+      getattr(transformers, names.KINDS[kind].architecture), str(out))
   from finetune import tasks as tasks_lib
   labels = list(tasks_lib.get_task(task).labels) or ["LABEL_0"]
   assert [model.config.id2label[i] for i in range(len(labels))] == labels
@@ -659,7 +725,7 @@ def test_run_finetuning_checkpoint_exports(tmp_path, task, kind, head):
     (out / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
   imported = tmp_path / "models" / "imported" / "finetuning_models" / f"{task}_model" / "trial_1"
   lines = []
-  hp_in = import_hf.import_finetuned(str(out), task, str(imported), log=lines.append)
+  hp_in = _import_finetuned(str(out), task, str(imported), log=lines.append)
   # Named in the task's order (as exported) imports silently; reordered names say so.
   assert any("reordered by label name" in l for l in lines) == (task == "question-pair")
   back = checkpoint.read_checkpoint_values(str(imported))
@@ -692,23 +758,23 @@ def test_gs_output_and_input(made, tmp_path, gcs_env, monkeypatch):
     order.append(dst)
     return copy(src, dst, *a, **kw)
   monkeypatch.setattr(transfer, "copy", recording_copy)  # what gcs.publish_dir calls
-  hf = f"gs://{BUCKET}/hf"
+  hub = f"gs://{BUCKET}/hf"
   vocab = os.path.join(_export(made, "discriminator"), "vocab.txt")
-  written = export_hf.export(ckpt, config, vocab, hf, log=lambda l: None)
-  assert written == {"discriminator": hf + "/discriminator", "generator": hf + "/generator"}
-  assert order[-2:] == [hf + "/discriminator/config.json", hf + "/generator/config.json"]
-  names = gcs.prefix_objects(hf)
+  written = convert.export(ckpt, config, vocab, hub, log=lambda l: None)
+  assert written == {"discriminator": hub + "/discriminator", "generator": hub + "/generator"}
+  assert order[-2:] == [hub + "/discriminator/config.json", hub + "/generator/config.json"]
+  objects = gcs.prefix_objects(hub)
   for which in ("discriminator", "generator"):
-    assert sorted(n.split("/", 1)[1] for n in names if n.startswith(which + "/")) == \
+    assert sorted(n.split("/", 1)[1] for n in objects if n.startswith(which + "/")) == \
         sorted(os.listdir(_export(made, which)))
   order.clear()
   out = f"gs://{BUCKET}/ckpt"
-  rc = import_hf.main(["--discriminator", hf + "/discriminator", "--generator",
-                       hf + "/generator", "--output-dir", out])
+  rc = import_hf.main(["--discriminator", hub + "/discriminator", "--generator",
+                       hub + "/generator", "--output-dir", out])
   assert rc == 0
   assert order[-1] == out + "/checkpoint"
   local = tmp_path / "local"
-  import_hf.import_folders(_export(made, "discriminator"), str(local),
+  _import_folders(_export(made, "discriminator"), str(local),
                            gen_dir=_export(made, "generator"), log=lambda l: None)
   down = tmp_path / "down"
   gcs.copy(out, str(down), recursive=True, progress=False)
@@ -721,11 +787,11 @@ def test_gs_output_and_input(made, tmp_path, gcs_env, monkeypatch):
   ft = json.loads((down / "finetuning_hparams.json").read_text(encoding="utf-8"))
   assert ft["init_checkpoint"] == out and ft["vocab_file"] == out + "/vocab.txt"
   # Not empty: refused, nothing changed; --overwrite replaces and removes what is stale.
-  with pytest.raises(hf_format.HFFormatError, match="not empty"):
-    import_hf.import_folders(_export(made, "discriminator"), out, log=lambda l: None)
+  with pytest.raises(hf.HFFormatError, match="not empty"):
+    _import_folders(_export(made, "discriminator"), out, log=lambda l: None)
   (tmp_path / "stale").write_text("x")
   gcs.copy(str(tmp_path / "stale"), out + "/stale.txt", progress=False)
-  import_hf.import_folders(_export(made, "discriminator"), out, overwrite=True,
+  _import_folders(_export(made, "discriminator"), out, overwrite=True,
                            log=lambda l: None)
   assert "stale.txt" not in gcs.prefix_objects(out)
   assert "model.ckpt-0.index" in gcs.prefix_objects(out)
@@ -754,7 +820,7 @@ def test_folder_saved_by_transformers_imports(tmp_path, cls_name, task, kind):
   model.save_pretrained(str(folder))
   shutil.copy(vocab, folder / "vocab.txt")
   out = tmp_path / "trial_1"
-  hp = import_hf.import_finetuned(str(folder), task, str(out), log=lambda l: None)
+  hp = _import_finetuned(str(folder), task, str(out), log=lambda l: None)
   values = checkpoint.read_checkpoint_values(str(out))
   import configure_finetuning
   config = configure_finetuning.FinetuningConfig("m", str(tmp_path), max_query_length=16,
@@ -804,7 +870,7 @@ def test_pretraining_folders_saved_by_transformers_import(tmp_path):
     model.save_pretrained(str(folders[name]))
     shutil.copy(vocab, folders[name] / "vocab.txt")
   out = tmp_path / "ckpt"
-  hp = import_hf.import_folders(str(folders["disc"]), str(out), gen_dir=str(folders["gen"]),
+  hp = _import_folders(str(folders["disc"]), str(out), gen_dir=str(folders["gen"]),
                                 log=lambda l: None)
   assert hp["untied_generator_embeddings"] is False
   config = configure_pretraining.PretrainingConfig("m", ".", **hp)

@@ -16,7 +16,7 @@ import build_pretraining_dataset
 import run_pretraining
 from pretrain import runner
 from pretrain.config import PretrainingConfig
-from tests.conftest import ROOT, head_lines
+from tests.conftest import ROOT, write_comments_corpus
 from util import errors
 from util import estimator as estimator_lib
 
@@ -38,13 +38,7 @@ METRICS = ("masked_lm_accuracy", "masked_lm_loss", "sampled_masked_lm_accuracy",
 def data_root(tmp_path_factory, data_dir, vocab_v3):
   """DIR with pretrain_tfrecords/ built from 300 news comments (2 shards, length 32)."""
   root = tmp_path_factory.mktemp("pretrain")
-  corpus = root / "corpus"
-  corpus.mkdir()
-  lines = head_lines(data_dir / "corpus" / "hate-speech-unlabeled" / "unlabeled_comments_5.txt",
-                     300)
-  # Blank line every 10 comments: several documents, as the builder expects.
-  text = "\n\n".join("\n".join(lines[i:i + 10]) for i in range(0, len(lines), 10))
-  (corpus / "comments.txt").write_text(text + "\n", encoding="utf-8")
+  corpus = write_comments_corpus(root, 300)
   rc = build_pretraining_dataset.main([
       "--corpus-dir", str(corpus), "--vocab-file", vocab_v3,
       "--output-dir", str(root / "pretrain_tfrecords"), "--max-seq-length", str(SEQ),

@@ -1,37 +1,33 @@
-"""Hugging Face hub-format folders: config.json, weights, tokenizer files, model card.
-
-What `export_hf.py` writes and `import_hf.py` reads, kept here so finetuning can reuse it.
-The TF <-> HF parameter names come from model/checkpoint.py (the one name map); this
-module knows the files around them:
+"""The files of a Hugging Face hub folder, and the staged output that writes them.
 
   config.json              ElectraConfig fields (model_type "electra", architectures, sizes)
   model.safetensors        written from numpy (no torch needed to export)
   vocab.txt                the vocab, byte for byte
   tokenizer.json           the fast tokenizer (`tokenizers`), cased, no accent stripping
-  tokenizer_config.json    tokenizer_class "BertTokenizer" (4.x and 5.x both resolve it)
+  tokenizer_config.json    tokenizer_class "ElectraTokenizer" (as the published KoELECTRA)
   special_tokens_map.json
   README.md                model card
 
 Reading accepts model.safetensors (also sharded, with its index) or pytorch_model.bin
-(torch's zip format or its earlier pickle format), read without torch by a restricted
-unpickler that rebuilds tensors as numpy arrays and refuses any other object.
+(torch's zip format or its earlier pickle format; model/hf/pickle_reader.py, no torch).
+The parameter names inside come from model/hf/names.py.
 """
 import collections
 import contextlib
 import json
 import os
-import pickle
 import shutil
 import tempfile
 import uuid
-import zipfile
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from model import checkpoint
 from model import tokenization
-from util import errors
+from model.hf import HFFormatError
+from model.hf import names
+from model.hf import pickle_reader
 from util import fileio
 from util import gcs
 
@@ -45,25 +41,14 @@ TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
 MODEL_CARD_FILE = "README.md"
 
-# transformers class of each model kind (checkpoint.MODELS).
-ARCHITECTURES = {
-    "discriminator": "ElectraForPreTraining",
-    "generator": "ElectraForMaskedLM",
-    "sequence_classification": "ElectraForSequenceClassification",
-    "token_classification": "ElectraForTokenClassification",
-    "question_answering": "ElectraForQuestionAnswering",
-}
-# transformers 5.x has no ElectraTokenizer; "BertTokenizer" is the fast tokenizer there
-# and BertTokenizerFast / BertTokenizer (use_fast=False) in 4.x: the same WordPiece.
-TOKENIZER_CLASS = "BertTokenizer"
+# What the published KoELECTRA folders name: AutoTokenizer gives ElectraTokenizerFast in
+# 4.x (ElectraTokenizer with use_fast=False), and in 5.x, where ElectraTokenizer is an
+# alias of BertTokenizer, the fast BertTokenizer: the same WordPiece either way.
+TOKENIZER_CLASS = "ElectraTokenizer"
 # The original BERT/ELECTRA LayerNorm epsilon (HF's ElectraConfig default is also 1e-12).
 LAYER_NORM_EPS = 1e-12
 # Buffers some transformers versions save beside the parameters; they are not weights.
 _HF_BUFFERS = ("electra.embeddings.position_ids", "electra.embeddings.token_type_ids")
-
-
-class HFFormatError(errors.UserError):
-  """A hub folder, checkpoint or option that cannot be exported or imported as asked."""
 
 
 # ---------------------------------------------------------------- config.json
@@ -79,7 +64,7 @@ def electra_config(bert_hparams: dict, embedding_size: int, model: str, pad_toke
     bert_hparams: BertConfig fields of the encoder (vocab_size, hidden_size, ...), as
       PretrainingConfig.bert_hparams() / generator_hparams() give them.
     embedding_size: width of the embedding tables (projected to hidden_size if different).
-    model: a kind of checkpoint.MODELS.
+    model: a kind of names.MODELS.
     pad_token_id: the vocab's [PAD] id.
     num_labels: head width for sequence/token classification (QA: 2, implied).
     labels: label names in id order (default LABEL_0 ...), written as id2label/label2id.
@@ -90,7 +75,7 @@ def electra_config(bert_hparams: dict, embedding_size: int, model: str, pad_toke
     A dict ready for json.dump.
   """
   cfg = collections.OrderedDict([
-      ("architectures", [ARCHITECTURES[model]]),
+      ("architectures", [names.KINDS[model].architecture]),
       ("model_type", "electra"),
       ("vocab_size", int(bert_hparams["vocab_size"])),
       ("embedding_size", int(embedding_size)),
@@ -112,79 +97,22 @@ def electra_config(bert_hparams: dict, embedding_size: int, model: str, pad_toke
   if cfg["hidden_act"] != "gelu":
     # Our "gelu" is the exact erf GELU, which is HF's "gelu"; relu/tanh are named alike.
     if cfg["hidden_act"] not in ("relu", "tanh"):
-      raise HFFormatError("hidden_act %r has no transformers equivalent" % cfg["hidden_act"])
+      raise HFFormatError(f"hidden_act {cfg['hidden_act']!r} has no transformers equivalent")
   if model in ("sequence_classification", "token_classification"):
     if num_labels is None:
-      raise ValueError("num_labels is needed for %s" % model)
+      raise ValueError(f"num_labels is needed for {model}")
     if labels is not None and len(labels) != num_labels:
-      raise HFFormatError("%d label names given (%s) but the head has %d outputs" %
-                          (len(labels), ", ".join(labels), num_labels))
-    names = list(labels) if labels is not None else ["LABEL_%d" % i for i in range(num_labels)]
-    cfg["id2label"] = {str(i): n for i, n in enumerate(names)}
-    cfg["label2id"] = {n: i for i, n in enumerate(names)}
+      raise HFFormatError(f"{len(labels)} label names given ({', '.join(labels)}) but the "
+                          f"head has {num_labels} outputs")
+    label_names = list(labels) if labels is not None else [f"LABEL_{i}"
+                                                           for i in range(num_labels)]
+    cfg["id2label"] = {str(i): n for i, n in enumerate(label_names)}
+    cfg["label2id"] = {n: i for i, n in enumerate(label_names)}
     if model == "sequence_classification":
       if problem_type is None:
         problem_type = "regression" if num_labels == 1 else "single_label_classification"
       cfg["problem_type"] = problem_type
   return dict(cfg)
-
-
-def expected_shapes(config: dict, model: str) -> Dict[str, Tuple[int, ...]]:
-  """{HF parameter name: shape} that a model of `config` holds (tied output layer left out).
-
-  Args:
-    config: config.json fields (electra_config's output or a hub folder's).
-    model: a kind of checkpoint.MODELS.
-
-  Returns:
-    {name: shape tuple}; `generator_lm_head.weight` is absent (tied to the embeddings).
-  """
-  e, h, i = config["embedding_size"], config["hidden_size"], config["intermediate_size"]
-  v, p, t = config["vocab_size"], config["max_position_embeddings"], config["type_vocab_size"]
-  out = {
-      "electra.embeddings.word_embeddings.weight": (v, e),
-      "electra.embeddings.position_embeddings.weight": (p, e),
-      "electra.embeddings.token_type_embeddings.weight": (t, e),
-      "electra.embeddings.LayerNorm.weight": (e,),
-      "electra.embeddings.LayerNorm.bias": (e,),
-  }
-  if e != h:
-    out["electra.embeddings_project.weight"] = (h, e)
-    out["electra.embeddings_project.bias"] = (h,)
-  for n in range(config["num_hidden_layers"]):
-    layer = "electra.encoder.layer.%d." % n
-    for name in ("attention.self.query", "attention.self.key", "attention.self.value",
-                 "attention.output.dense"):
-      out[layer + name + ".weight"] = (h, h)
-      out[layer + name + ".bias"] = (h,)
-    out[layer + "intermediate.dense.weight"] = (i, h)
-    out[layer + "intermediate.dense.bias"] = (i,)
-    out[layer + "output.dense.weight"] = (h, i)
-    out[layer + "output.dense.bias"] = (h,)
-    for name in ("attention.output.LayerNorm", "output.LayerNorm"):
-      out[layer + name + ".weight"] = (h,)
-      out[layer + name + ".bias"] = (h,)
-  num_labels = len(config.get("id2label") or {}) or None
-  if model == "discriminator":
-    out.update({"discriminator_predictions.dense.weight": (h, h),
-                "discriminator_predictions.dense.bias": (h,),
-                "discriminator_predictions.dense_prediction.weight": (1, h),
-                "discriminator_predictions.dense_prediction.bias": (1,)})
-  elif model == "generator":
-    out.update({"generator_predictions.dense.weight": (e, h),
-                "generator_predictions.dense.bias": (e,),
-                "generator_predictions.LayerNorm.weight": (e,),
-                "generator_predictions.LayerNorm.bias": (e,),
-                "generator_lm_head.bias": (v,)})
-  elif model == "sequence_classification":
-    out.update({"classifier.dense.weight": (h, h), "classifier.dense.bias": (h,),
-                "classifier.out_proj.weight": (num_labels, h),
-                "classifier.out_proj.bias": (num_labels,)})
-  elif model == "token_classification":
-    out.update({"classifier.weight": (num_labels, h), "classifier.bias": (num_labels,)})
-  elif model == "question_answering":
-    out.update({"qa_outputs.weight": (2, h), "qa_outputs.bias": (2,)})
-  return out
 
 
 def check_shapes(state: Dict[str, np.ndarray], config: dict, model: str, source: str) -> None:
@@ -195,17 +123,16 @@ def check_shapes(state: Dict[str, np.ndarray], config: dict, model: str, source:
   Args:
     state: {HF name: array} (tied `generator_lm_head.weight` ignored).
     config: config.json fields.
-    model: a kind of checkpoint.MODELS.
+    model: a kind of names.MODELS.
     source: what the state came from, for the message (a checkpoint path, a folder).
   """
   have = {n: tuple(a.shape) for n, a in state.items() if n != "generator_lm_head.weight"}
-  diff = checkpoint.compare_variables(expected_shapes(config, model), have)
+  diff = checkpoint.compare_variables(names.expected_shapes(config, model), have)
   if not diff.ok:
-    raise HFFormatError("%s does not match the %s the hparams describe (hidden %d, %d "
-                        "layers, embedding %d, vocab %d):\n%s" % (
-                            source, model, config["hidden_size"], config["num_hidden_layers"],
-                            config["embedding_size"], config["vocab_size"],
-                            diff.describe("the hparams", source)))
+    raise HFFormatError(f"{source} does not match the {model} the hparams describe (hidden "
+                        f"{config['hidden_size']}, {config['num_hidden_layers']} layers, "
+                        f"embedding {config['embedding_size']}, vocab "
+                        f"{config['vocab_size']}):\n{diff.describe('the hparams', source)}")
 
 
 def read_config(folder: str) -> dict:
@@ -222,20 +149,21 @@ def read_config(folder: str) -> dict:
   """
   path = os.path.join(folder, CONFIG_FILE)
   if not os.path.isfile(path):
-    raise HFFormatError("%s: no %s (not a Hugging Face model folder)" % (folder, CONFIG_FILE))
+    raise HFFormatError(f"{folder}: no {CONFIG_FILE} (not a Hugging Face model folder)")
   try:
     with open(path, encoding="utf-8") as f:
       cfg = json.load(f)
   except json.JSONDecodeError as e:
-    raise HFFormatError("%s: invalid JSON at line %d: %s" % (path, e.lineno, e.msg))
+    raise HFFormatError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}")
   if cfg.get("model_type") != "electra":
-    raise HFFormatError("%s: model_type is %r, not 'electra' (architectures: %s)" % (
-        path, cfg.get("model_type"), ", ".join(cfg.get("architectures") or ["none"])))
+    archs = ", ".join(cfg.get("architectures") or ["none"])
+    raise HFFormatError(f"{path}: model_type is {cfg.get('model_type')!r}, not 'electra' "
+                        f"(architectures: {archs})")
   cfg.setdefault("embedding_size", cfg.get("hidden_size"))
   for key in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
               "intermediate_size", "max_position_embeddings", "type_vocab_size"):
     if not isinstance(cfg.get(key), int):
-      raise HFFormatError("%s: %s missing or not an integer" % (path, key))
+      raise HFFormatError(f"{path}: {key} missing or not an integer")
   return cfg
 
 
@@ -292,142 +220,16 @@ def read_weights(folder: str) -> Dict[str, np.ndarray]:
       for shard in shards:
         state.update(load_file(os.path.join(folder, shard)))
     elif os.path.isfile(pt):
-      state = read_torch_checkpoint(pt)
+      state = pickle_reader.read_torch_checkpoint(pt)
     else:
-      raise HFFormatError("%s: no %s, %s or %s" % (folder, WEIGHTS_FILE, WEIGHTS_INDEX_FILE,
-                                                   TORCH_WEIGHTS_FILE))
+      raise HFFormatError(f"{folder}: no {WEIGHTS_FILE}, {WEIGHTS_INDEX_FILE} or "
+                          f"{TORCH_WEIGHTS_FILE}")
   except (SafetensorError, OSError, KeyError, ValueError) as e:
-    raise HFFormatError("%s: cannot read the weights: %s" % (folder, e))
+    raise HFFormatError(f"{folder}: cannot read the weights: {e}")
   if not any(n.startswith("electra.") for n in state) and \
      any(n.startswith("embeddings.") for n in state):
     state = {"electra." + n: a for n, a in state.items()}  # a bare ElectraModel
   return {n: a for n, a in state.items() if n not in _HF_BUFFERS}
-
-
-# torch storage class -> numpy dtype (all little-endian, as torch writes them on x86/ARM).
-_TORCH_STORAGES = {
-    "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2",
-    "BFloat16Storage": "<u2", "LongStorage": "<i8", "IntStorage": "<i4",
-    "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?",
-}
-# torch.save's non-zip format (torch < 1.6 default): these two pickles come first.
-_LEGACY_MAGIC, _LEGACY_PROTOCOL = 0x1950A86A20F9469CFC6C, 1001
-
-# A storage named in the pickle (its bytes are read afterwards) and a tensor on it.
-_StorageRef = collections.namedtuple("_StorageRef", ["key", "kind", "view"])
-_TensorRef = collections.namedtuple("_TensorRef", ["storage", "offset", "size", "stride"])
-
-
-def _rebuild_tensor(storage, offset, size, stride, *unused):
-  """torch._utils._rebuild_tensor_v2, deferred until the storage bytes are read."""
-  del unused  # requires_grad, backward hooks, metadata
-  return _TensorRef(storage, offset, tuple(size), tuple(stride))
-
-
-def _rebuild_parameter(data, *unused):
-  del unused
-  return data
-
-
-def _storage_array(raw, kind):
-  array = np.frombuffer(raw, _TORCH_STORAGES[kind])
-  if kind == "BFloat16Storage":  # bfloat16 = the high half of a float32
-    array = (array.astype(np.uint32) << 16).view(np.float32)
-  return array
-
-
-def _materialize(ref, storages):
-  data = storages[ref.storage.key]
-  if ref.storage.view is not None:  # legacy views: (offset, size) into the root storage
-    data = data[ref.storage.view[0]:ref.storage.view[0] + ref.storage.view[1]]
-  item = data.itemsize
-  return np.array(np.lib.stride_tricks.as_strided(
-      data[ref.offset:], shape=ref.size, strides=tuple(s * item for s in ref.stride)))
-
-
-class _TensorUnpickler(pickle.Unpickler):
-  """Unpickles a torch state dict into _TensorRefs; any class but these few is refused,
-  so a crafted file cannot run code."""
-
-  def __init__(self, f, path):
-    super().__init__(f)
-    self._path = path
-
-  def find_class(self, module, name):
-    allowed = {("collections", "OrderedDict"): collections.OrderedDict,
-               ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-               ("torch._utils", "_rebuild_parameter"): _rebuild_parameter}
-    if (module, name) in allowed:
-      return allowed[(module, name)]
-    if module == "torch" and name in _TORCH_STORAGES:
-      return name
-    raise HFFormatError("%s: holds a %s.%s object; only tensors are read from a "
-                        "pytorch_model.bin (convert it to safetensors)" % (
-                            self._path, module, name))
-
-  def persistent_load(self, pid):
-    # zip: ("storage", class, key, location, numel);
-    # legacy: ("storage", class, key, location, numel, (view key, offset, size) or None)
-    if pid[0] not in ("storage", b"storage"):
-      raise HFFormatError("%s: unknown persistent id %r" % (self._path, pid[0]))
-    view = pid[5] if len(pid) > 5 else None
-    return _StorageRef(str(pid[2]), pid[1], None if view is None else (view[1], view[2]))
-
-
-def read_torch_checkpoint(path: str) -> Dict[str, np.ndarray]:
-  """{name: numpy array} of a torch.save'd state dict, without torch.
-
-  Reads torch's zip format (torch >= 1.6) and its earlier pickle format (what many 2020
-  hub uploads hold).
-
-  Args:
-    path: a pytorch_model.bin.
-
-  Returns:
-    {parameter name: numpy array}; non-tensor entries are dropped.
-
-  Raises:
-    HFFormatError: another format, or an object that is not a tensor.
-  """
-  if zipfile.is_zipfile(path):
-    with zipfile.ZipFile(path) as archive:
-      pkl = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
-      if not pkl:
-        raise HFFormatError("%s: no data.pkl inside (not a torch checkpoint)" % path)
-      prefix = pkl[0][:-len("data.pkl")]
-      with archive.open(pkl[0]) as f:
-        state = _TensorUnpickler(f, path).load()
-      if not isinstance(state, dict):
-        raise HFFormatError("%s: holds a %s, not a state dict" % (path, type(state).__name__))
-      refs = {r.storage.key: r.storage.kind for r in state.values()
-              if isinstance(r, _TensorRef)}
-      storages = {k: _storage_array(archive.read("%sdata/%s" % (prefix, k)), kind)
-                  for k, kind in refs.items()}
-  else:
-    with open(path, "rb") as f:
-      try:
-        magic = _TensorUnpickler(f, path).load()
-      except (pickle.UnpicklingError, EOFError, ValueError):
-        magic = None
-      if magic != _LEGACY_MAGIC or _TensorUnpickler(f, path).load() != _LEGACY_PROTOCOL:
-        raise HFFormatError("%s: not a torch checkpoint (neither torch's zip format nor "
-                            "its earlier pickle format)" % path)
-      _TensorUnpickler(f, path).load()  # sys info (byte order, type sizes)
-      state = _TensorUnpickler(f, path).load()
-      if not isinstance(state, dict):
-        raise HFFormatError("%s: holds a %s, not a state dict" % (path, type(state).__name__))
-      kinds = {}
-      for r in state.values():
-        if isinstance(r, _TensorRef):
-          kinds[r.storage.key] = r.storage.kind
-      storages = {}
-      for key in _TensorUnpickler(f, path).load():  # then each storage: int64 count, bytes
-        count = int(np.frombuffer(f.read(8), "<i8")[0])
-        kind = kinds.get(str(key), "ByteStorage")
-        item = np.dtype(_TORCH_STORAGES[kind]).itemsize
-        storages[str(key)] = _storage_array(f.read(count * item), kind)
-  return {str(k): _materialize(v, storages) for k, v in state.items()
-          if isinstance(v, _TensorRef)}
 
 
 # ---------------------------------------------------------------- tokenizer files
@@ -440,7 +242,7 @@ def write_tokenizer_files(vocab_file: str, out_dir: str, model_max_length: int) 
   BertNormalizer with lowercase and strip_accents off (on, Hangul syllables would be
   decomposed into jamo and most words would become [UNK]); no NFC or other
   normalisation, as the original. See docs/huggingface.md for transformers' slow
-  BertTokenizer, which NFC-normalises.
+  tokenizer (ElectraTokenizer, a copy of BertTokenizer), which NFC-normalises.
 
   Args:
     vocab_file: the vocab (one token a line); copied byte for byte.
@@ -468,8 +270,8 @@ def write_tokenizer_files(vocab_file: str, out_dir: str, model_max_length: int) 
   tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
   cls, sep = tokenization.CLS, tokenization.SEP
   tok.post_processor = processors.TemplateProcessing(
-      single="%s:0 $A:0 %s:0" % (cls, sep),
-      pair="%s:0 $A:0 %s:0 $B:1 %s:1" % (cls, sep, sep),
+      single=f"{cls}:0 $A:0 {sep}:0",
+      pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
       special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])])
   tok.decoder = decoders.WordPiece(prefix="##")
   # Special tokens written in the text stay whole (as the project tokenizer keeps them).
@@ -501,20 +303,23 @@ def model_card(config: dict, model: str, details: Dict[str, str]) -> str:
 
   Args:
     config: the config.json fields.
-    model: a kind of checkpoint.MODELS.
+    model: a kind of names.MODELS.
     details: ordered {label: text} lines for the "Training" section (steps, data, ...).
+
+  Returns:
+    The README.md text.
   """
-  cls = ARCHITECTURES[model]
-  rows = "\n".join("| %s | %s |" % (k, config[k]) for k in (
+  cls = names.KINDS[model].architecture
+  rows = "\n".join(f"| {k} | {config[k]} |" for k in (
       "vocab_size", "embedding_size", "hidden_size", "num_hidden_layers",
       "num_attention_heads", "intermediate_size", "max_position_embeddings"))
-  training = "\n".join("- %s: %s" % (k, v) for k, v in details.items())
+  training = "\n".join(f"- {k}: {v}" for k, v in details.items())
   text = "한국어 [MASK]를 공유합니다." if model == "generator" else "한국어 ELECTRA를 공유합니다."
   usage = {
       "discriminator": "logits = model(**inputs).logits  # per token: > 0 means \"replaced\"",
       "generator": "logits = model(**inputs).logits  # masked-LM logits over the vocab",
   }.get(model, "outputs = model(**inputs)")
-  return """---
+  return f"""---
 language: ko
 library_name: transformers
 tags:
@@ -522,32 +327,32 @@ tags:
 - koelectra
 ---
 
-# %(cls)s (KoELECTRA, TensorFlow checkpoint exported)
+# {cls} (KoELECTRA, TensorFlow checkpoint exported)
 
 Exported from a TensorFlow checkpoint of this KoELECTRA reimplementation (original ELECTRA
 variable names) with `export_hf.py`.
 
 | config | value |
 |---|---|
-%(rows)s
+{rows}
 
 ## Training
 
-%(training)s
+{training}
 
 ## Usage
 
 ```python
-from transformers import AutoTokenizer, %(cls)s
+from transformers import AutoTokenizer, {cls}
 
 tokenizer = AutoTokenizer.from_pretrained("PATH_OR_HUB_NAME")
-model = %(cls)s.from_pretrained("PATH_OR_HUB_NAME")
-inputs = tokenizer("%(text)s", return_tensors="pt")
-%(usage)s
+model = {cls}.from_pretrained("PATH_OR_HUB_NAME")
+inputs = tokenizer("{text}", return_tensors="pt")
+{usage}
 ```
 
 The tokenizer is cased and keeps Hangul whole (`do_lower_case` and `strip_accents` off).
-""" % dict(cls=cls, rows=rows, training=training, usage=usage, text=text)
+"""
 
 
 def write_model_folder(out_dir: str, state: Dict[str, np.ndarray], config: dict,
@@ -559,7 +364,7 @@ def write_model_folder(out_dir: str, state: Dict[str, np.ndarray], config: dict,
     state: {HF name: array}; the tied generator_lm_head.weight is not written (HF ties it
       to the embeddings on load, as its own save_pretrained does).
     config: config.json fields; checked against the state's shapes first.
-    model: a kind of checkpoint.MODELS.
+    model: a kind of names.MODELS.
     vocab_file: the vocab; its size must equal config["vocab_size"].
     details: model card "Training" lines.
 
@@ -572,9 +377,9 @@ def write_model_folder(out_dir: str, state: Dict[str, np.ndarray], config: dict,
   check_shapes(state, config, model, "the checkpoint")
   n_vocab = len(tokenization.load_vocab(vocab_file))
   if n_vocab != config["vocab_size"]:
-    raise HFFormatError("%s has %d tokens but the checkpoint's embedding matrix has %d rows; "
-                        "use the vocab the model was trained with" % (
-                            vocab_file, n_vocab, config["vocab_size"]))
+    raise HFFormatError(f"{vocab_file} has {n_vocab} tokens but the checkpoint's embedding "
+                        f"matrix has {config['vocab_size']} rows; use the vocab the model "
+                        "was trained with")
   weights = {n: np.asarray(a, np.float32) for n, a in state.items()
              if n != "generator_lm_head.weight"}
   write_safetensors(weights, os.path.join(out_dir, WEIGHTS_FILE))
@@ -608,7 +413,7 @@ def staged_output(out_dir: str, overwrite: bool = False,
   """
   if gcs.is_gs(out_dir):
     if gcs.prefix_objects(out_dir) and not overwrite:
-      raise HFFormatError("output %s is not empty; pass --overwrite to replace it" % out_dir)
+      raise HFFormatError(f"output {out_dir} is not empty; pass --overwrite to replace it")
     tmp = tempfile.mkdtemp(prefix=".staged-")
     try:
       yield tmp
@@ -619,13 +424,13 @@ def staged_output(out_dir: str, overwrite: bool = False,
   out_dir = os.path.abspath(out_dir)
   if os.path.exists(out_dir):
     if not os.path.isdir(out_dir):
-      raise HFFormatError("output %s exists and is not a directory" % out_dir)
+      raise HFFormatError(f"output {out_dir} exists and is not a directory")
     if os.listdir(out_dir) and not overwrite:
-      raise HFFormatError("output directory %s is not empty; pass --overwrite to replace "
-                          "it" % out_dir)
+      raise HFFormatError(f"output directory {out_dir} is not empty; pass --overwrite to "
+                          "replace it")
   parent = os.path.dirname(out_dir)
   os.makedirs(parent, exist_ok=True)
-  tmp = os.path.join(parent, ".%s.tmp-%s" % (os.path.basename(out_dir), uuid.uuid4().hex[:8]))
+  tmp = os.path.join(parent, f".{os.path.basename(out_dir)}.tmp-{uuid.uuid4().hex[:8]}")
   os.makedirs(tmp)
   try:
     yield tmp
@@ -639,3 +444,21 @@ def staged_output(out_dir: str, overwrite: bool = False,
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+
+
+@contextlib.contextmanager
+def local_folder(folder: Optional[str]) -> Iterator[Optional[str]]:
+  """Yields a local copy of a gs:// hub folder (removed afterwards), or the folder itself.
+
+  Args:
+    folder: a local or gs:// folder, or None.
+
+  Yields:
+    A local folder (or None for None).
+  """
+  if not folder or not gcs.is_gs(folder):
+    yield folder
+    return
+  with tempfile.TemporaryDirectory(prefix=".hub-") as tmp:
+    gcs.copy(folder.rstrip("/"), tmp, recursive=True)
+    yield tmp
