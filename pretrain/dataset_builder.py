@@ -521,7 +521,7 @@ def print_summary(s, out=None):
 
 
 def inspect(path, vocab_file, num_examples, out=None):
-  """Prints the first examples of a TFRecord file as text.
+  """Prints the first examples of a TFRecord file as text and verifies every record.
 
   Args:
     path: a shard (local or scheme://).
@@ -531,6 +531,7 @@ def inspect(path, vocab_file, num_examples, out=None):
 
   Raises:
     BuildError: no such file, or a record that is not a pretraining example.
+    tfrecord_writer.RecordError: a truncated record or a bad checksum anywhere in the file.
   """
   out = out or sys.stdout
   if not fileio.exists(path):
@@ -542,7 +543,11 @@ def inspect(path, vocab_file, num_examples, out=None):
     return " ".join(tokens).replace(" ##", "")
 
   n = 0
-  for n, record in enumerate(tfrecord_writer.read_records(path, num_examples), 1):
+  # Every record is read (its checksums verified), the first num_examples printed: this is
+  # where an error about a damaged shard sends the user (util/run_guard.py).
+  for n, record in enumerate(tfrecord_writer.read_records(path), 1):
+    if n > num_examples:
+      continue
     try:
       ex = tfrecord_writer.decode_example(record)
       ids, mask, seg = ex["input_ids"], ex["input_mask"], ex["segment_ids"]
@@ -556,5 +561,5 @@ def inspect(path, vocab_file, num_examples, out=None):
     print("A: " + text(a), file=out)
     if b:
       print("B: " + text(b), file=out)
-  if not n:
-    print(f"{path}: no examples", file=out)
+  print(f"{path}: {n} records, checksums verified" if n else f"{path}: no examples",
+        file=out)

@@ -7,9 +7,15 @@ returns exit status 2; anything else is a bug and keeps its traceback. Ctrl-C an
 SIGTERM (a scheduler's stop, `kill`) end with one line too: every command's outputs are
 safe to resume from at any moment (docs/reliability.md).
 """
+import errno
 import signal
 import sys
 import threading
+
+# OSErrors a user fixes outside the program (disk full, permissions, a read-only file
+# system, a file where a directory should be): one line naming the path, not a traceback.
+ENVIRONMENT_ERRNOS = frozenset((errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                                errno.EROFS, errno.ENOTDIR, errno.EEXIST, errno.EISDIR))
 
 
 class UserError(Exception):
@@ -24,7 +30,8 @@ def run_main(main, argv=None):
     argv: passed through to main.
 
   Returns:
-    main's exit status, or 2 after a UserError, 130 after Ctrl-C, 143 after SIGTERM.
+    main's exit status, or 2 after a UserError or an environment OSError
+    (ENVIRONMENT_ERRNOS), 130 after Ctrl-C, 143 after SIGTERM.
   """
   # SIGTERM becomes an exception in the main thread, so a run stops between two Python
   # statements (a training step finishes) and says so, instead of dying without a word.
@@ -35,6 +42,11 @@ def run_main(main, argv=None):
     return main(argv)
   except UserError as e:
     print(f"error: {e}", file=sys.stderr)
+    return 2
+  except OSError as e:
+    if e.errno not in ENVIRONMENT_ERRNOS:
+      raise
+    print(f"error: {os_error_line(e, '')}", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print("interrupted: resume with the same command", file=sys.stderr)
@@ -63,6 +75,14 @@ def init_worker_signals():
   parent's SIGTERM handler (the pool stops its workers with SIGTERM)."""
   signal.signal(signal.SIGINT, signal.SIG_IGN)
   signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def os_error_line(e: OSError, where: str) -> str:
+  """"path: cause" for an OSError; `where` names the path when the error carries none (a
+  write() that fills the disk reports no file name)."""
+  cause = e.strerror or str(e)
+  path = e.filename if e.filename is not None else where
+  return f"{path}: {cause}" if path else cause
 
 
 class ConfigError(UserError):

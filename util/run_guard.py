@@ -12,13 +12,13 @@ can act on into a `errors.RunError` (one `error:` line, exit status 2; util/erro
   data, only after the failure) and the first bad one is named, with how to check and
   rebuild it;
 - the environment: no space left, no permission, a read-only file system, a path whose
-  parent is a file, as Python (OSError) or TensorFlow (its OpError subclasses) reports
-  them: the path and the cause.
+  parent is a file, as TensorFlow's file layer reports them (its OpError subclasses; an
+  OSError of Python's own becomes one line in util/errors.run_main): the path and the
+  cause.
 
 Anything else keeps its traceback: it is a bug.
 """
 import contextlib
-import errno
 import re
 
 import tensorflow.compat.v1 as tf
@@ -28,10 +28,8 @@ from util import estimator as estimator_lib
 from util import fileio
 from util import tfrecord_writer
 
-# errno values a user fixes outside the program, and the words TensorFlow's file-system
-# layer uses for the same causes (its OpError carries no errno).
-_ENV_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
-               errno.ENOTDIR, errno.EEXIST, errno.EISDIR)
+# The words TensorFlow's file-system layer uses for util/errors.ENVIRONMENT_ERRNOS (its
+# OpError carries no errno; Python's OSErrors reach util/errors.run_main as they are).
 _ENV_WORDS = re.compile(r"No space left|Disk quota|Permission denied|Read-only file system|"
                         r"Not a directory|is not a directory|File exists|Is a directory",
                         re.IGNORECASE)
@@ -59,12 +57,9 @@ def find_damaged_file(patterns):
 
 
 def environment_problem(exc):
-  """One line naming the path and the cause when `exc` is an environment failure (disk
-  full, permissions, a file where a directory should be), else None."""
-  if isinstance(exc, OSError) and exc.errno in _ENV_ERRNOS:
-    where = exc.filename or ""
-    return f"{where}: {exc.strerror}" if where else exc.strerror
-  if isinstance(exc, tf.errors.OpError) and _ENV_WORDS.search(exc.message or ""):
+  """One line naming the path and the cause when TensorFlow's `exc` is an environment
+  failure (disk full, permissions, a file where a directory should be), else None."""
+  if _ENV_WORDS.search(exc.message or ""):
     return first_line(exc.message)
   return None
 
@@ -102,7 +97,7 @@ def explained_failures(model_dir, data_patterns=(), data_hint="", log=print):
       raise errors.RunError(f"data loss while reading: {first_line(e.message)}") from e
     raise errors.RunError(f"{path} is damaged ({why}); "
                           + data_hint.replace("{path}", path)) from e
-  except (OSError, tf.errors.OpError) as e:
+  except tf.errors.OpError as e:
     problem = environment_problem(e)
     if problem is None:
       raise

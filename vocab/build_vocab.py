@@ -319,7 +319,7 @@ def _main(argv):
   try:
     rep = build_vocab(options)
   except OSError as e:  # e.g. an output path that is a file, no permission, disk full
-    raise errors.UserError(str(e)) from e
+    raise errors.UserError(errors.os_error_line(e, f"writing to {options.output_dir}")) from e
   print(report_lib.format_summary(rep))
   print(f"report: {fileio.join(options.output_dir, 'vocab_report.json')}")
   return 0
