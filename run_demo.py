@@ -236,4 +236,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
   tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
-  sys.exit(main())
+  sys.exit(errors.run_main(main))  # Ctrl-C and SIGTERM: one line, "resume with the same command"
