@@ -8,6 +8,7 @@ SIGTERM (a scheduler's stop, `kill`) end with one line too: every command's outp
 safe to resume from at any moment (docs/reliability.md).
 """
 import errno
+import os
 import signal
 import sys
 import threading
@@ -64,9 +65,23 @@ class Terminated(BaseException):
   swallows it)."""
 
 
+# Seconds after SIGTERM before the process ends itself: where Python swallows the
+# exception (raised inside an at-fork or a __del__ callback) it would otherwise run on.
+# Every command's outputs are safe to resume from at any moment, as after a SIGKILL.
+TERMINATE_GRACE_SECONDS = 20
+
+
 def _raise_terminated(signum, frame):
   del signum, frame
+  timer = threading.Timer(TERMINATE_GRACE_SECONDS, _exit_terminated)
+  timer.daemon = True
+  timer.start()
   raise Terminated()
+
+
+def _exit_terminated():
+  print("terminated: resume with the same command", file=sys.stderr, flush=True)
+  os._exit(143)
 
 
 def init_worker_signals():
