@@ -285,8 +285,8 @@ def test_damaged_shard_is_named(user, vocab_v3, damage):
 def test_model_dir_under_a_file(user):
   (user / "a_file").write_text("not a folder\n")
   _one_error(_run(user, *_pretrain("x", {"model_dir": "a_file/model"})),
-             "a_file", "not a directory")
-  _one_error(_run(user, *_finetune("x", model_dir="a_file/model")), "a_file", "not a directory")
+             "a_file", "ot a directory")
+  _one_error(_run(user, *_finetune("x", model_dir="a_file/model")), "a_file", "ot a directory")
   assert (user / "a_file").read_text() == "not a folder\n"
 
 
