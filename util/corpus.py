@@ -87,41 +87,34 @@ def _first_line(path):
   return b""
 
 
-# Bytes that no text file holds, but every binary one does (a shared library, an image):
-# NUL and the C0 controls other than tab, newline, vertical tab, form feed and carriage
-# return (and ESC, used by terminal logs).
-# One regular-expression scan per line: cheap beside decoding it.
-_BINARY_BYTES = re.compile(b"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+# Bytes that text does not hold but binary files are full of (a shared library, an
+# image): NUL and the C0 controls other than tab, newline, vertical tab, form feed,
+# carriage return and ESC (terminal logs hold ESC).
+_CONTROL_BYTES = re.compile(b"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 _SNIFF_BYTES = 8192  # what is read of each file to judge it
 
 
-def binary_reason(data: bytes):
-  """Why `data` (a file's first bytes, or one line) is not text, or None when it is."""
-  if not _BINARY_BYTES.search(data):
-    return None
-  return "binary content (NUL bytes)" if b"\0" in data else "binary content (control bytes)"
-
-
 def _file_binary_reason(path):
-  """binary_reason for a whole file, judged on its first 8 KiB (decompressed): binary when
-  at least half of those lines hold binary bytes. A text file with a stray bad line is
+  """Why a file is binary, judged on its first 8 KiB (decompressed), or None: binary when
+  at least half of those lines hold control bytes. A text file with a stray bad line is
   read and that line skipped; one in another encoding is left to iter_file's per-line
   "not UTF-8" count (a text, not a binary, mistake).
   """
   with _open_binary(path) as f:
-    head = f.read(_SNIFF_BYTES)
-  reasons = [binary_reason(line) for line in head.split(b"\n")]
-  bad = [r for r in reasons if r]
-  if not bad or 2 * len(bad) < len(reasons):
+    lines = f.read(_SNIFF_BYTES).split(b"\n")
+  bad = [line for line in lines if _CONTROL_BYTES.search(line)]
+  if not bad or 2 * len(bad) < len(lines):
     return None
-  return bad[0]
+  nul = any(b"\0" in line for line in bad)
+  return f"binary content ({'NUL' if nul else 'control'} bytes)"
 
 
 def plan_corpus(paths, text_field=None):
   """([(file, text_field or None)], [skipped file messages]) for a corpus.
 
-  Archives and binary files (`_file_binary_reason`) are skipped with the reason: a shared library read as text would otherwise become
-  training examples. Lines of a text file holding such bytes are skipped by iter_file.
+  Archives and binary files (`_file_binary_reason`) are skipped with the reason: a shared
+  library read as text would otherwise become training examples. Lines of a text file
+  holding NUL bytes are skipped (and counted) by iter_file.
 
   With a text field, a file whose first non-empty line starts with '{' is read as JSON
   lines and any other file as plain text, so one run can mix the petitions (JSON) with

@@ -92,6 +92,13 @@ def init_worker_signals():
   signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def first_line(e) -> str:
+  """The first line of an exception's message (TensorFlow's and gRPC's run to many lines
+  of detail), or its class name when it has none."""
+  text = (getattr(e, "message", None) or str(e)).strip()
+  return text.splitlines()[0].strip() if text else type(e).__name__
+
+
 def os_error_line(e: OSError, where: str) -> str:
   """"path: cause" for an OSError; `where` names the path when the error carries none (a
   write() that fills the disk reports no file name)."""

@@ -35,14 +35,6 @@ _ENV_WORDS = re.compile(r"No space left|Disk quota|Permission denied|Read-only f
                         re.IGNORECASE)
 
 
-def first_line(text):
-  """The first non-empty line of an error message (TensorFlow appends graph context)."""
-  for line in str(text).splitlines():
-    if line.strip():
-      return line.strip()
-  return ""
-
-
 def find_damaged_file(patterns):
   """(path, reason) of the first TFRecord file matching `patterns` whose framing or
   checksums are wrong, or (None, None). Reads every file whole."""
@@ -60,7 +52,7 @@ def environment_problem(exc):
   """One line naming the path and the cause when TensorFlow's `exc` is an environment
   failure (disk full, permissions, a file where a directory should be), else None."""
   if _ENV_WORDS.search(exc.message or ""):
-    return first_line(exc.message)
+    return errors.first_line(exc)
   return None
 
 
@@ -94,7 +86,7 @@ def explained_failures(model_dir, data_patterns=(), data_hint="", log=print):
   except tf.errors.DataLossError as e:
     path, why = find_damaged_file(data_patterns)
     if path is None:
-      raise errors.RunError(f"data loss while reading: {first_line(e.message)}") from e
+      raise errors.RunError(f"data loss while reading: {errors.first_line(e)}") from e
     raise errors.RunError(f"{path} is damaged ({why}); "
                           + data_hint.replace("{path}", path)) from e
   except tf.errors.OpError as e:
