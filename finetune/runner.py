@@ -122,7 +122,7 @@ def check_trials_to_evaluate(config):
 # --- a trial's hparams -----------------------------------------------------------------------
 
 # The record of the hparams a trial was trained with, in its directory.
-TRIAL_HPARAMS = "hparams.json"
+TRIAL_HPARAMS = "trial_hparams.json"  # not hparams.json: import_hf.py writes that one
 # Keys that do not change the trained model (paths, evaluation, logging, devices): a rerun
 # may change them and still reuse a trial. Every other key, also one added later, must
 # match the record.
