@@ -90,7 +90,7 @@ def _main(argv):
       return 0
     summary = build(options_from_args(args), progress=not args.no_progress)
   except OSError as e:  # e.g. an output path that is a file, no permission, disk full
-    raise BuildError(str(e)) from e
+    raise BuildError(errors.os_error_line(e, f"writing to {args.output_dir}")) from e
   except KeyboardInterrupt:
     print("interrupted: complete shards are kept; rerun the same command to resume",
           file=sys.stderr)

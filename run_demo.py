@@ -34,6 +34,7 @@ from pretrain import example_builder
 from pretrain import runner as pretrain_runner
 from pretrain.config import PretrainingConfig
 from util import errors
+from util import fileio
 from util import tf_logging
 from vocab import build_vocab as vocab_lib
 
@@ -151,6 +152,12 @@ def main(argv=None):
   t0 = time.time()
   times = {}
   try:
+    # Stages whose output exists are skipped: outputs of other options must not be reused.
+    fileio.check_recorded_options(
+        str(out / "demo_options.json"),
+        {k: getattr(args, k) for k in ("steps", "batch_size", "max_seq_length", "vocab_size",
+                                         "finetuning_epochs")},
+        f"rerun with --fresh to rebuild {out}, or choose another --output-dir")
     t = stage("1/7 corpus: konlpy's Korean constitution and bills")
     corpus = prepare_corpus(out)
     n_train = sum(f.stat().st_size for f in (corpus / "train").iterdir())
@@ -291,4 +298,4 @@ def show_pipeline(folder, test_file):
 
 if __name__ == "__main__":
   tf_logging.quiet(verbose="--verbose" in sys.argv[1:])  # before TensorFlow loads
-  sys.exit(main())
+  sys.exit(errors.run_main(main))  # Ctrl-C and SIGTERM: one line, "resume with the same command"

@@ -70,6 +70,9 @@ class FinetuningConfig(config_lib.Config):
     self.do_eval = True
     self.do_test = False  # ours: score the test split (KorQuAD: its dev file)
     self.keep_all_models = True  # False: only the last trial's checkpoints are kept
+    # ours: a trial trained with other hparams is moved aside and trained again (else an
+    # error names the changed keys; finetune/runner.check_trial_hparams)
+    self.retrain = False
     self.seed = None  # ours: graph-level random seed of trial 1 (trial t uses seed + t - 1)
 
     # model
@@ -226,7 +229,8 @@ class FinetuningConfig(config_lib.Config):
                "trim_padding", "allow_random_init", "legacy_layerwise_lr",
                "adam_bias_correction", "use_tfrecords_if_existing", "double_unordered",
                "include_snli", "joint_prediction", "skip_bad_answers",
-               "reshuffle_each_epoch", "keep_partial_batch"))
+               "reshuffle_each_epoch", "keep_partial_batch",
+               "retrain"))
     need = self._need
     need(self.do_train or self.do_eval or self.do_test,
          "nothing to do: set do_train, do_eval and/or do_test")

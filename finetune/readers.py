@@ -340,6 +340,10 @@ def _sentence_row(spec, path, source, number, line):
       label = math.nan
     if not math.isfinite(label):
       raise errors.UserError(f"{path}:{number}: score {raw!r} is not a number")
+    low, high = spec.score_range or (-math.inf, math.inf)
+    if not low <= label <= high:
+      raise errors.UserError(f"{path}:{number}: score {raw} lies outside {spec.name}'s "
+                             f"range [{low:g}, {high:g}]")
   else:
     if spec.label_id(raw) is None:
       raise errors.UserError(

@@ -7,6 +7,7 @@ model_dir/trial_<t>, resumed when unfinished) and writes the results
 (finetune/results.py). The feature names, dtypes and shapes are computed once per run
 (`preprocessing.record_features`) and handed to everything that reads or builds features.
 """
+import json
 import time
 
 import numpy as np
@@ -26,6 +27,7 @@ from model import tokenization
 from util import errors
 from util import estimator as estimator_lib
 from util import fileio
+from util import run_guard
 from util import tfrecord_input
 from util import tpu as tpu_lib
 from util import xla_check
@@ -115,6 +117,70 @@ def check_trials_to_evaluate(config):
       raise RunError(f"do_train is off and {trial_dir} holds no finetuned checkpoint to "
                      "evaluate; train it first (do_train), or lower num_trials to the "
                      "trials kept (keep_all_models)")
+
+
+# --- a trial's hparams -----------------------------------------------------------------------
+
+# The record of the hparams a trial was trained with, in its directory.
+TRIAL_HPARAMS = "trial_hparams.json"  # not hparams.json: import_hf.py writes that one
+# Keys that do not change the trained model (paths, evaluation, logging, devices): a rerun
+# may change them and still reuse a trial. Every other key, also one added later, must
+# match the record.
+NOT_TRAINING_KEYS = frozenset((
+    "model_name", "data_dir", "raw_data_dir", "pretrained_model_dir", "model_dir",
+    "results_dir", "preprocessed_data_dir", "vocab_file", "init_checkpoint",
+    "allow_random_init", "retrain", "do_train", "do_eval", "do_test", "num_trials",
+    "keep_all_models", "eval_batch_size", "predict_batch_size", "n_best_size",
+    "max_answer_length", "qa_final_text", "beam_size", "log_every_steps",
+    "save_checkpoints_steps", "keep_checkpoint_max", "iterations_per_loop",
+    "use_tfrecords_if_existing", "fused_kernels", "trim_padding", "use_tpu",
+    "num_tpu_cores", "tpu_job_name", "tpu_name", "tpu_zone", "gcp_project"))
+
+
+def _training_hparams(config_dict):
+  return {k: v for k, v in json.loads(json.dumps(config_dict, default=str)).items()
+          if k not in NOT_TRAINING_KEYS}
+
+
+def check_trial_hparams(config, trial_dir, log=print):
+  """A trial directory is reused (resumed, or its finished model scored) only with the
+  hparams it was trained with: a rerun with another learning_rate would otherwise score
+  the old model under the new value. Records them on the trial's first run.
+
+  Args:
+    config: FinetuningConfig.
+    trial_dir: the trial's directory.
+    log: where the line about a retrained trial goes.
+
+  Raises:
+    RunError: the record differs in a key that changes the trained model, naming the
+      keys; with `"retrain": true` the old trial is moved aside instead (never deleted).
+  """
+  path = fileio.join(trial_dir, TRIAL_HPARAMS)
+  ours = _training_hparams(config.to_dict())
+  if fileio.exists(path):
+    with fileio.open_file(path) as f:
+      theirs = _training_hparams(json.load(f))
+    changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+    if not changed:
+      return
+    if not (config.retrain and config.do_train):
+      shown = "; ".join(f"{k} {theirs.get(k)!r} -> {ours.get(k)!r}" for k in changed[:5])
+      raise RunError(f"{trial_dir} was trained with other hparams ({shown}); use another "
+                     "--model-name (or model_dir), or set \"retrain\": true to move it aside "
+                     "and train again")
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    parent = fileio.join(config.model_dir, "replaced_trials", stamp)
+    aside = fileio.join(parent, trial_dir.rstrip("/").rsplit("/", 1)[-1])
+    fileio.makedirs(parent)
+    fileio.rename(trial_dir, aside)
+    log(f"retrain: {trial_dir} (trained with other {', '.join(changed)}) moved to {aside}")
+  elif not config.do_train:
+    return  # nothing trained here by this run; check_trials_to_evaluate judges it
+  fileio.makedirs(trial_dir)
+  with fileio.atomic_write(path) as f:
+    json.dump(config.to_dict(), f, indent=2, sort_keys=True, ensure_ascii=False,
+              default=str)
 
 
 # --- model_fn -------------------------------------------------------------------------------
@@ -262,8 +328,10 @@ def run_trial(config, trial, splits, features, num_train_steps, init_checkpoint,
 
   Raises:
     CheckpointMismatchError: the trial's checkpoint was written by another architecture.
+    RunError: the trial was trained with other hparams (check_trial_hparams).
   """
   trial_dir = fileio.join(config.model_dir, f"trial_{trial}")
+  check_trial_hparams(config, trial_dir, log=log)
   resume = estimator_lib.recover_model_dir(trial_dir, log=log)
   if resume:
     ckpt_lib.check_architecture(resume, lambda: build_for_variables(config, features))
@@ -402,6 +470,9 @@ def run(config, estimator_overrides=None, log=print):
   if config.do_train:
     num_train_steps = int(train_steps_per_epoch(config, splits["train"].num_records) *
                           config.num_train_epochs)
+    if not splits["train"].num_records:
+      raise RunError(f"no training examples in {', '.join(splits['train'].read.paths)} "
+                     "(the file is empty, or holds only its header)")
     if num_train_steps < 1:
       raise RunError(f"{splits['train'].num_records} training features make no whole "
                      f"batch of {config.train_batch_size}; lower train_batch_size")
@@ -427,6 +498,9 @@ def run_command(config, xla_check_only=False):
   exit status (0)."""
   if xla_check_only:
     print(check_xla(config).summary())
-  else:
+    return 0
+  with run_guard.explained_failures(
+      config.model_dir, [fileio.join(config.preprocessed_data_dir, "*.tfrecord")],
+      "delete it and rerun: the features are cached again from the task files"):
     run(config)
   return 0

@@ -83,6 +83,8 @@ class TaskSpec:
     has_header: the first line of each file is a header (skipped).
     columns: a custom task's columns (None for the built-in tasks, read by position);
       its `files` are then the user's paths, one per split.
+    score_range: (low, high) a regression score must lie in (the task's definition); a
+      row outside it is an error naming file:line.
   """
   name: str
   kind: str
@@ -95,6 +97,7 @@ class TaskSpec:
   extra_train_files: Tuple[str, ...] = ()
   has_header: bool = True
   columns: Optional[Columns] = None
+  score_range: Optional[Tuple[float, float]] = None
 
   @property
   def num_labels(self) -> int:
@@ -144,7 +147,8 @@ TASKS: Dict[str, TaskSpec] = {t.name: t for t in (
         name="korsts", kind=REGRESSION, labels=(),
         files=_plain("tsv", "sts-train.tsv", "sts-dev.tsv", "sts-test.tsv"),
         metric="spearman", published=_pub(85.53, 80.79, "spearman"),
-        koelectra=KoelectraDefaults(10, 32, 32, 5e-5, 128)),
+        koelectra=KoelectraDefaults(10, 32, 32, 5e-5, 128),
+        score_range=(0.0, 5.0)),  # STS-B's similarity scale
     TaskSpec(
         name="question-pair", kind=CLASSIFICATION, labels=("0", "1"),
         files=_plain("tsv", None, None, None),

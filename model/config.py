@@ -71,12 +71,19 @@ class Config(object):
     self.__dict__.update(self._preset_defaults(kwargs))
     if kwargs.get("debug", False):
       self.__dict__.update(self.DEBUG_SETTINGS)
+    self._check_types(kwargs)
     self.__dict__.update(copy.deepcopy(kwargs))
     if "embedding_size" not in kwargs:
       self.embedding_size = sizes.default_embedding_size(self.model_size, self.embedding_size)
     self._explicit = set(kwargs)
     self._derive()
     self.validate()
+
+  def _check_types(self, kwargs):
+    """Each given value has the type of the value it replaces (util/hparams.check_type);
+    derived keys (null until derived) accept any."""
+    for k, v in kwargs.items():
+      hparams_lib.check_type(k, v, getattr(self, k))
 
   def _keys(self):
     return [k for k in self.__dict__ if not k.startswith("_")]
@@ -110,6 +117,7 @@ class Config(object):
   def update(self, kwargs):
     """Apply more hparams (unknown keys are an error), then re-derive and re-validate."""
     hparams_lib.check_keys(kwargs, self._keys())
+    self._check_types(kwargs)
     self.__dict__.update(copy.deepcopy(dict(kwargs)))
     self._explicit |= set(kwargs)
     self._derive()

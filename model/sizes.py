@@ -75,6 +75,8 @@ def bert_hparams(model_size: str, vocab_size: int,
   args = dict(BERT_DEFAULTS)
   args.update(MODEL_SIZES[model_size])
   args["vocab_size"] = vocab_size
+  for k, v in overrides.items():
+    hparams_lib.check_type(k, v, args.get(k, 0), "model_hparam_overrides:")  # heads, FFN: ints
   args.update(overrides)
   args.update(_heads_and_ffn(args["hidden_size"]))
   args.update(overrides)

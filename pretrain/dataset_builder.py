@@ -447,8 +447,9 @@ def summarise(options, plan, record, resumed_shards, totals, new_examples, times
       "documents": c.documents,
       "lines": c.lines,
       "bytes_read": c.bytes_read,
-      "skipped_lines": c.skipped_undecodable + c.skipped_bad_json,
+      "skipped_lines": c.skipped_undecodable + c.skipped_bad_json + c.skipped_binary,
       "skipped_undecodable": c.skipped_undecodable,
+      "skipped_binary": c.skipped_binary,
       "skipped_bad_json": c.skipped_bad_json,
       "skipped_examples": c.skipped_examples,
       "examples": k["examples"],
@@ -495,6 +496,10 @@ def print_summary(s, out=None):
         file=out)
   for ex in s["skipped_examples"][:3]:
     print(f"    skipped {ex}", file=out)
+  for ex in s["skipped_files"][:3]:
+    print(f"    skipped file {ex}", file=out)
+  if len(s["skipped_files"]) > 3:
+    print(f"    ... {len(s['skipped_files'])} files skipped in all ({SUMMARY})", file=out)
   print(f"  tokens {s['tokens']:,}, written {s['tokens_written']:,}, trimmed "
         f"{s['trimmed_share']:.2%}, [UNK] {s['unk_ratio']:.3%}, single-segment "
         f"examples {s['single_segment_examples']:,}", file=out)
@@ -516,7 +521,7 @@ def print_summary(s, out=None):
 
 
 def inspect(path, vocab_file, num_examples, out=None):
-  """Prints the first examples of a TFRecord file as text.
+  """Prints the first examples of a TFRecord file as text and verifies every record.
 
   Args:
     path: a shard (local or scheme://).
@@ -526,6 +531,7 @@ def inspect(path, vocab_file, num_examples, out=None):
 
   Raises:
     BuildError: no such file, or a record that is not a pretraining example.
+    tfrecord_writer.RecordError: a truncated record or a bad checksum anywhere in the file.
   """
   out = out or sys.stdout
   if not fileio.exists(path):
@@ -537,7 +543,11 @@ def inspect(path, vocab_file, num_examples, out=None):
     return " ".join(tokens).replace(" ##", "")
 
   n = 0
-  for n, record in enumerate(tfrecord_writer.read_records(path, num_examples), 1):
+  # Every record is read (its checksums verified), the first num_examples printed: this is
+  # where an error about a damaged shard sends the user (util/run_guard.py).
+  for n, record in enumerate(tfrecord_writer.read_records(path), 1):
+    if n > num_examples:
+      continue
     try:
       ex = tfrecord_writer.decode_example(record)
       ids, mask, seg = ex["input_ids"], ex["input_mask"], ex["segment_ids"]
@@ -551,5 +561,5 @@ def inspect(path, vocab_file, num_examples, out=None):
     print("A: " + text(a), file=out)
     if b:
       print("B: " + text(b), file=out)
-  if not n:
-    print(f"{path}: no examples", file=out)
+  print(f"{path}: {n} records, checksums verified" if n else f"{path}: no examples",
+        file=out)

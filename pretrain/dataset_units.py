@@ -16,6 +16,7 @@ from model import tokenization
 from pretrain import example_builder
 from pretrain import sentence_split
 from util import corpus
+from util import errors
 from util import tfrecord_writer
 
 # Lines per tokenizer call: the numpy tokenizer's fixed cost per call is amortized by
@@ -235,6 +236,7 @@ _worker = None
 
 def _init_worker(options, text_fields, tokenizer):
   global _worker
+  errors.init_worker_signals()
   _worker = UnitWorker(options, text_fields, tokenizer)
 
 

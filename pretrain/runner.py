@@ -17,6 +17,7 @@ from pretrain import electra
 from util import errors
 from util import estimator as estimator_lib
 from util import results as results_lib
+from util import run_guard
 from util import tfrecord_input
 from util import tpu as tpu_lib
 from util import xla_check
@@ -194,7 +195,11 @@ def run_command(config, xla_check_only=False):
   if xla_check_only:
     print("\n".join([check_xla(config).summary()] + memory.tpu_lines(config)))
     return 0
-  out = train_or_eval(config)
+  with run_guard.explained_failures(
+      config.model_dir, config.pretrain_tfrecords.split(","),
+      "check it with `python build_pretraining_dataset.py --inspect {path} --vocab-file "
+      "VOCAB` and rebuild the TFRecords (build_pretraining_dataset.py --overwrite)"):
+    out = train_or_eval(config)
   print(f"done in {out['seconds']:.0f}s: global step {out['global_step']}, "
         f"model in {config.model_dir}"
         + (f", results in {out['results_txt']}" if out["results_txt"] else ""))

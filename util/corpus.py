@@ -11,6 +11,7 @@ import dataclasses
 import gzip
 import json
 import os
+import re
 
 from util import errors
 from util import fileio
@@ -28,6 +29,7 @@ class CorpusStats:
   bytes_read: int = 0
   skipped_undecodable: int = 0
   skipped_bad_json: int = 0
+  skipped_binary: int = 0    # lines holding NUL bytes (binary content)
   skipped_examples: list = dataclasses.field(default_factory=list)  # first few "file:line: why"
 
   def skip(self, kind, where):
@@ -85,8 +87,34 @@ def _first_line(path):
   return b""
 
 
+# Bytes that text does not hold but binary files are full of (a shared library, an
+# image): NUL and the C0 controls other than tab, newline, vertical tab, form feed,
+# carriage return and ESC (terminal logs hold ESC).
+_CONTROL_BYTES = re.compile(b"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+_SNIFF_BYTES = 8192  # what is read of each file to judge it
+
+
+def _file_binary_reason(path):
+  """Why a file is binary, judged on its first 8 KiB (decompressed), or None: binary when
+  at least half of those lines hold control bytes. A text file with a stray bad line is
+  read and that line skipped; one in another encoding is left to iter_file's per-line
+  "not UTF-8" count (a text, not a binary, mistake).
+  """
+  with _open_binary(path) as f:
+    lines = f.read(_SNIFF_BYTES).split(b"\n")
+  bad = [line for line in lines if _CONTROL_BYTES.search(line)]
+  if not bad or 2 * len(bad) < len(lines):
+    return None
+  nul = any(b"\0" in line for line in bad)
+  return f"binary content ({'NUL' if nul else 'control'} bytes)"
+
+
 def plan_corpus(paths, text_field=None):
-  """([(file, text_field or None)], [skipped archive messages]) for a corpus.
+  """([(file, text_field or None)], [skipped file messages]) for a corpus.
+
+  Archives and binary files (`_file_binary_reason`) are skipped with the reason: a shared
+  library read as text would otherwise become training examples. Lines of a text file
+  holding NUL bytes are skipped (and counted) by iter_file.
 
   With a text field, a file whose first non-empty line starts with '{' is read as JSON
   lines and any other file as plain text, so one run can mix the petitions (JSON) with
@@ -98,9 +126,13 @@ def plan_corpus(paths, text_field=None):
       skipped.append(f"{path}: archive (extract it first)")
       continue
     try:
-      first = _first_line(path)
+      why = _file_binary_reason(path)
+      first = _first_line(path) if why is None else b""
     except (OSError, EOFError) as e:
       raise CorpusError(f"cannot read corpus file {path}: {e}") from e
+    if why:
+      skipped.append(f"{path}: {why}")
+      continue
     is_json = first.startswith(b"{")
     if is_json and not text_field:
       raise CorpusError(
@@ -205,8 +237,8 @@ def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
   reader that starts inside it. max_overrun bounds that: a document still open
   `max_overrun` bytes past a range boundary is cut at the first line starting there
   (both neighbouring readers compute the same cut), so a file without blank lines
-  cannot make one reader read it all. Undecodable lines and bad JSON are skipped and
-  counted.
+  cannot make one reader read it all. Undecodable lines, lines holding NUL bytes and bad
+  JSON are skipped and counted.
   """
   stats = stats if stats is not None else CorpusStats()
   align = align_docs and blanks_separate_docs and not text_field
@@ -243,12 +275,18 @@ def iter_file(path, text_field=None, stats=None, blanks_separate_docs=True,
       where = f"{path}:{lineno + 1}" if lineno is not None else f"{path}@byte{line_start}"
       if lineno is not None:
         lineno += 1
+      # A NUL never belongs to text (tokenization would drop it without a word); other
+      # control bytes are left to the tokenizer's cleaning, as in the original.
+      why = "binary content (NUL bytes)" if b"\0" in raw else None
       try:
-        line = raw.decode("utf-8")
+        line = None if why else raw.decode("utf-8")
       except UnicodeDecodeError:
+        why = "not UTF-8"
+      if why:
         if not skipping:
           stats.bytes_read += len(raw)
-          stats.skip("skipped_undecodable", f"{where}: not UTF-8")
+          stats.skip("skipped_binary" if why != "not UTF-8" else "skipped_undecodable",
+                     f"{where}: {why}")
         continue
       if skipping:
         # Lines before the first document start belong to the previous range.

@@ -7,6 +7,7 @@ host), so there is one code path to test.
 import os
 import re
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from util import errors
@@ -159,12 +160,16 @@ def checkpoint_problem(prefix):
 
   Reads every tensor back: TensorFlow's bundle reader checks each one against the CRC32C
   stored in the index, so bytes overwritten in place (same file size) are caught as well
-  as short or missing files. Costs one read of the checkpoint.
+  as short or missing files. A checkpoint holding NaN or infinite weights (saved after
+  the loss diverged) cannot be trained on either. Costs one read of the checkpoint.
   """
   try:
     reader = tf.train.load_checkpoint(prefix)
-    for name in reader.get_variable_to_shape_map():
-      reader.get_tensor(name)
+    for name in sorted(reader.get_variable_to_shape_map()):
+      value = reader.get_tensor(name)
+      if getattr(value, "dtype", None) is not None and value.dtype.kind == "f" and \
+          not np.isfinite(value).all():
+        return f"{name} holds NaN or infinite values"
   except Exception as e:  # noqa: BLE001 - TF raises OpError, IndexError, ValueError...
     text = getattr(e, "message", None) or str(e)
     return text.strip().splitlines()[0] if text.strip() else type(e).__name__

@@ -149,3 +149,32 @@ def check_output_apart(output, inputs, flag="--output-dir"):
     raise errors.UserError(
         f"{flag} {output} {relation} the input {name} {path}: replacing it would delete "
         f"what this command reads; choose an output folder apart from every input")
+
+
+def check_recorded_options(path, options, how_to_change):
+  """Records `options` in `path` (JSON) on the first run; later runs must match it.
+
+  For commands that skip the stages whose output exists: without this, a rerun with other
+  options would report success on outputs built with the old ones.
+
+  Args:
+    path: the record file beside the outputs.
+    options: {name: JSON-able value} that the outputs depend on.
+    how_to_change: what the user can do instead, for the error ("rerun with --fresh").
+
+  Raises:
+    errors.UserError: the record differs, naming each option's recorded and given value.
+  """
+  import json
+  from util import errors
+  if exists(path):
+    with open_file(path) as f:
+      recorded = json.load(f)
+    changed = [f"{k} {recorded.get(k)!r} -> {v!r}" for k, v in sorted(options.items())
+               if recorded.get(k) != v]
+    if changed:
+      raise errors.UserError(f"{os.path.dirname(path) or '.'} was built with other options "
+                             f"({'; '.join(changed)}); {how_to_change}")
+    return
+  with atomic_write(path) as f:
+    json.dump(options, f, indent=1, sort_keys=True)

@@ -89,3 +89,59 @@ def merge_preset(hparams: dict, preset: Optional[str]) -> dict:
           f"--preset {preset!r} and \"preset\": {inner!r} in --hparams disagree; give one")
     out["preset"] = preset
   return out
+
+
+def _type_name(value) -> str:
+  """A JSON reader's name for the type of `value`."""
+  if value is None:
+    return "null"
+  if isinstance(value, bool):
+    return "true/false"
+  if isinstance(value, int):
+    return "an integer"
+  if isinstance(value, float):
+    return "a number"
+  if isinstance(value, str):
+    return "a string"
+  if isinstance(value, (list, tuple)):
+    return "a list"
+  if isinstance(value, dict):
+    return "an object"
+  return type(value).__name__
+
+
+def check_type(key: str, value, default, where: str = "hparam") -> None:
+  """Raises ConfigError unless `value` has the JSON type of `default`.
+
+  Range checks stay with each config's validate(); this catches what would otherwise fail
+  deep inside graph building or arithmetic ("1e-3" for a number, null for a required
+  count). An integer is a valid number; a default of null accepts anything (optional keys
+  are checked by validate()).
+
+  Args:
+    key: the hparam's name, for the message.
+    value: the given value.
+    default: the value it replaces (its type is the expected one).
+    where: what the key belongs to, for the message ("hparam", "model_hparam_overrides").
+
+  Raises:
+    ConfigError: naming the key, the expected and the given type.
+  """
+  if default is None:
+    return
+  if isinstance(default, bool):
+    ok = isinstance(value, bool)
+  elif isinstance(default, int):
+    ok = isinstance(value, int) and not isinstance(value, bool)
+  elif isinstance(default, float):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+  elif isinstance(default, (list, tuple)):
+    ok = isinstance(value, (list, tuple))
+  else:
+    ok = isinstance(value, type(default))
+  if not ok:
+    hint = " (write numbers without quotes)" if isinstance(value, str) and \
+        isinstance(default, (int, float)) and not isinstance(default, bool) else ""
+    given = _type_name(value) if value is None else \
+        f"{_type_name(value)} {value!r}"
+    raise errors.ConfigError(f"{where} {key} expects {_type_name(default)}, got {given}{hint}")

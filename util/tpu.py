@@ -27,12 +27,6 @@ class TpuError(errors.UserError):
   """The TPU cannot be found or its core count cannot be read; the message says what to set."""
 
 
-def _first_line(e):
-  """The first line of an exception's message: TPU errors run to many lines of gRPC detail."""
-  text = str(e).strip()
-  return text.splitlines()[0] if text else type(e).__name__
-
-
 def cluster_resolver(tpu_name: Optional[str], tpu_zone: Optional[str] = None,
                      gcp_project: Optional[str] = None, make: Optional[Callable] = None):
   """The TPUClusterResolver for these settings.
@@ -59,7 +53,7 @@ def cluster_resolver(tpu_name: Optional[str], tpu_zone: Optional[str] = None,
     return make(tpu_name, zone=tpu_zone, project=gcp_project)
   except Exception as e:  # noqa: BLE001 - resolver errors come as several types
     raise TpuError(f"use_tpu is on but the TPU could not be resolved (tpu_name={tpu_name!r}, "
-                   f"tpu_zone={tpu_zone!r}, gcp_project={gcp_project!r}): {_first_line(e)}; "
+                   f"tpu_zone={tpu_zone!r}, gcp_project={gcp_project!r}): {errors.first_line(e)}; "
                    f"{_LOCAL_HINT}") from e
 
 
@@ -107,7 +101,8 @@ def decide_core_count(use_tpu: bool, num_tpu_cores: Optional[int], tpu_name: Opt
     raise
   except Exception as e:  # noqa: BLE001 - a failed query is reported in one line
     raise TpuError(f"use_tpu: could not read the TPU core count from tpu_name {tpu_name!r} "
-                   f"({_first_line(e)}); {_SET_CORES}, and check tpu_name: {_LOCAL_HINT}") from e
+                   f"({errors.first_line(e)}); {_SET_CORES}, and check tpu_name: "
+                   f"{_LOCAL_HINT}") from e
   if not cores:
     raise TpuError(f"use_tpu: the TPU system at tpu_name {tpu_name!r} shows no TPU core "
                    f"(is this a TPU VM?); {_SET_CORES}, and check tpu_name: {_LOCAL_HINT}")

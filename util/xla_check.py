@@ -174,7 +174,7 @@ def check_train_step(model_fn, features, params=None, labels=None,
       raise
     except Exception as e:  # noqa: BLE001 - any build failure is reported in one line
       raise XlaCheckError(f"the train step could not be built for XLA: "
-                          f"{type(e).__name__}: {_first_line(e)}") from e
+                          f"{type(e).__name__}: {errors.first_line(e)}") from e
     compiled_ops = len(graph.get_operations()) - before
     host_ops = built["host_fn"](*outputs[1:]) if built["host_fn"] else []
     init = [tf.global_variables_initializer(), tf.local_variables_initializer(),
@@ -240,11 +240,6 @@ def _replace_one_core_identities(graph_def):
           del node.attr[key]
       replaced += 1
   return graph_def, replaced
-
-
-def _first_line(e):
-  text = str(e).strip()
-  return text.splitlines()[0] if text else type(e).__name__
 
 
 def _describe_failure(error, graph):

@@ -61,6 +61,7 @@ class VocabOptions:
   max_eval_lines: int = option(20000, "lines per evaluation set (held out, --eval-file)")
   workers: int = option(2, "processes for Mecab")
   quiet: bool = option(False, "no progress bars")
+  overwrite: bool = option(False, "replace the vocab (and report) already in --output-dir")
 
   def __post_init__(self):
     paths = (self.corpus,) if isinstance(self.corpus, (str, os.PathLike)) else self.corpus
@@ -134,6 +135,7 @@ class CorpusReader:
       files = ", ".join(p for p, _ in self.plan)
       raise corpus.CorpusError(
           f"no text to train on in {files} ({self.stats.skipped_undecodable} lines not UTF-8, "
+          f"{self.stats.skipped_binary} binary, "
           f"{self.stats.skipped_bad_json} bad JSON lines skipped"
           + (f"; e.g. {self.stats.skipped_examples[0]})" if self.stats.skipped_examples else ")"))
 
@@ -191,9 +193,15 @@ def build_vocab(options: VocabOptions) -> dict:
     the report dict (also in OUTPUT_DIR/vocab_report.json).
 
   Raises:
-    errors.UserError (VocabError, corpus.CorpusError, ...): no text, bad files.
+    errors.UserError (VocabError, corpus.CorpusError, ...): no text, bad files, a vocab
+      already in output_dir without `overwrite`.
   """
   t0 = time.time()
+  existing = fileio.join(options.output_dir,
+                         "sp.model" if options.model == "sentencepiece" else "vocab.txt")
+  if fileio.exists(existing) and not options.overwrite:
+    raise VocabError(f"{existing} exists; pass --overwrite to replace it, or choose "
+                     "another --output-dir")
   plan, skipped_files = corpus.plan_corpus(options.corpus, options.text_field)
   for s in skipped_files:
     print(f"skipping {s}", file=sys.stderr)
@@ -253,6 +261,7 @@ def build_vocab(options: VocabOptions) -> dict:
           "lines": s.lines, "train_lines": reader.train_lines,
           "heldout_lines": reader.heldout_lines, "bytes_read": s.bytes_read,
           "skipped_undecodable": s.skipped_undecodable, "skipped_bad_json": s.skipped_bad_json,
+          "skipped_binary": s.skipped_binary,
           "skipped_examples": s.skipped_examples, "skipped_files": skipped_files},
       "eval_tokenizer": tok_name,
       "eval": evals,
@@ -287,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
   add("max_eval_lines", type=int)
   add("workers", type=int)
   add("quiet", action="store_true")
+  add("overwrite", action="store_true")
   return p
 
 
@@ -309,7 +319,7 @@ def _main(argv):
   try:
     rep = build_vocab(options)
   except OSError as e:  # e.g. an output path that is a file, no permission, disk full
-    raise errors.UserError(str(e)) from e
+    raise errors.UserError(errors.os_error_line(e, f"writing to {options.output_dir}")) from e
   print(report_lib.format_summary(rep))
   print(f"report: {fileio.join(options.output_dir, 'vocab_report.json')}")
   return 0

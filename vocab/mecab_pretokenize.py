@@ -18,6 +18,8 @@ import multiprocessing
 
 from tqdm import tqdm
 
+from util import errors
+
 CONT_BASE = 0xF0000          # start of Supplementary Private Use Area-A
 _CONT_LIMIT = 0xFFFE         # chars at or above this have no stand-in (rare, e.g. emoji)
 
@@ -93,6 +95,7 @@ _worker_splitter = None
 
 def _init_worker():
   global _worker_splitter
+  errors.init_worker_signals()
   _worker_splitter = MorphemeSplitter(cache_size=0)
 
 

@@ -78,6 +78,7 @@ def format_summary(report):
   c = report["corpus"]
   out.append(f"corpus: {c['files']} files, {c['lines']} lines ({c['train_lines']} trained, "
              f"{c['heldout_lines']} held out); skipped: {c['skipped_undecodable']} not UTF-8, "
+             f"{c.get('skipped_binary', 0)} binary, "
              f"{c['skipped_bad_json']} bad JSON, {len(c['skipped_files'])} files")
   for name, s in report["eval"].items():
     out.append(f"eval {name}: {s['lines']} lines, [UNK] ratio {s['unk_ratio']:.5f}, "

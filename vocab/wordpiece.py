@@ -61,7 +61,7 @@ def count_words(lines, workers=2, chunk=5000):
   counts = collections.Counter()
   if workers > 1:
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers) as pool:
+    with ctx.Pool(workers, initializer=errors.init_worker_signals) as pool:
       for c in pool.imap(_count_chunk, _chunks(lines, chunk)):
         counts.update(c)
   else:

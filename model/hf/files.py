@@ -16,6 +16,7 @@ import collections
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -178,11 +179,22 @@ def write_safetensors(state: Dict[str, np.ndarray], path: str,
     state: {parameter name: numpy array}.
     path: the file.
     metadata: more header strings.
+
+  Raises:
+    OSError: the file cannot be written (disk full, permissions), naming `path`.
   """
+  from safetensors import SafetensorError
   from safetensors.numpy import save_file
   meta = {"format": "pt"}  # transformers' loader checks this key
   meta.update(metadata or {})
-  save_file({n: np.ascontiguousarray(a) for n, a in state.items()}, path, metadata=meta)
+  try:
+    save_file({n: np.ascontiguousarray(a) for n, a in state.items()}, path, metadata=meta)
+  except SafetensorError as e:  # its I/O errors carry the errno only in the text
+    m = re.search(r"\(os error (\d+)\)", str(e))
+    if not m:
+      raise
+    code = int(m.group(1))
+    raise OSError(code, os.strerror(code), path) from e
   # safetensors creates the file owner-only; give it the permissions of the other files.
   umask = os.umask(0)
   os.umask(umask)
