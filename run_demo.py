@@ -26,12 +26,9 @@ import shutil
 import sys
 import time
 
-from finetune import demo as finetune_demo
 from model import tokenization
-from model.hf import convert as hf_convert
 from pretrain import dataset_builder
 from pretrain import example_builder
-from pretrain import runner as pretrain_runner
 from pretrain.config import PretrainingConfig
 from util import errors
 from util import fileio
@@ -131,6 +128,15 @@ def demo_hparams(args, vocab_file, n_vocab):
   }
 
 
+def _stage_modules():
+  """The modules that load TensorFlow, imported when the stages run (`--help` answers at
+  once). Returns (pretraining runner, Hugging Face converter, finetuning demo)."""
+  from finetune import demo as finetune_demo
+  from model.hf import convert as hf_convert
+  from pretrain import runner as pretrain_runner
+  return pretrain_runner, hf_convert, finetune_demo
+
+
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,6 +151,8 @@ def main(argv=None):
   p.add_argument("--verbose", action="store_true",
                  help="also show TensorFlow's own start-up and compiler log lines")
   args = p.parse_args(argv)
+  global pretrain_runner, hf_convert, finetune_demo  # noqa: PLW0603 - see _stage_modules
+  pretrain_runner, hf_convert, finetune_demo = _stage_modules()
   out = pathlib.Path(args.output_dir).resolve()
   if args.fresh:
     shutil.rmtree(out, ignore_errors=True)

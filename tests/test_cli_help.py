@@ -15,6 +15,7 @@ from tests.conftest import ROOT
 
 COMMANDS = {
     "build_pretraining_dataset.py": ["build_pretraining_dataset.py", "--help"],
+    "run_demo.py": ["run_demo.py", "--help"],
     "vocab.build_vocab": ["-m", "vocab.build_vocab", "--help"],
     "util.gcs": ["-m", "util.gcs", "--help"],
     "util.gcs cp": ["-m", "util.gcs", "cp", "--help"],
