@@ -156,6 +156,11 @@ def check_trial_hparams(config, trial_dir, log=print):
     RunError: the record differs in a key that changes the trained model, naming the
       keys; with `"retrain": true` the old trial is moved aside instead (never deleted).
   """
+  if not config.do_train:
+    # Scoring or predicting with a finished model (a new test file, say) trains nothing:
+    # the hparams of this run do not describe the model, and check_trials_to_evaluate
+    # and the architecture check judge the trial.
+    return
   path = fileio.join(trial_dir, TRIAL_HPARAMS)
   ours = _training_hparams(config.to_dict())
   if fileio.exists(path):
@@ -164,7 +169,7 @@ def check_trial_hparams(config, trial_dir, log=print):
     changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
     if not changed:
       return
-    if not (config.retrain and config.do_train):
+    if not config.retrain:
       shown = "; ".join(f"{k} {theirs.get(k)!r} -> {ours.get(k)!r}" for k in changed[:5])
       raise RunError(f"{trial_dir} was trained with other hparams ({shown}); use another "
                      "--model-name (or model_dir), or set \"retrain\": true to move it aside "
@@ -175,8 +180,6 @@ def check_trial_hparams(config, trial_dir, log=print):
     fileio.makedirs(parent)
     fileio.rename(trial_dir, aside)
     log(f"retrain: {trial_dir} (trained with other {', '.join(changed)}) moved to {aside}")
-  elif not config.do_train:
-    return  # nothing trained here by this run; check_trials_to_evaluate judges it
   fileio.makedirs(trial_dir)
   with fileio.atomic_write(path) as f:
     json.dump(config.to_dict(), f, indent=2, sort_keys=True, ensure_ascii=False,
