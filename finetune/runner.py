@@ -23,6 +23,7 @@ from model import checkpoint as ckpt_lib
 from model import optimization
 from model import sizes
 from model import tokenization
+from util import distribute
 from util import errors
 from util import estimator as estimator_lib
 from util import fileio
@@ -232,7 +233,10 @@ def run_trial(config, trial, splits, features, num_train_steps, init_checkpoint,
     CheckpointMismatchError: the trial's checkpoint was written by another architecture.
   """
   trial_dir = fileio.join(config.model_dir, f"trial_{trial}")
-  resume = estimator_lib.recover_model_dir(trial_dir, log=log)
+  chief = distribute.is_chief(config.distribution)
+  # A worker that is not the chief leaves the chief's directory as it is.
+  resume = estimator_lib.recover_model_dir(trial_dir, log=log) if chief else \
+      tf.train.latest_checkpoint(trial_dir)
   if resume:
     ckpt_lib.check_architecture(resume, lambda: build_for_variables(config, features))
     log(f"trial {trial}: resuming from {resume}")
@@ -247,12 +251,13 @@ def run_trial(config, trial, splits, features, num_train_steps, init_checkpoint,
     log(f"trial {trial}: training to step {num_train_steps} ({train.num_records:,} "
         f"features, batch {config.train_batch_size}, {config.num_train_epochs:g} epochs)")
     start = time.time()
-    estimator.train(input_fn=tfrecord_input.get_input_fn(
-        train.path, features, is_training=True, seed=seed), max_steps=num_train_steps)
+    distribute.train(estimator, tfrecord_input.get_input_fn(
+        train.path, features, is_training=True, seed=seed, log=log), num_train_steps,
+        config.distribution, timeout_secs=config.worker_timeout_secs, log=log)
     out["train_seconds"] = time.time() - start
     out["global_step"] = int(estimator.get_variable_value("global_step"))
   for key, split_name in EVAL_SPLITS:
-    if getattr(config, key):
+    if getattr(config, key) and chief:
       out[split_name] = evaluate(estimator, config, splits[split_name], trial, features,
                                  log=log)
   return out
@@ -289,7 +294,7 @@ def _prepare_splits(config, log):
         config, "train", tokenizer, config.train_batch_size, log=log,
         shuffle_seed=config.seed)
   for key, split_name in EVAL_SPLITS:
-    if getattr(config, key):
+    if getattr(config, key) and distribute.is_chief(config.distribution):
       splits[split_name] = preprocessing.prepare_split(
           config, split_name, tokenizer, config.predict_batch_size, log=log)
   return splits
@@ -305,16 +310,19 @@ def run(config, estimator_overrides=None, log=print):
     log: where progress lines go.
 
   Returns:
-    (path of <task>_results.json, [per-trial output of run_trial]).
+    (path of <task>_results.json, or None on a worker that is not the chief (the chief
+    evaluates and writes the results), [per-trial output of run_trial]).
 
   Raises:
     UserError subclasses naming the hparam or file to fix, before any training.
   """
   start = time.time()
+  distribute.prepare_devices(config.distribution, config.num_cpu_devices)
   tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
   tpu_lib.settle_core_count(config, log=log)
   log("running on " + estimator_lib.device_line(config.use_tpu, config.num_tpu_cores,
-                                                config.fused_kernels and not config.use_tpu))
+                                                config.fused_kernels and not config.use_tpu,
+                                                config.distribution, config.num_cpu_devices))
   features = preprocessing.record_features(config)
   if config.do_train:
     init_checkpoint = find_init_checkpoint(config, features, log=log)
@@ -331,14 +339,23 @@ def run(config, estimator_overrides=None, log=print):
     if num_train_steps < 1:
       raise RunError(f"{splits['train'].num_records} training features make no whole "
                      f"batch of {config.train_batch_size}; lower train_batch_size")
+    distribute.check_global_batch(
+        config.train_batch_size, distribute.num_replicas(config.distribution,
+                                                         config.num_cpu_devices))
   tf.get_logger().setLevel("ERROR")
+  skip = distribute.chief_only(config.distribution)
   trials = []
   for trial in range(1, config.num_trials + 1):
     trials.append(run_trial(config, trial, splits, features, num_train_steps,
                             init_checkpoint, estimator_overrides=estimator_overrides,
                             log=log))
+    if skip:
+      continue
     if not config.keep_all_models and trial > 1:
       fileio.rmtree(fileio.join(config.model_dir, f"trial_{trial - 1}"))
+  if skip:
+    log(skip)
+    return None, trials
   skipped = {name: [str(s) for s in sp.read.skipped] for name, sp in splits.items()}
   path = results_lib.write_results(config, trials, skipped, log=log)
   log(f"done in {time.time() - start:.0f}s; results in {path}")

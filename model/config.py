@@ -53,6 +53,9 @@ class Config(object):
     # cluster); tf.distribute strategies, CPU/GPU only (util/distribute.py)
     self.distribution = "none"
     self.num_cpu_devices = 1  # ours: "mirrored" on a machine without a GPU: CPU replicas
+    # ours: "multi_worker": a worker stops when no step (checkpoint saves included) finished
+    # in this many seconds, e.g. because another worker died
+    self.worker_timeout_secs = 600
 
   def _resolve(self, kwargs):
     """Applies the preset, debug settings and `kwargs` over the defaults, then derives and

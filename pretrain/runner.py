@@ -180,7 +180,8 @@ def train_or_eval(config, estimator_overrides=None, log=print):
                                     config.distribution, config.num_cpu_devices))
     distribute.train(estimator, tfrecord_input.get_input_fn(files, features, is_training=True,
                                                             log=log),
-                     config.num_train_steps, config.distribution)
+                     config.num_train_steps, config.distribution,
+                     timeout_secs=config.worker_timeout_secs, log=log)
   skip = distribute.chief_only(config.distribution)
   if config.do_eval and skip:
     log(skip)

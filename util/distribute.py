@@ -18,8 +18,8 @@ What this module decides, so the runners only ask:
     least as many files as workers, every n-th record otherwise (`shard`), and says which;
   - which process is the chief (`is_chief`): it alone writes checkpoints, summaries,
     results and predictions;
-  - a worker that loses a peer stops with one clear line (`PeerLossHook`, collective
-    timeouts) instead of retrying forever.
+  - a worker that loses a peer stops with one clear line within `worker_timeout_secs`
+    (`PeerLossHook`, collective timeouts) instead of retrying or waiting forever.
 
 TF 2.15's Estimator runs MultiWorkerMirroredStrategy only through
 tf.estimator.train_and_evaluate (its "independent worker" mode; Estimator.train refuses
@@ -28,15 +28,12 @@ validate without it.
 """
 import json
 import os
+import sys
 from typing import Optional
 
 from util import errors
 
 KINDS = ("none", "mirrored", "multi_worker")
-# How long one collective (all-reduce) may wait for its peers before it fails. A step of
-# the largest model on a slow host is far below this; a dead peer is found sooner by
-# PeerLossHook when its socket closes.
-COLLECTIVE_TIMEOUT_SECS = 300
 
 
 class DistributeError(errors.UserError):
@@ -57,9 +54,10 @@ def check_config(config):
         f'distribution "{kind}" is for GPUs and CPUs; with use_tpu TPUEstimator shards over '
         'the TPU cores itself (num_tpu_cores): set "distribution": "none" '
         "(docs/distributed.md)")
-  n = config.num_cpu_devices
-  if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
-    raise errors.ConfigError(f"num_cpu_devices must be a positive integer, got {n!r}")
+  for key in ("num_cpu_devices", "worker_timeout_secs"):
+    n = getattr(config, key)
+    if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
+      raise errors.ConfigError(f"{key} must be a positive integer, got {n!r}")
 
 
 # --- the cluster --------------------------------------------------------------------------
@@ -141,8 +139,9 @@ def num_replicas(kind, num_cpu_devices):
   return cluster()[0] * max(1, len(tf2.config.list_physical_devices("GPU")))
 
 
-def make_strategy(kind, num_cpu_devices):
-  """The tf.distribute strategy for `kind` (None for "none")."""
+def make_strategy(kind, num_cpu_devices, timeout_secs=600):
+  """The tf.distribute strategy for `kind` (None for "none"); a multi_worker all-reduce
+  fails after `timeout_secs`."""
   import tensorflow as tf2
   if kind == "none":
     return None
@@ -150,7 +149,7 @@ def make_strategy(kind, num_cpu_devices):
     return tf2.distribute.MirroredStrategy(_mirrored_devices(num_cpu_devices))
   cluster()  # a clear error before TensorFlow's own on a missing or bad TF_CONFIG
   options = tf2.distribute.experimental.CommunicationOptions(
-      timeout_seconds=COLLECTIVE_TIMEOUT_SECS)
+      timeout_seconds=timeout_secs)
   # In graph mode, as the Estimator trains: created eagerly the strategy configures the
   # process's eager collectives (allowed only at program start, and the runners have read a
   # record by now), and train_and_evaluate's copy of it fails on eager devices it has not
@@ -219,28 +218,61 @@ def _peer_loss_hook_class():
   import tensorflow.compat.v1 as tf
 
   class PeerLossHook(tf.estimator.SessionRunHook):
-    """Stops a worker whose session is being re-created: a peer died.
+    """Stops a worker of a cluster that has lost a peer, with one line, in bounded time.
 
-    MonitoredSession treats the collective's UnavailableError ("Socket closed") as a
-    preemption and re-creates the session forever, each attempt failing at once on the
-    aborted collective executor: a worker would spin without end. A second session in one
-    train call means exactly that, so it raises instead.
+    A collective (all-reduce) whose peer was killed fails after the strategy's timeout
+    (DeadlineExceededError, which `train` turns into one line), or fails at once with
+    UnavailableError, which MonitoredSession takes for a preemption and answers by
+    re-creating the session forever. So: a second session in one train call raises
+    RunError; and, should a step block anywhere else, a watchdog thread ends the process
+    (exit status 2) when no step has finished for `timeout_secs` (twice the collective's),
+    since a blocked step cannot be interrupted from Python.
     """
 
-    def __init__(self):
+    def __init__(self, timeout_secs, log):
+      self._timeout = timeout_secs
+      self._log = log
       self._sessions = 0
+      self._last = None
+      self._done = None
 
     def after_create_session(self, session, coord):
+      import threading
+      import time
       self._sessions += 1
       if self._sessions > 1:
-        raise errors.RunError(
-            "a worker of the cluster stopped (the all-reduce lost its peer); stop every "
-            "worker and start them all again: they resume from the chief's last checkpoint")
+        raise errors.RunError(f"a worker of the cluster stopped (the all-reduce lost its "
+                              f"peer); {RERUN}")
+      self._last = time.time()
+      self._done = threading.Event()
+      threading.Thread(target=self._watch, daemon=True).start()
+
+    def after_run(self, run_context, run_values):
+      import time
+      self._last = time.time()
+
+    def end(self, session):
+      if self._done is not None:
+        self._done.set()
+
+    def _watch(self):
+      import time
+      while not self._done.wait(1.0):
+        if time.time() - self._last > self._timeout:
+          self._log(f"error: no training step finished in {self._timeout} s (twice "
+                    f"worker_timeout_secs): a worker of the cluster stopped or hangs; {RERUN}")
+          sys.stdout.flush()
+          sys.stderr.flush()
+          os._exit(2)  # the main thread is blocked inside a collective: no exception reaches it
 
   return PeerLossHook
 
 
-def train(estimator, input_fn, max_steps, kind, hooks=None):
+RERUN = ("stop every worker and start them all again: they resume from the chief's last "
+         "checkpoint (docs/distributed.md)")
+
+
+def train(estimator, input_fn, max_steps, kind, timeout_secs=600, hooks=None, log=print):
   """estimator.train, or under "multi_worker" train_and_evaluate (TF 2.15's Estimator takes
   MultiWorkerMirroredStrategy only there); evaluation is left to the caller (the chief).
 
@@ -249,18 +281,28 @@ def train(estimator, input_fn, max_steps, kind, hooks=None):
     input_fn: its training input_fn.
     max_steps: the global step to train to.
     kind: "none", "mirrored" or "multi_worker".
+    timeout_secs: under "multi_worker", the longest a step (checkpoint saves included) may
+      take before this worker gives up on its peers (PeerLossHook).
     hooks: more training hooks.
+    log: where the line of a worker that gives up goes.
   """
   hooks = list(hooks or [])
   if kind != "multi_worker":
     estimator.train(input_fn=input_fn, max_steps=max_steps, hooks=hooks)
     return
   import tensorflow.compat.v1 as tf
-  hooks.append(_peer_loss_hook_class()())
-  # No evaluator task in TF_CONFIG: the EvalSpec is never run (the chief evaluates after).
-  tf.estimator.train_and_evaluate(
-      estimator, tf.estimator.TrainSpec(input_fn, max_steps=max_steps, hooks=hooks),
-      tf.estimator.EvalSpec(input_fn, steps=1))
+  hooks.append(_peer_loss_hook_class()(2 * timeout_secs, log))
+  try:
+    # No evaluator task in TF_CONFIG: the EvalSpec is never run (the chief evaluates after).
+    tf.estimator.train_and_evaluate(
+        estimator, tf.estimator.TrainSpec(input_fn, max_steps=max_steps, hooks=hooks),
+        tf.estimator.EvalSpec(input_fn, steps=1))
+  except tf.errors.DeadlineExceededError:
+    raise errors.RunError(f"a worker of the cluster stopped or hangs (an all-reduce waited "
+                          f"{timeout_secs} s, worker_timeout_secs); {RERUN}") from None
+  except tf.errors.UnavailableError:
+    raise errors.RunError(f"a worker of the cluster stopped (the all-reduce lost its peer); "
+                          f"{RERUN}") from None
 
 
 def chief_only(kind) -> Optional[str]:

@@ -39,7 +39,7 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
                     predict_batch_size=None, log_step_count_steps=None,
                     save_summary_steps=None, intra_op_threads=0, inter_op_threads=0,
                     xla=False, session_config_proto=None, tf_random_seed=None, params=None,
-                    distribution="none", num_cpu_devices=1):
+                    distribution="none", num_cpu_devices=1, worker_timeout_secs=600):
   """A TPUEstimator with the original ELECTRA RunConfig.
 
   Checkpoints every `save_checkpoints_steps` (keep `keep_checkpoint_max`); on TPU,
@@ -79,7 +79,8 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
           session_config_proto or session_config(intra_op_threads, inter_op_threads, xla)),
       tf_random_seed=tf_random_seed,
       tpu_config=tpu_config,
-      train_distribute=distribute.make_strategy(distribution, num_cpu_devices),
+      train_distribute=distribute.make_strategy(distribution, num_cpu_devices,
+                                                worker_timeout_secs),
       **run_kwargs)
   return tf.estimator.tpu.TPUEstimator(
       use_tpu=use_tpu,
@@ -95,7 +96,7 @@ _CONFIG_KEYS = ("use_tpu", "tpu_name", "tpu_zone", "gcp_project", "num_tpu_cores
                 "tpu_job_name", "iterations_per_loop", "save_checkpoints_steps",
                 "keep_checkpoint_max", "train_batch_size", "eval_batch_size",
                 "predict_batch_size", "intra_op_threads", "inter_op_threads", "xla",
-                "distribution", "num_cpu_devices")
+                "distribution", "num_cpu_devices", "worker_timeout_secs")
 
 
 def device_line(use_tpu, num_tpu_cores=None, fused_kernels=False, distribution="none",
