@@ -163,7 +163,8 @@ def model_fn_builder(config, num_train_steps, init_checkpoint, model_dir):
           layerwise_lr_decay_power=config.layerwise_lr_decay,
           n_transformer_layers=model.bert_config.num_hidden_layers,
           legacy_layerwise_lr=config.legacy_layerwise_lr, fused=fused,
-          epsilon=config.adam_epsilon, bias_correction=config.adam_bias_correction)
+          epsilon=config.adam_epsilon, bias_correction=config.adam_bias_correction,
+          replica_reduce="sum" if config.loss_reduction == "sum" else "mean")
       lr = optimization.learning_rate_schedule(
           config.learning_rate, tf.train.get_or_create_global_step(), num_train_steps,
           warmup_proportion=config.warmup_proportion)

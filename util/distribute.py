@@ -146,7 +146,13 @@ def make_strategy(kind, num_cpu_devices, timeout_secs=600):
   if kind == "none":
     return None
   if kind == "mirrored":
-    return tf2.distribute.MirroredStrategy(_mirrored_devices(num_cpu_devices))
+    devices = _mirrored_devices(num_cpu_devices)
+    if tf2.config.list_logical_devices("GPU"):
+      return tf2.distribute.MirroredStrategy(devices)  # NCCL all-reduce between GPUs
+    # Logical CPU devices share one thread pool: TensorFlow's default there (collective
+    # ops, each blocking a thread until its peer arrives) deadlocks on a 2-core machine.
+    return tf2.distribute.MirroredStrategy(
+        devices, cross_device_ops=tf2.distribute.ReductionToOneDevice())
   cluster()  # a clear error before TensorFlow's own on a missing or bad TF_CONFIG
   options = tf2.distribute.experimental.CommunicationOptions(
       timeout_seconds=timeout_secs)

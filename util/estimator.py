@@ -328,7 +328,7 @@ def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_siz
   # Under a tf.distribute strategy the model_fn runs once per replica: the first replica
   # (the chief's) alone writes the summaries.
   replica = tf.distribute.get_replica_context()
-  summaries = not (replica and tf.get_static_value(replica.replica_id_in_sync_group))
+  first = not (replica and tf.get_static_value(replica.replica_id_in_sync_group))
   # On TPU, TPUEstimator runs the host_call only every log_every_steps steps of a loop
   # (build_estimator), so it writes whatever reaches it; off TPU it runs every step and
   # keeps the steps that are multiples of log_every_steps.
@@ -336,8 +336,7 @@ def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_siz
       mode=tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
       training_hooks=[hook], scaffold_fn=scaffold_fn,
       host_call=training_hooks.make_host_call(model_dir, scalars,
-                                              1 if use_tpu else log_every_steps)
-      if summaries else None)
+                                              1 if use_tpu else log_every_steps, write=first))
 
 
 def eval_spec(loss, eval_metrics, *, num_eval_steps, batch_size, use_tpu):
