@@ -206,7 +206,7 @@ def shard(files, input_context, log=print):
     log(f"input pipeline {i} of {n}: reads {len(mine)} of {len(files)} TFRecord files "
         "(sharded by file)")
     return mine, None
-  log(f"input pipeline {i} of {n}: reads every {n}th record from record {i} of "
+  log(f"input pipeline {i} of {n}: reads one record in {n}, from record {i}, of "
       f"{len(files)} TFRecord file(s) (fewer files than workers: sharded by record)")
   return files, (n, i)
 
