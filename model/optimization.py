@@ -244,11 +244,14 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
   grads = tf.gradients(loss, tvars)
   replica = tf.distribute.get_replica_context()
   if replica is not None and replica.num_replicas_in_sync > 1:
-    # The strategy's all-reduce (NCCL / collective ring); variables then get the same
-    # update on every replica and stay equal.
+    # The strategy's all-reduce (NCCL / collective ring / one device), reached as
+    # tf.train.Optimizer reaches it (merge_call, batch_reduce_to onto each variable's
+    # devices); every replica gets the result back, so all apply the same update.
     present = [i for i, g in enumerate(grads) if g is not None]
     op = tf.distribute.ReduceOp.SUM if replica_reduce == "sum" else tf.distribute.ReduceOp.MEAN
-    reduced = replica.all_reduce(op, [grads[i] for i in present])
+    reduced = replica.merge_call(
+        lambda strategy, *pairs: strategy.extended.batch_reduce_to(op, pairs),
+        args=tuple((grads[i], tvars[i]) for i in present))
     for i, g in zip(present, reduced):
       grads[i] = g
   grads, _ = tf.clip_by_global_norm(grads, clip_norm=CLIP_NORM)
