@@ -24,6 +24,7 @@ from model import checkpoint as ckpt_lib
 from model import optimization
 from model import sizes
 from model import tokenization
+from util import distribute
 from util import errors
 from util import estimator as estimator_lib
 from util import fileio
@@ -231,7 +232,8 @@ def model_fn_builder(config, num_train_steps, init_checkpoint, model_dir):
           layerwise_lr_decay_power=config.layerwise_lr_decay,
           n_transformer_layers=model.bert_config.num_hidden_layers,
           legacy_layerwise_lr=config.legacy_layerwise_lr, fused=fused,
-          epsilon=config.adam_epsilon, bias_correction=config.adam_bias_correction)
+          epsilon=config.adam_epsilon, bias_correction=config.adam_bias_correction,
+          replica_reduce="sum" if config.loss_reduction == "sum" else "mean")
       lr = optimization.learning_rate_schedule(
           config.learning_rate, tf.train.get_or_create_global_step(), num_train_steps,
           warmup_proportion=config.warmup_proportion)
@@ -304,7 +306,7 @@ def train_steps_per_epoch(config, num_records):
   return num_records // batch if full else -(-num_records // batch)
 
 
-def train_input_fn(config, train, features, seed):
+def train_input_fn(config, train, features, seed, log=print):
   """The training input_fn: a new order of the whole split every epoch
   (reshuffle_each_epoch, util/tfrecord_input.epochs_input_fn), else the original's stream
   of the once-shuffled file through a 100-record buffer, full batches only.
@@ -314,12 +316,14 @@ def train_input_fn(config, train, features, seed):
     train: the training preprocessing.Split.
     features: preprocessing.record_features(config).
     seed: the trial's seed (None: unseeded).
+    log: under a strategy, where the line saying which part a worker reads goes.
   """
   if not config.reshuffle_each_epoch:
-    return tfrecord_input.get_input_fn(train.path, features, is_training=True, seed=seed)
+    return tfrecord_input.get_input_fn(train.path, features, is_training=True, seed=seed,
+                                       log=log)
   return tfrecord_input.epochs_input_fn(
       train.path, features, train.num_records, seed=seed,
-      drop_remainder=config.use_tpu or not config.keep_partial_batch)
+      drop_remainder=config.use_tpu or not config.keep_partial_batch, log=log)
 
 
 def run_trial(config, trial, splits, features, num_train_steps, init_checkpoint,
@@ -335,7 +339,10 @@ def run_trial(config, trial, splits, features, num_train_steps, init_checkpoint,
   """
   trial_dir = fileio.join(config.model_dir, f"trial_{trial}")
   check_trial_hparams(config, trial_dir, log=log)
-  resume = estimator_lib.recover_model_dir(trial_dir, log=log)
+  chief = distribute.is_chief(config.distribution)
+  # A worker that is not the chief leaves the chief's directory as it is.
+  resume = estimator_lib.recover_model_dir(trial_dir, log=log) if chief else \
+      tf.train.latest_checkpoint(trial_dir)
   if resume:
     ckpt_lib.check_architecture(resume, lambda: build_for_variables(config, features))
     log(f"trial {trial}: resuming from {resume}")
@@ -350,12 +357,13 @@ def run_trial(config, trial, splits, features, num_train_steps, init_checkpoint,
     log(f"trial {trial}: training to step {num_train_steps} ({train.num_records:,} "
         f"features, batch {config.train_batch_size}, {config.num_train_epochs:g} epochs)")
     start = time.time()
-    estimator.train(input_fn=train_input_fn(config, train, features, seed),
-                    max_steps=num_train_steps)
+    distribute.train(estimator, train_input_fn(config, train, features, seed, log=log),
+                     num_train_steps, config.distribution,
+                     timeout_secs=config.worker_timeout_secs, log=log)
     out["train_seconds"] = time.time() - start
     out["global_step"] = int(estimator.get_variable_value("global_step"))
   for key, split_name in EVAL_SPLITS:
-    if getattr(config, key):
+    if getattr(config, key) and chief:
       out[split_name] = evaluate(estimator, config, splits[split_name], trial, features,
                                  log=log)
   return out
@@ -429,7 +437,7 @@ def _prepare_splits(config, log):
   splits = {}
   # Evaluation splits first: a dev split the task lacks fails before any cache is written.
   for key, split_name in EVAL_SPLITS:
-    if getattr(config, key):
+    if getattr(config, key) and distribute.is_chief(config.distribution):
       splits[split_name] = preprocessing.prepare_split(
           config, split_name, tokenizer, config.predict_batch_size, log=log)
   if config.do_train:
@@ -449,17 +457,20 @@ def run(config, estimator_overrides=None, log=print):
     log: where progress lines go.
 
   Returns:
-    (path of <task>_results.json, [per-trial output of run_trial]).
+    (path of <task>_results.json, or None on a worker that is not the chief (the chief
+    evaluates and writes the results), [per-trial output of run_trial]).
 
   Raises:
     UserError subclasses naming the hparam or file to fix, before any training.
   """
   start = time.time()
+  distribute.prepare_devices(config.distribution, config.num_cpu_devices)
   tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
   settle_custom_task(config, log=log)
   tpu_lib.settle_core_count(config, log=log)
   log("running on " + estimator_lib.device_line(config.use_tpu, config.num_tpu_cores,
-                                                config.fused_kernels and not config.use_tpu))
+                                                config.fused_kernels and not config.use_tpu,
+                                                config.distribution, config.num_cpu_devices))
   features = preprocessing.record_features(config)
   if config.do_train:
     init_checkpoint = find_init_checkpoint(config, features, log=log)
@@ -479,17 +490,26 @@ def run(config, estimator_overrides=None, log=print):
     if num_train_steps < 1:
       raise RunError(f"{splits['train'].num_records} training features make no whole "
                      f"batch of {config.train_batch_size}; lower train_batch_size")
+    distribute.check_global_batch(
+        config.train_batch_size, distribute.num_replicas(config.distribution,
+                                                         config.num_cpu_devices))
   if config.do_train and config.task.columns is not None:
     # Saved with the model: prediction (do_train off) and export_hf.py read the ids.
     tasks_lib.write_task_file(config.model_dir, config.task)
   tf.get_logger().setLevel("ERROR")
+  skip = distribute.chief_only(config.distribution)
   trials = []
   for trial in range(1, config.num_trials + 1):
     trials.append(run_trial(config, trial, splits, features, num_train_steps,
                             init_checkpoint, estimator_overrides=estimator_overrides,
                             log=log))
+    if skip:
+      continue
     if not config.keep_all_models and trial > 1:
       fileio.rmtree(fileio.join(config.model_dir, f"trial_{trial - 1}"))
+  if skip:
+    log(skip)
+    return None, trials
   skipped = {name: [str(s) for s in sp.read.skipped] for name, sp in splits.items()}
   path = results_lib.write_results(config, trials, skipped, log=log)
   log(f"done in {time.time() - start:.0f}s; results in {path}")

@@ -20,6 +20,7 @@ from typing import Iterable
 from model import sizes
 from util import errors
 from util import hparams as hparams_lib
+from util import distribute
 from util import tpu as tpu_lib
 
 ConfigError = errors.ConfigError
@@ -48,6 +49,13 @@ class Config(object):
     self.tpu_name = None
     self.tpu_zone = None
     self.gcp_project = None
+    # ours: "none", "mirrored" (every GPU of this machine) or "multi_worker" (the TF_CONFIG
+    # cluster); tf.distribute strategies, CPU/GPU only (util/distribute.py)
+    self.distribution = "none"
+    self.num_cpu_devices = 1  # ours: "mirrored" on a machine without a GPU: CPU replicas
+    # ours: "multi_worker": a worker stops when no step (checkpoint saves included) finished
+    # in this many seconds, e.g. because another worker died
+    self.worker_timeout_secs = 600
 
   def _resolve(self, kwargs):
     """Applies the preset, debug settings and `kwargs` over the defaults, then derives and
@@ -168,6 +176,7 @@ class Config(object):
       need(isinstance(v, int) and not isinstance(v, bool) and v > 0,
            f"{k} must be a positive integer, got {v!r}")
     tpu_lib.check_batch_sizes(self)
+    distribute.check_config(self)
     need(isinstance(self.keep_checkpoint_max, int) and self.keep_checkpoint_max >= 0,
          f"keep_checkpoint_max must be a non-negative integer (0 keeps all), got "
          f"{self.keep_checkpoint_max!r}")

@@ -3,6 +3,9 @@
 - Adam without bias correction, decoupled weight decay (not on LayerNorm or bias variables),
   eps 1e-6; slots `<variable>/adam_m` and `<variable>/adam_v` so original checkpoints resume.
 - Gradients clipped to global norm 1.0.
+- Under a tf.distribute strategy (`"distribution"`, util/distribute.py) each replica's
+  gradients are all-reduced by the strategy before clipping, so every replica clips and
+  applies the gradient of the whole global batch, as one device would.
 - lr(t) = lr * (1 - min(t, N)/N)^power * min(1, t/W)  (the original's schedule: polynomial
   decay over all N steps, multiplied by a linear warm-up factor).
 - Layer-wise LR decay for finetuning, with the top-layer off-by-one of the original fixed
@@ -199,7 +202,7 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
                      use_tpu=False, warmup_steps=0, warmup_proportion=0, lr_decay_power=1.0,
                      layerwise_lr_decay_power=-1, n_transformer_layers=None,
                      legacy_layerwise_lr=False, fused=False, epsilon=1e-6,
-                     bias_correction=False):
+                     bias_correction=False, replica_reduce="mean"):
   """The train op: clipped AdamW step on all trainable variables, global_step += 1.
 
   Args:
@@ -215,6 +218,11 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
     legacy_layerwise_lr: the original's off-by-one layer depths.
     fused: one XLA kernel per variable update (CPU/GPU only; False with use_tpu).
     epsilon, bias_correction: as make_optimizer.
+    replica_reduce: under a tf.distribute strategy with several replicas, how their
+      gradients combine: "mean" for a loss averaged over the batch, "sum" for a loss
+      summed over it (either way the global batch's gradient). Losses averaged over a
+      count that varies between replicas (masked tokens) get the mean of the replicas'
+      averages, as TPU's CrossShardOptimizer gives them.
 
   Returns:
     the train op (update, then global_step + 1).
@@ -234,6 +242,18 @@ def create_optimizer(loss, learning_rate, num_train_steps, weight_decay_rate=0.0
                              fused=fused, epsilon=epsilon, bias_correction=bias_correction)
   tvars = tf.trainable_variables()
   grads = tf.gradients(loss, tvars)
+  replica = tf.distribute.get_replica_context()
+  if replica is not None and replica.num_replicas_in_sync > 1:
+    # The strategy's all-reduce (NCCL / collective ring / one device), reached as
+    # tf.train.Optimizer reaches it (merge_call, batch_reduce_to onto each variable's
+    # devices); every replica gets the result back, so all apply the same update.
+    present = [i for i, g in enumerate(grads) if g is not None]
+    op = tf.distribute.ReduceOp.SUM if replica_reduce == "sum" else tf.distribute.ReduceOp.MEAN
+    reduced = replica.merge_call(
+        lambda strategy, *pairs: strategy.extended.batch_reduce_to(op, pairs),
+        args=tuple((grads[i], tvars[i]) for i in present))
+    for i, g in zip(present, reduced):
+      grads[i] = g
   grads, _ = tf.clip_by_global_norm(grads, clip_norm=CLIP_NORM)
   train_op = optimizer.apply_gradients(zip(grads, tvars), global_step=global_step)
   # The optimizer leaves global_step alone; increment it once per step, after the update

@@ -14,6 +14,7 @@ from model import memory
 from model import optimization
 from model import tokenization
 from pretrain import electra
+from util import distribute
 from util import errors
 from util import estimator as estimator_lib
 from util import results as results_lib
@@ -58,9 +59,16 @@ def preflight(config, log=print):
       files, tfrecord_input.pretraining_features(config.max_seq_length))
   tokenization.check_vocab_size(config.vocab_file, config.bert_hparams()["vocab_size"])
   tpu_lib.settle_core_count(config, log=log)
+  if config.do_train:
+    distribute.check_global_batch(
+        config.train_batch_size, distribute.num_replicas(config.distribution,
+                                                         config.num_cpu_devices))
   if config.use_tpu:
     for line in memory.tpu_lines(config):
       log(line)
+  if not distribute.is_chief(config.distribution):
+    # model_dir is the chief's: a worker only reads the checkpoint every worker restores.
+    return files, tf.train.latest_checkpoint(config.model_dir)
   if config.debug and config.do_train:
     estimator_lib.empty_for_debug(config.model_dir, config.debug_overwrite, log=log)
   resume = estimator_lib.recover_model_dir(config.model_dir, log=log)
@@ -156,6 +164,7 @@ def train_or_eval(config, estimator_overrides=None, log=print):
     UserError subclasses (preflight) before any graph is built.
   """
   start = time.time()
+  distribute.prepare_devices(config.distribution, config.num_cpu_devices)
   files, resume = preflight(config, log=log)
   tf.get_logger().setLevel("ERROR")
   log(f"model_dir {config.model_dir}; {len(files)} TFRecord file(s); "
@@ -168,10 +177,16 @@ def train_or_eval(config, estimator_overrides=None, log=print):
     log(f"training to step {config.num_train_steps} (batch {config.train_batch_size}, "
         f"length {config.max_seq_length}) on "
         + estimator_lib.device_line(config.use_tpu, config.num_tpu_cores,
-                                    config.fused_kernels and not config.use_tpu))
-    estimator.train(input_fn=tfrecord_input.get_input_fn(files, features, is_training=True),
-                    max_steps=config.num_train_steps)
-  if config.do_eval:
+                                    config.fused_kernels and not config.use_tpu,
+                                    config.distribution, config.num_cpu_devices))
+    distribute.train(estimator, tfrecord_input.get_input_fn(files, features, is_training=True,
+                                                            log=log),
+                     config.num_train_steps, config.distribution,
+                     timeout_secs=config.worker_timeout_secs, log=log)
+  skip = distribute.chief_only(config.distribution)
+  if config.do_eval and skip:
+    log(skip)
+  elif config.do_eval:
     log(f"evaluating {config.num_eval_steps} batches of {config.eval_batch_size}")
     # As the original: evaluation draws batches from the shuffled, repeated TFRecords.
     result = estimator.evaluate(
@@ -184,7 +199,7 @@ def train_or_eval(config, estimator_overrides=None, log=print):
     out["results"] = result
     out["results_txt"], out["results_json"] = results_lib.append_results(
         config.results_txt, result)
-  out["global_step"] = estimator.get_variable_value("global_step")
+  out["global_step"] = int(estimator.get_variable_value("global_step"))
   out["seconds"] = time.time() - start
   return out
 

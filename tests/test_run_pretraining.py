@@ -37,7 +37,11 @@ METRICS = ("masked_lm_accuracy", "masked_lm_loss", "sampled_masked_lm_accuracy",
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory, data_dir, vocab_v3):
   """DIR with pretrain_tfrecords/ built from 300 news comments (2 shards, length 32)."""
-  root = tmp_path_factory.mktemp("pretrain")
+  return build_root(tmp_path_factory.mktemp("pretrain"), data_dir, vocab_v3)
+
+
+def build_root(root, data_dir, vocab_v3):
+  """Writes root/pretrain_tfrecords/ (data_root's) and returns root."""
   corpus = write_comments_corpus(root, 300)
   rc = build_pretraining_dataset.main([
       "--corpus-dir", str(corpus), "--vocab-file", vocab_v3,

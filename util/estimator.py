@@ -2,7 +2,9 @@
 
 TPUEstimator is used everywhere: with `use_tpu` off the same model_fn runs on CPU or GPU
 (TPUEstimator then behaves as a plain Estimator and runs host_call / eval_metrics on the
-host), so there is one code path to test.
+host), so there is one code path to test. With use_tpu off TPUEstimator also takes a
+tf.distribute strategy (`distribution`, util/distribute.py) as RunConfig(train_distribute=);
+evaluation and prediction stay on one device.
 """
 import os
 import re
@@ -10,6 +12,7 @@ import re
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from util import distribute
 from util import errors
 from util import fileio
 from util import tpu as tpu_lib
@@ -36,7 +39,8 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
                     keep_checkpoint_max=5, train_batch_size=32, eval_batch_size=32,
                     predict_batch_size=None, log_step_count_steps=None,
                     save_summary_steps=None, intra_op_threads=0, inter_op_threads=0,
-                    xla=False, session_config_proto=None, tf_random_seed=None, params=None):
+                    xla=False, session_config_proto=None, tf_random_seed=None, params=None,
+                    distribution="none", num_cpu_devices=1, worker_timeout_secs=600):
   """A TPUEstimator with the original ELECTRA RunConfig.
 
   Checkpoints every `save_checkpoints_steps` (keep `keep_checkpoint_max`); on TPU,
@@ -47,7 +51,9 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
   On TPU the host_call (summaries) runs every `host_call_every_n_steps` steps of a device
   loop (TPUConfig.experimental_host_call_every_n_steps; from_config passes
   log_every_steps), not every step: an outfeed per step would be a host round trip the
-  original, which had no host_call, never paid.
+  original, which had no host_call, never paid. `distribution` "mirrored" or
+  "multi_worker" trains under that tf.distribute strategy (util/distribute.make_strategy;
+  train through util/distribute.train).
   """
   if use_tpu and save_checkpoints_steps % iterations_per_loop:
     # TPUEstimator can only save at loop boundaries.
@@ -74,6 +80,8 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
           session_config_proto or session_config(intra_op_threads, inter_op_threads, xla)),
       tf_random_seed=tf_random_seed,
       tpu_config=tpu_config,
+      train_distribute=distribute.make_strategy(distribution, num_cpu_devices,
+                                                worker_timeout_secs),
       **run_kwargs)
   return tf.estimator.tpu.TPUEstimator(
       use_tpu=use_tpu,
@@ -88,12 +96,15 @@ def build_estimator(model_fn, model_dir, *, use_tpu=False, tpu_name=None, tpu_zo
 _CONFIG_KEYS = ("use_tpu", "tpu_name", "tpu_zone", "gcp_project", "num_tpu_cores",
                 "tpu_job_name", "iterations_per_loop", "save_checkpoints_steps",
                 "keep_checkpoint_max", "train_batch_size", "eval_batch_size",
-                "predict_batch_size", "intra_op_threads", "inter_op_threads", "xla")
+                "predict_batch_size", "intra_op_threads", "inter_op_threads", "xla",
+                "distribution", "num_cpu_devices", "worker_timeout_secs")
 
 
-def device_line(use_tpu, num_tpu_cores=None, fused_kernels=False):
+def device_line(use_tpu, num_tpu_cores=None, fused_kernels=False, distribution="none",
+                num_cpu_devices=1):
   """What a run computes on, for its first log line: the TPU cores, or the GPUs TensorFlow
-  sees (the Estimator uses the first) or the CPU, and whether the fused kernels are on."""
+  sees (the Estimator uses the first unless `distribution` spreads the work) or the CPU,
+  and whether the fused kernels are on."""
   if use_tpu:
     return (f"TPU, {num_tpu_cores or 'all'} cores; fused kernels off (XLA compiles the whole "
             "step)")
@@ -101,9 +112,11 @@ def device_line(use_tpu, num_tpu_cores=None, fused_kernels=False):
   names = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
            for g in gpus]
   where = f"GPU {names[0]}" if gpus else "CPU (TensorFlow sees no GPU)"
-  if len(gpus) > 1:
-    where += (f" (the first of {len(gpus)} GPUs: one device per run; several GPUs: see "
-              "docs/distributed.md (planned))")
+  if distribution != "none":
+    where += f"; {distribute.device_line(distribution, num_cpu_devices)}"
+  elif len(gpus) > 1:
+    where += (f" (the first of {len(gpus)} GPUs: one device per run; all of them: "
+              '"distribution": "mirrored", docs/distributed.md)')
   return f"{where}; fused kernels {'on' if fused_kernels else 'off'}"
 
 
@@ -317,6 +330,10 @@ def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_siz
   from util import training_hooks
   hook = training_hooks.ProgressHook({} if use_tpu else scalars, num_train_steps, batch_size,
                                      every_n_steps=log_every_steps)
+  # Under a tf.distribute strategy the model_fn runs once per replica: the first replica
+  # (the chief's) alone writes the summaries.
+  replica = tf.distribute.get_replica_context()
+  first = not (replica and tf.get_static_value(replica.replica_id_in_sync_group))
   # On TPU, TPUEstimator runs the host_call only every log_every_steps steps of a loop
   # (build_estimator), so it writes whatever reaches it; off TPU it runs every step and
   # keeps the steps that are multiples of log_every_steps.
@@ -324,7 +341,7 @@ def train_spec(loss, train_op, scalars, *, model_dir, num_train_steps, batch_siz
       mode=tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
       training_hooks=[hook], scaffold_fn=scaffold_fn,
       host_call=training_hooks.make_host_call(model_dir, scalars,
-                                              1 if use_tpu else log_every_steps))
+                                              1 if use_tpu else log_every_steps, write=first))
 
 
 def eval_spec(loss, eval_metrics, *, num_eval_steps, batch_size, use_tpu):

@@ -9,11 +9,15 @@ read in parallel (interleave) -> records shuffled -> repeated -> parsed into fix
 features -> int64 cast to int32 (TPUs have no int64 ops) -> batched with drop_remainder so
 every batch has a static shape (XLA on TPU needs static shapes) -> prefetched.
 
-`input_fn(params)` takes the batch size from `params["batch_size"]`, as TPUEstimator passes
-it (per host on TPU, the global batch on CPU/GPU).
+`input_fn(params, input_context)` takes the batch size from `params["batch_size"]`, as
+TPUEstimator passes it (per host on TPU, the global batch on CPU/GPU). Under a
+tf.distribute strategy (`"distribution"`, util/distribute.py) the Estimator also passes an
+InputContext: each replica then gets its share of the global batch, and each worker its
+own disjoint part of the files or records.
 """
 import tensorflow.compat.v1 as tf
 
+from util import distribute
 from util import errors
 from util import fileio
 
@@ -109,22 +113,31 @@ def check_feature_lengths(files, name_to_features):
 
 
 def make_dataset(files, name_to_features, batch_size, is_training, shuffle=None,
-                 repeat=None, num_cpu_threads=4, shuffle_buffer=100, seed=None):
-  """The tf.data pipeline behind input_fn (exposed for tests and benchmarks)."""
+                 repeat=None, num_cpu_threads=4, shuffle_buffer=100, seed=None,
+                 record_shard=None):
+  """The tf.data pipeline behind input_fn (exposed for tests and benchmarks).
+
+  record_shard: (n, i) keeps every n-th record from the i-th (util/distribute.shard); the
+  files are then read in one fixed order, the same on every worker, so the parts are
+  disjoint.
+  """
   shuffle = is_training if shuffle is None else shuffle
   repeat = is_training if repeat is None else repeat
   d = tf.data.Dataset.from_tensor_slices(tf.constant(list(files)))
   if repeat:
     d = d.repeat()
-  if shuffle:
+  if shuffle and record_shard is None:
     d = d.shuffle(buffer_size=len(files), seed=seed)
   # Parallel reads across shards; order may vary while training (faster), never in eval.
   cycle_length = max(1, min(num_cpu_threads, len(files)))
   if len(files) > 1:
     d = d.interleave(tf.data.TFRecordDataset, cycle_length=cycle_length,
-                     num_parallel_calls=cycle_length, deterministic=not is_training)
+                     num_parallel_calls=cycle_length,
+                     deterministic=not is_training or record_shard is not None)
   else:
     d = d.interleave(tf.data.TFRecordDataset, cycle_length=cycle_length)
+  if record_shard is not None:
+    d = d.shard(*record_shard)
   if shuffle:
     d = d.shuffle(buffer_size=shuffle_buffer, seed=seed)
   d = d.map(lambda r: decode_record(r, name_to_features),
@@ -133,7 +146,8 @@ def make_dataset(files, name_to_features, batch_size, is_training, shuffle=None,
   return d.prefetch(tf.data.experimental.AUTOTUNE)
 
 
-def epochs_input_fn(path, name_to_features, num_records, seed=None, drop_remainder=False):
+def epochs_input_fn(path, name_to_features, num_records, seed=None, drop_remainder=False,
+                    log=print):
   """A training input_fn that passes over one TFRecord file epoch after epoch, each
   epoch in a new order (as torch's RandomSampler under a DataLoader).
 
@@ -151,9 +165,10 @@ def epochs_input_fn(path, name_to_features, num_records, seed=None, drop_remaind
     num_records: how many records the file holds (the shuffle buffer).
     seed: the shuffle's seed.
     drop_remainder: full batches only (static batch dimension).
+    log: under a strategy, where the line saying which part this worker reads goes.
 
   Returns:
-    input_fn(params) -> tf.data.Dataset of {name: [B, ...]} batches; B is
+    input_fn(params, input_context=None) -> tf.data.Dataset of {name: [B, ...]} batches; B is
     params["batch_size"], smaller in an epoch's last batch unless drop_remainder.
 
   Raises:
@@ -161,13 +176,19 @@ def epochs_input_fn(path, name_to_features, num_records, seed=None, drop_remaind
   """
   files = expand_patterns(path)
 
-  def input_fn(params):
-    d = tf.data.TFRecordDataset(files)
+  def input_fn(params, input_context=None):
+    # Under a strategy each worker keeps its own part (util/distribute.shard) before the
+    # shuffle, and each replica batches its share of the global batch.
+    mine, record_shard = distribute.shard(files, input_context, log=log)
+    d = tf.data.TFRecordDataset(mine)
+    if record_shard is not None:
+      d = d.shard(*record_shard)
     d = d.shuffle(buffer_size=max(1, int(num_records)), seed=seed,
                   reshuffle_each_iteration=True)
     d = d.map(lambda r: decode_record(r, name_to_features),
               num_parallel_calls=tf.data.experimental.AUTOTUNE)
-    d = d.batch(params["batch_size"], drop_remainder=drop_remainder)
+    d = d.batch(distribute.per_replica_batch(params["batch_size"], input_context),
+                drop_remainder=drop_remainder)
     return d.repeat().prefetch(tf.data.experimental.AUTOTUNE)
 
   input_fn.files = files
@@ -175,19 +196,23 @@ def epochs_input_fn(path, name_to_features, num_records, seed=None, drop_remaind
 
 
 def get_input_fn(file_patterns, name_to_features, is_training, shuffle=None, repeat=None,
-                 num_cpu_threads=4, shuffle_buffer=100, seed=None):
+                 num_cpu_threads=4, shuffle_buffer=100, seed=None, log=print):
   """An Estimator/TPUEstimator input_fn over the TFRecords matching `file_patterns`.
 
   shuffle/repeat default to `is_training`. Pretraining evaluation passes both True: as in
   the original, it draws `num_eval_steps` batches from the (endless) training stream.
   Files are resolved now, so a pattern matching nothing fails before any graph is built.
+  Under a strategy, `log` gets the line saying which part of the files this worker reads.
   """
   files = expand_patterns(file_patterns)
 
-  def input_fn(params):
-    return make_dataset(files, name_to_features, params["batch_size"], is_training,
-                        shuffle=shuffle, repeat=repeat, num_cpu_threads=num_cpu_threads,
-                        shuffle_buffer=shuffle_buffer, seed=seed)
+  def input_fn(params, input_context=None):
+    mine, record_shard = distribute.shard(files, input_context, log=log)
+    return make_dataset(mine, name_to_features,
+                        distribute.per_replica_batch(params["batch_size"], input_context),
+                        is_training, shuffle=shuffle, repeat=repeat,
+                        num_cpu_threads=num_cpu_threads, shuffle_buffer=shuffle_buffer,
+                        seed=seed, record_shard=record_shard)
 
   input_fn.files = files
   return input_fn

@@ -89,12 +89,14 @@ class ProgressHook(tf.estimator.SessionRunHook):
     self._last_step, self._last_time = step, now
 
 
-def make_host_call(model_dir, scalars, every_n_steps=100, prefix=""):
+def make_host_call(model_dir, scalars, every_n_steps=100, prefix="", write=True):
   """A TPUEstimatorSpec `host_call` writing `scalars` to TensorBoard every N steps.
 
   host_call tensors must have rank >= 1 (TPUEstimator concatenates them over cores), so each
   scalar travels as shape [1] and is averaged back on the host. Works with use_tpu off too:
-  TPUEstimator then runs the host call on the CPU every step.
+  TPUEstimator then runs the host call on the CPU every step. `write` False: a host call
+  of the same shape that writes nothing (the replicas after the first under a
+  tf.distribute strategy, which must all return the same spec).
   """
   names = sorted(scalars)
   global_step = tf.train.get_or_create_global_step()
@@ -103,6 +105,8 @@ def make_host_call(model_dir, scalars, every_n_steps=100, prefix=""):
   every = max(1, int(every_n_steps))
 
   def host_call_fn(gs, *values):
+    if not write:
+      return tf.no_op()
     step = gs[0]
     writer = tf.compat.v2.summary.create_file_writer(model_dir, max_queue=every)
     with writer.as_default():
