@@ -159,65 +159,89 @@ def main(argv=None):
   out.mkdir(parents=True, exist_ok=True)
   t0 = time.time()
   times = {}
-  try:
-    # Stages whose output exists are skipped: outputs of other options must not be reused.
-    fileio.check_recorded_options(
-        str(out / "demo_options.json"),
-        {k: getattr(args, k) for k in ("steps", "batch_size", "max_seq_length", "vocab_size",
-                                         "finetuning_epochs")},
-        f"rerun with --fresh to rebuild {out}, or choose another --output-dir")
-    t = stage("1/7 corpus: konlpy's Korean constitution and bills")
-    corpus = prepare_corpus(out)
-    n_train = sum(f.stat().st_size for f in (corpus / "train").iterdir())
-    n_held = sum(f.stat().st_size for f in (corpus / "heldout").iterdir())
-    print(f"{corpus}: train {n_train / 1024:.0f} KB, held out {n_held / 1024:.0f} KB "
-          f"(every {HELDOUT_EVERY}th line of each text)")
-    times["corpus"] = time.time() - t
+  # Stages whose output exists are skipped: outputs of other options must not be reused.
+  fileio.check_recorded_options(
+      str(out / "demo_options.json"),
+      {k: getattr(args, k) for k in ("steps", "batch_size", "max_seq_length", "vocab_size",
+                                       "finetuning_epochs")},
+      f"rerun with --fresh to rebuild {out}, or choose another --output-dir")
+  t = stage("1/7 corpus: konlpy's Korean constitution and bills")
+  corpus = prepare_corpus(out)
+  n_train = sum(f.stat().st_size for f in (corpus / "train").iterdir())
+  n_held = sum(f.stat().st_size for f in (corpus / "heldout").iterdir())
+  print(f"{corpus}: train {n_train / 1024:.0f} KB, held out {n_held / 1024:.0f} KB "
+        f"(every {HELDOUT_EVERY}th line of each text)")
+  times["corpus"] = time.time() - t
 
-    t = stage(f"2/7 vocab: WordPiece {args.vocab_size} with Mecab pre-tokenization")
-    vocab_file = build_vocab(corpus, out, args.vocab_size)
-    times["vocab"] = time.time() - t
+  t = stage(f"2/7 vocab: WordPiece {args.vocab_size} with Mecab pre-tokenization")
+  vocab_file = build_vocab(corpus, out, args.vocab_size)
+  times["vocab"] = time.time() - t
 
-    t = stage(f"3/7 TFRecords: length {args.max_seq_length}")
-    data_dir = out / "data"
-    build_tfrecords(corpus / "train", vocab_file, data_dir / "pretrain_tfrecords",
-                    args.max_seq_length)
-    build_tfrecords(corpus / "heldout", vocab_file, data_dir / "heldout_tfrecords",
-                    args.max_seq_length)
-    times["tfrecords"] = time.time() - t
+  t = stage(f"3/7 TFRecords: length {args.max_seq_length}")
+  data_dir = out / "data"
+  build_tfrecords(corpus / "train", vocab_file, data_dir / "pretrain_tfrecords",
+                  args.max_seq_length)
+  build_tfrecords(corpus / "heldout", vocab_file, data_dir / "heldout_tfrecords",
+                  args.max_seq_length)
+  times["tfrecords"] = time.time() - t
 
-    n_vocab = len(tokenization.load_vocab(str(vocab_file)))
-    hp = demo_hparams(args, vocab_file, n_vocab)
-    t = stage(f"4/7 pretraining: {args.steps} steps, batch {args.batch_size} "
-              "(3 layers, hidden 128; generator hidden 64), CPU")
-    config = PretrainingConfig("demo", str(data_dir), **hp)
-    pretrain_runner.train_or_eval(config)
-    times["pretraining"] = time.time() - t
+  n_vocab = len(tokenization.load_vocab(str(vocab_file)))
+  hp = demo_hparams(args, vocab_file, n_vocab)
+  t = stage(f"4/7 pretraining: {args.steps} steps, batch {args.batch_size} "
+            "(3 layers, hidden 128; generator hidden 64), CPU")
+  config = PretrainingConfig("demo", str(data_dir), **hp)
+  pretrain_runner.train_or_eval(config)
+  times["pretraining"] = time.time() - t
 
-    t = stage("5/7 evaluation: training text with fresh masks (as the original), "
-              "then held-out text")
-    results = {}
-    for which, pattern, txt in (
-        ("train", config.pretrain_tfrecords, config.results_txt),
-        ("heldout", str(data_dir / "heldout_tfrecords" / example_builder.SHARD_GLOB),
-         str(pathlib.Path(config.results_txt).with_name("heldout_results.txt")))):
-      eval_config = PretrainingConfig(
-          "demo", str(data_dir), **dict(hp, do_train=False, do_eval=True,
-                                        pretrain_tfrecords=pattern, results_txt=txt))
-      results[which] = pretrain_runner.train_or_eval(eval_config)
-    times["evaluation"] = time.time() - t
+  t = stage("5/7 evaluation: training text with fresh masks (as the original), "
+            "then held-out text")
+  results = evaluate(config, hp, data_dir)
+  times["evaluation"] = time.time() - t
 
-    t = stage("6/7 finetuning: which document does a held-out line come from?")
-    finetuning = finetune_source_task(corpus, data_dir, hp, args)
-    times["finetuning"] = time.time() - t
-  except errors.UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  t = stage("6/7 finetuning: which document does a held-out line come from?")
+  finetuning = finetune_source_task(corpus, data_dir, hp, args)
+  times["finetuning"] = time.time() - t
 
+  times["total"] = time.time() - t0
+  summary = write_summary(out, times, results, finetuning, config, corpus, vocab_file,
+                          data_dir)
+  print_summary(summary, out, config)
+
+  # Export: hub-ready folders of the trained model and the classifier (export_hf.py).
+  stage("7/7 export: Hugging Face folders (ElectraForPreTraining, ElectraForMaskedLM, "
+        "ElectraForSequenceClassification)")
+  written = hf_convert.export(config.model_dir, config, str(vocab_file), str(out / "hf"),
+                              overwrite=True)
+  written.update(hf_convert.export(
+      finetuning["trial_dir"], config, str(vocab_file), str(out / "hf_classifier"),
+      task_kind="sequence_classification", labels=finetuning["labels"], overwrite=True))
+  print("load it with transformers:\n" +
+        "\n".join("  " + line for line in hf_convert.usage_lines(written)))
+  show_pipeline(written["sequence_classification"], finetuning["files"]["test_file"])
+  return 0
+
+
+def evaluate(config, hp, data_dir):
+  """Stage 5: the discriminator on the training text (fresh masks, as the original) and on
+  the held-out text. Returns {"train" / "heldout": train_or_eval's output}."""
+  results = {}
+  for which, pattern, txt in (
+      ("train", config.pretrain_tfrecords, config.results_txt),
+      ("heldout", str(data_dir / "heldout_tfrecords" / example_builder.SHARD_GLOB),
+       str(pathlib.Path(config.results_txt).with_name("heldout_results.txt")))):
+    eval_config = PretrainingConfig(
+        "demo", str(data_dir), **dict(hp, do_train=False, do_eval=True,
+                                      pretrain_tfrecords=pattern, results_txt=txt))
+    results[which] = pretrain_runner.train_or_eval(eval_config)
+  return results
+
+
+def write_summary(out, times, results, finetuning, config, corpus, vocab_file, data_dir):
+  """OUT/demo_summary.json: stage times, discriminator metrics, paths, finetuning."""
   keys = ("disc_auc", "disc_accuracy", "disc_precision", "disc_recall", "disc_loss",
           "masked_lm_accuracy", "sampled_masked_lm_accuracy")
   summary = {
-      "seconds": {k: round(v, 1) for k, v in dict(times, total=time.time() - t0).items()},
+      "seconds": {k: round(v, 1) for k, v in times.items()},
       "global_step": int(results["train"]["global_step"]),
       "paths": {"corpus": str(corpus), "vocab": str(vocab_file),
                 "tfrecords": str(data_dir / "pretrain_tfrecords"),
@@ -228,8 +252,12 @@ def main(argv=None):
   for which in ("train", "heldout"):
     summary[which] = {k: results[which]["results"][k] for k in keys}
   summary["finetuning"] = {k: v for k, v in finetuning.items() if k != "files"}
-  with open(out / "demo_summary.json", "w", encoding="utf-8") as f:
+  with fileio.atomic_write(str(out / "demo_summary.json")) as f:
     json.dump(summary, f, indent=2)
+  return summary
+
+
+def print_summary(summary, out, config):
   print("\n== done in {:.0f}s; discriminator after {} steps (AUC of chance: 0.5):".format(
       summary["seconds"]["total"], summary["global_step"]))
   for which, label in (("train", "training text, fresh masks"), ("heldout", "held-out text")):
@@ -246,23 +274,6 @@ def main(argv=None):
         f"{f['majority_baseline']:.1f} always answering the largest document")
   print(f"  {'summary':16s} {out / 'demo_summary.json'}")
   print(f"TensorBoard: tensorboard --logdir {config.model_dir}")
-
-  # Export: hub-ready folders of the trained model and the classifier (export_hf.py).
-  stage("7/7 export: Hugging Face folders (ElectraForPreTraining, ElectraForMaskedLM, "
-        "ElectraForSequenceClassification)")
-  try:
-    written = hf_convert.export(config.model_dir, config, str(vocab_file), str(out / "hf"),
-                                overwrite=True)
-    written.update(hf_convert.export(
-        finetuning["trial_dir"], config, str(vocab_file), str(out / "hf_classifier"),
-        task_kind="sequence_classification", labels=finetuning["labels"], overwrite=True))
-  except errors.UserError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  print("load it with transformers:\n" +
-        "\n".join("  " + line for line in hf_convert.usage_lines(written)))
-  show_pipeline(written["sequence_classification"], finetuning["files"]["test_file"])
-  return 0
 
 
 def finetune_source_task(corpus, data_dir, pretraining_hparams, args):

@@ -74,7 +74,7 @@ def _variables(prefix):
     ({"distribution": "mirrored", "use_tpu": True, "num_tpu_cores": 8},
      'with use_tpu TPUEstimator shards over the TPU cores itself'),
     ({"num_cpu_devices": 0}, "num_cpu_devices must be a positive integer"),
-    ({"worker_timeout_secs": "60"}, "worker_timeout_secs must be a positive integer"),
+    ({"worker_timeout_secs": -5}, "worker_timeout_secs must be a positive integer"),
 ])
 def test_bad_distribution_settings_are_refused_naming_the_key(hp, message, vocab_v3):
   for make in (lambda: PretrainingConfig("m", "/tmp/x", vocab_file=vocab_v3, **hp),
