@@ -30,59 +30,16 @@ from model import tokenization
 from pretrain import dataset_builder
 from pretrain import example_builder
 from pretrain.config import PretrainingConfig
+from util import demo_corpus
 from util import errors
 from util import fileio
 from util import tf_logging
 from vocab import build_vocab as vocab_lib
 
-HELDOUT_EVERY = 10  # every 10th line of each text is held out for evaluation
-
-
-class DemoError(errors.UserError):
-  """Something the demo needs is missing (names it and how to get it)."""
-
-
-def konlpy_corpus():
-  """konlpy/data/corpus/{kolaw,kobill}: shipped inside konlpy's wheel."""
-  try:
-    import konlpy
-  except ImportError as e:
-    raise DemoError("konlpy is not installed; run `bash setup.sh demo` "
-                    "(or pip install -r requirements.txt)") from e
-  root = pathlib.Path(konlpy.__file__).parent / "data" / "corpus"
-  files = sorted(root.glob("kolaw/*.txt")) + sorted(root.glob("kobill/*.txt"))
-  if not files:
-    raise DemoError(f"konlpy's bundled corpus is missing under {root}")
-  return files
-
 
 def stage(title):
   print(f"\n== {title}", flush=True)
   return time.time()
-
-
-def prepare_corpus(out):
-  """Split each text's lines into train/ and heldout/ under out/corpus."""
-  corpus = out / "corpus"
-  if (corpus / "train").is_dir() and (corpus / "heldout").is_dir():
-    return corpus
-  tmp = out / ".corpus-tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
-  (tmp / "train").mkdir(parents=True)
-  (tmp / "heldout").mkdir()
-  for path in konlpy_corpus():
-    # Each file is one document. Their blank lines are layout, not document breaks, and
-    # left in they would make ~1,700 one-line documents (sequences mostly padding).
-    lines = [l.strip() for l in path.read_text(encoding="utf-8").splitlines()]
-    lines = [l for l in lines if l]
-    held = [l for i, l in enumerate(lines) if i % HELDOUT_EVERY == HELDOUT_EVERY - 1]
-    train = [l for i, l in enumerate(lines) if i % HELDOUT_EVERY != HELDOUT_EVERY - 1]
-    name = f"{path.parent.name}-{path.name}"
-    (tmp / "train" / name).write_text("\n".join(train) + "\n", encoding="utf-8")
-    (tmp / "heldout" / name).write_text("\n".join(held) + "\n", encoding="utf-8")
-  shutil.rmtree(corpus, ignore_errors=True)
-  tmp.rename(corpus)
-  return corpus
 
 
 def build_vocab(corpus, out, vocab_size):
@@ -106,7 +63,7 @@ def build_tfrecords(corpus_dir, vocab_file, out_dir, max_seq_length):
       num_out_files=2), progress=False)
   dataset_builder.print_summary(summary)
   if not summary["examples"]:
-    raise DemoError(f"building TFRecords from {corpus_dir} gave no examples")
+    raise demo_corpus.DemoError(f"building TFRecords from {corpus_dir} gave no examples")
   return out_dir
 
 
@@ -166,11 +123,11 @@ def main(argv=None):
                                        "finetuning_epochs")},
       f"rerun with --fresh to rebuild {out}, or choose another --output-dir")
   t = stage("1/7 corpus: konlpy's Korean constitution and bills")
-  corpus = prepare_corpus(out)
+  corpus = demo_corpus.prepare_corpus(out)
   n_train = sum(f.stat().st_size for f in (corpus / "train").iterdir())
   n_held = sum(f.stat().st_size for f in (corpus / "heldout").iterdir())
   print(f"{corpus}: train {n_train / 1024:.0f} KB, held out {n_held / 1024:.0f} KB "
-        f"(every {HELDOUT_EVERY}th line of each text)")
+        f"(every {demo_corpus.HELDOUT_EVERY}th line of each text)")
   times["corpus"] = time.time() - t
 
   t = stage(f"2/7 vocab: WordPiece {args.vocab_size} with Mecab pre-tokenization")
@@ -199,7 +156,8 @@ def main(argv=None):
   times["evaluation"] = time.time() - t
 
   t = stage("6/7 finetuning: which document does a held-out line come from?")
-  finetuning = finetune_source_task(corpus, data_dir, hp, args)
+  finetuning = finetune_demo.source_task_stage(corpus, data_dir, hp, args.batch_size,
+                                              args.finetuning_epochs)
   times["finetuning"] = time.time() - t
 
   times["total"] = time.time() - t0
@@ -217,7 +175,7 @@ def main(argv=None):
       task_kind="sequence_classification", labels=finetuning["labels"], overwrite=True))
   print("load it with transformers:\n" +
         "\n".join("  " + line for line in hf_convert.usage_lines(written)))
-  show_pipeline(written["sequence_classification"], finetuning["files"]["test_file"])
+  finetune_demo.show_pipeline(written["sequence_classification"], finetuning["files"]["test_file"])
   return 0
 
 
@@ -274,45 +232,6 @@ def print_summary(summary, out, config):
         f"{f['majority_baseline']:.1f} always answering the largest document")
   print(f"  {'summary':16s} {out / 'demo_summary.json'}")
   print(f"TensorBoard: tensorboard --logdir {config.model_dir}")
-
-
-def finetune_source_task(corpus, data_dir, pretraining_hparams, args):
-  """Stage 6: the source task from the pretrained model, from random weights, and the
-  majority class (finetune/demo.py). Returns the summary's `finetuning` entry."""
-  files = finetune_demo.write_source_task(str(corpus), str(data_dir / "source_task"))
-  keys = ("model_size", "embedding_size", "model_hparam_overrides", "vocab_size",
-          "vocab_file")
-  hp = {k: pretraining_hparams[k] for k in keys}
-  hp.update(max_seq_length=64, train_batch_size=args.batch_size,
-            num_train_epochs=args.finetuning_epochs, learning_rate=3e-4,
-            log_every_steps=50, save_checkpoints_steps=10000)
-  pretrained = finetune_demo.finetune_source(str(data_dir), "demo", files, hp)
-  random_init = finetune_demo.finetune_source(str(data_dir), "demo", files, hp,
-                                              random_init=True)
-  return {"task": finetune_demo.TASK, "num_labels": len(pretrained["labels"]),
-          "test_accuracy": pretrained["test_accuracy"],
-          "random_init_test_accuracy": random_init["test_accuracy"],
-          "majority_baseline": finetune_demo.majority_baseline(files["train_file"],
-                                                               files["test_file"]),
-          "epochs": args.finetuning_epochs, "trial_dir": pretrained["trial_dir"],
-          "labels": pretrained["labels"], "files": files}
-
-
-def show_pipeline(folder, test_file):
-  """The exported classifier answering through transformers' pipeline, when installed."""
-  try:
-    import transformers  # noqa: F401 (the test extra; with torch)
-  except ImportError:
-    # Not installed by the demo: transformers needs torch (a ~200 MB CPU wheel), which
-    # only the test extra brings; the export above needs neither.
-    print("transformers is not installed (it comes with the test extra): run "
-          "`bash setup.sh install test`, then `bash setup.sh demo` again (finished stages "
-          f"are reused) to see pipeline(\"text-classification\", model={folder!r}) answer")
-    return
-  classify = transformers.pipeline("text-classification", model=folder)
-  for text, label in finetune_demo.two_examples(test_file):
-    answer = classify(text)[0]
-    print(f"  {text[:40]!r}: {answer['label']} ({answer['score']:.2f}); true: {label}")
 
 
 if __name__ == "__main__":

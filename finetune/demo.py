@@ -91,3 +91,50 @@ def two_examples(test_file: str) -> List[tuple]:
     owners[text].add(label)
   unique = [(t, l) for t, l in rows if len(owners[t]) == 1 and len(t) >= 20]
   return [unique[0], next(r for r in reversed(unique) if r[1] != unique[0][1])][::-1]
+
+
+def source_task_stage(corpus, data_dir, pretraining_hparams, batch_size, epochs):
+  """The demo's stage 6: the source task from the pretrained model, from random weights,
+  and the majority class.
+
+  Args:
+    corpus: the demo corpus folder (pathlib.Path; train/ and heldout/ documents).
+    data_dir: the demo's data folder (pathlib.Path); the task's CSV files go below it.
+    pretraining_hparams: the pretraining hparams whose encoder sizes and vocab are reused.
+    batch_size, epochs: training batch and epochs of the task.
+
+  Returns:
+    the demo summary's `finetuning` entry (accuracies, labels, the trial dir, files).
+  """
+  files = write_source_task(str(corpus), str(data_dir / "source_task"))
+  keys = ("model_size", "embedding_size", "model_hparam_overrides", "vocab_size",
+          "vocab_file")
+  hp = {k: pretraining_hparams[k] for k in keys}
+  hp.update(max_seq_length=64, train_batch_size=batch_size,
+            num_train_epochs=epochs, learning_rate=3e-4,
+            log_every_steps=50, save_checkpoints_steps=10000)
+  pretrained = finetune_source(str(data_dir), "demo", files, hp)
+  random_init = finetune_source(str(data_dir), "demo", files, hp, random_init=True)
+  return {"task": TASK, "num_labels": len(pretrained["labels"]),
+          "test_accuracy": pretrained["test_accuracy"],
+          "random_init_test_accuracy": random_init["test_accuracy"],
+          "majority_baseline": majority_baseline(files["train_file"], files["test_file"]),
+          "epochs": epochs, "trial_dir": pretrained["trial_dir"],
+          "labels": pretrained["labels"], "files": files}
+
+
+def show_pipeline(folder, test_file):
+  """The exported classifier answering through transformers' pipeline, when installed."""
+  try:
+    import transformers  # noqa: F401 (the test extra; with torch)
+  except ImportError:
+    # Not installed by the demo: transformers needs torch (a ~200 MB CPU wheel), which
+    # only the test extra brings; the export above needs neither.
+    print("transformers is not installed (it comes with the test extra): run "
+          "`bash setup.sh install test`, then `bash setup.sh demo` again (finished stages "
+          f"are reused) to see pipeline(\"text-classification\", model={folder!r}) answer")
+    return
+  classify = transformers.pipeline("text-classification", model=folder)
+  for text, label in two_examples(test_file):
+    answer = classify(text)[0]
+    print(f"  {text[:40]!r}: {answer['label']} ({answer['score']:.2f}); true: {label}")
