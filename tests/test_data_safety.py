@@ -12,19 +12,14 @@ import sys
 
 import pytest
 
+from tests import test_run_pretraining
 from tests.conftest import ROOT, write_comments_corpus
 
-SEQ = 32
-TINY = {
-    "model_size": "small", "embedding_size": 32, "max_seq_length": SEQ,
-    "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 1,
-                               "num_attention_heads": 1, "intermediate_size": 64},
-    "generator_hidden_size": 1.0, "vocab_size": 35000,
-    "train_batch_size": 8, "eval_batch_size": 8, "num_train_steps": 4,
-    "num_warmup_steps": 1, "learning_rate": 1e-3, "save_checkpoints_steps": 2,
-    "log_every_steps": 2, "num_eval_steps": 2, "iterations_per_loop": 2,
-    "keep_checkpoint_max": 10,
-}
+# The tiny model of tests/test_run_pretraining.py, saving every 2 of 4 steps.
+TINY = dict(test_run_pretraining.TINY, num_train_steps=4, num_warmup_steps=1,
+            save_checkpoints_steps=2, log_every_steps=2, num_eval_steps=2,
+            iterations_per_loop=2, keep_checkpoint_max=10)
+SEQ = TINY["max_seq_length"]
 
 
 def _env():
