@@ -19,6 +19,14 @@ Sentence splitting (issue 15): `--split-sentences none` against `rules` (fast to
 tokens kept, examples/s, input MB/s and CPU seconds, best of the rounds for each.
 `--split-only` runs just this comparison.
 
+Against the original (issue 22): `--original CHECKOUT` (a clone of google-research/electra)
+runs its build_pretraining_dataset.py and ours with the same arguments (cased, accents
+kept, 2 processes) over --rounds rounds, the order reversed each round; ours both with its
+default layout and with the original's 1,000 output files. Each command is timed whole,
+from process start to exit, as a user sees it; the ratio is the original's wall time over
+ours, per round, best and median.
+`--original-only` runs just this comparison.
+
 Each build runs in its own process, so start-up and memory are measured cleanly. The
 machine is shared: compare the figures of one run, not across runs.
 """
@@ -26,13 +34,16 @@ import argparse
 import json
 import os
 import pathlib
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from pretrain.example_builder import SHARD_NAME  # noqa: E402
+from util.tfrecord_writer import read_records  # noqa: E402
 from util.shared_data import shared_data_dir  # noqa: E402
 
 ORIGINAL_EXAMPLES_PER_S = 6100  # the original builder here, TF 2.15, 2 processes (issue 4)
@@ -117,6 +128,82 @@ def compare_splitting(corpus_dir, out_root, vocab, rounds):
         f"{r['options']['max_sentence_tokens']} tokens cut")
 
 
+def count_records(out_dir):
+  """Examples in every TFRecord file of out_dir (frames only, no parsing)."""
+  return sum(sum(1 for _ in read_records(str(p))) for p in sorted(out_dir.iterdir())
+             if p.name != "summary.json" and p.is_file() and not p.name.startswith("."))
+
+
+def timed_command(cmd, cwd, env):
+  """Runs cmd to completion; returns (wall seconds, CPU seconds of it and its children)."""
+  before = resource.getrusage(resource.RUSAGE_CHILDREN)
+  start = time.perf_counter()
+  r = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.PIPE, text=True)
+  wall = time.perf_counter() - start
+  after = resource.getrusage(resource.RUSAGE_CHILDREN)
+  if r.returncode:
+    raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
+  cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+  return wall, cpu
+
+
+def compare_with_original(corpus_dir, out_root, vocab, checkout, rounds, procs):
+  """The original's builder and ours, same arguments, order reversed each round.
+
+  Ours runs twice: as a user calls it with the original's arguments (its default
+  layout: one shard per 64 MB) and with `--num-out-files 1000` (the original's layout).
+  """
+  checkout = pathlib.Path(checkout).resolve()
+  script = checkout / "build_pretraining_dataset.py"
+  if not script.is_file():
+    raise SystemExit(f"--original: no build_pretraining_dataset.py in {checkout}")
+  common = ["--corpus-dir", str(corpus_dir), "--vocab-file", vocab, "--max-seq-length",
+            "128", "--num-processes", str(procs), "--no-lower-case", "--no-strip-accents"]
+  env_orig = dict(os.environ, PYTHONPATH=str(checkout), TF_CPP_MIN_LOG_LEVEL="2")
+  env_ours = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+  ours = [sys.executable, str(ROOT / "build_pretraining_dataset.py"), *common,
+          "--overwrite", "--no-progress", "--output-dir"]
+  sides = {
+      "original": ([sys.executable, str(script), *common, "--output-dir",
+                    str(out_root / "orig")], checkout, env_orig),
+      "ours": ([*ours, str(out_root / "ours")], out_root, env_ours),
+      "ours-1000": ([*ours, str(out_root / "ours-1000"), "--num-out-files", "1000"],
+                    out_root, env_ours),
+  }
+  names = list(sides)
+  times = {k: [] for k in sides}
+  print(f"\nside by side with the original's builder ({checkout}), {procs} processes, "
+        f"{rounds} rounds, order reversed each round; load average before "
+        f"{os.getloadavg()[0]:.2f}")
+  for r in range(rounds):
+    order = names if r % 2 == 0 else names[::-1]
+    for side in order:
+      times[side].append(timed_command(*sides[side]))
+    print(f"round {r + 1} ({' -> '.join(order)}): " + ", ".join(
+        f"{k} {times[k][-1][0]:.2f} s" for k in names) + "; ratios " + ", ".join(
+        f"{k} {times['original'][-1][0] / times[k][-1][0]:.2f}x" for k in names[1:]))
+  med = lambda xs: sorted(xs)[len(xs) // 2]
+  print(f"{'builder':<10} {'files':>5} {'examples':>9} {'best s':>7} {'median s':>8} "
+        f"{'CPU s':>6}")
+  for side in names:
+    out = out_root / {"original": "orig"}.get(side, side)
+    walls = [t[0] for t in times[side]]
+    files = sum(1 for p in out.iterdir() if "tfrecord" in p.name)
+    print(f"{side:<10} {files:>5} {count_records(out):>9,} {min(walls):>7.2f} "
+          f"{med(walls):>8.2f} {med([t[1] for t in times[side]]):>6.2f}")
+  for side in names[1:]:
+    ratios = sorted(o[0] / u[0] for o, u in zip(times["original"], times[side]))
+    print(f"{side} / original speed, per round {', '.join(f'{x:.2f}x' for x in ratios)}: "
+          f"best {ratios[-1]:.2f}x, median {med(ratios):.2f}x, worst {ratios[0]:.2f}x")
+    s = json.loads((out_root / side / "summary.json").read_text(encoding="utf-8"))
+    print(f"  {side}, the last run's {times[side][-1][0]:.2f} s: Python and imports "
+          f"{times[side][-1][0] - s['wall_time_s']:.2f} s, start-up (vocab, tokenizer "
+          f"tables, output folder) {s['wall_time_s'] - s['build_time_s']:.2f} s, building "
+          f"{s['build_time_s']:.2f} s (CPU {s['build_cpu_s']:.2f} s, workers included)")
+  print(f"load average after {os.getloadavg()[0]:.2f}")
+
+
 def main():
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--mb", type=float, default=0, help="use only the first MB of the corpus")
@@ -127,6 +214,11 @@ def main():
                   help="rounds of the none/rules comparison (order alternates)")
   ap.add_argument("--split-only", action="store_true",
                   help="run only the sentence-splitting comparison")
+  ap.add_argument("--original", metavar="CHECKOUT",
+                  help="a clone of google-research/electra: time its builder against ours")
+  ap.add_argument("--original-only", action="store_true",
+                  help="run only the comparison with --original")
+  ap.add_argument("--rounds", type=int, default=3, help="rounds against --original")
   args = ap.parse_args()
   vocab = str(shared_data_dir() / "vocab/v3/vocab.txt")
   with tempfile.TemporaryDirectory(prefix="bench_corpus_") as tmp:
@@ -137,6 +229,12 @@ def main():
     if args.split_only:
       compare_splitting(tmp / "corpus", tmp, vocab, args.split_rounds)
       return
+    if args.original:
+      compare_with_original(tmp / "corpus", tmp, vocab, args.original, args.rounds, 2)
+      if args.original_only:
+        return
+    elif args.original_only:
+      raise SystemExit("--original-only needs --original CHECKOUT")
     rows = [("reference", 2), ("fast", 1), ("fast", 2)]
     if not args.skip_reference_1:
       rows.insert(0, ("reference", 1))

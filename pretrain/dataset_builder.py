@@ -119,11 +119,6 @@ class BuildOptions:
       return self.max_sentence_tokens
     return (self.max_seq_length - 3) // 2 if self.split_sentences != "none" else 0
 
-  @property
-  def max_overrun(self) -> int:
-    """Bytes a document may run past its unit's end before it is cut there."""
-    return int(self.unit_mb * MiB)
-
 
 # ---------------------------------------------------------------------------
 # Plan: files -> work units -> shards.
@@ -140,6 +135,7 @@ class Plan:
     num_out: shards; num_units: work units.
     parts: parts[u] = [(file, start, end or None)], the byte ranges of unit u.
     shard_units: shard_units[s] = range of the units written to shard s.
+    max_overrun: bytes a document may run past its unit's end before it is cut there.
   """
   files: List[str]
   sizes: List[int]
@@ -149,6 +145,7 @@ class Plan:
   num_units: int
   parts: list
   shard_units: List[range]
+  max_overrun: int
 
   @functools.cached_property
   def _size_of(self):
@@ -173,11 +170,17 @@ def plan_build(options: BuildOptions) -> Plan:
     raise BuildError(f"every corpus file is empty: {', '.join(files[:5])}")
   num_out = options.num_out_files or min(MAX_AUTO_SHARDS,
                                          max(1, math.ceil(total / AUTO_SHARD_BYTES)))
-  num_units = max(num_out, math.ceil(total / (options.unit_mb * MiB)))
+  unit_bytes = int(options.unit_mb * MiB)
+  num_units = max(num_out, math.ceil(total / unit_bytes))
   shard_units = [range(s * num_units // num_out, (s + 1) * num_units // num_out)
                  for s in range(num_out)]
+  # A reader that starts inside a document skips up to max_overrun bytes of it: with
+  # more shards than MBs (the original's 1,000 files) the units are smaller than
+  # unit_mb, and skipping unit_mb each would read the corpus many times over.
+  max_overrun = unit_bytes if num_units == math.ceil(total / unit_bytes) else \
+      math.ceil(total / num_units)
   return Plan(files, sizes, dict(listing), skipped_files, num_out, num_units,
-              corpus.split_ranges(files, num_units), shard_units)
+              corpus.split_ranges(files, num_units), shard_units, max_overrun)
 
 
 def recorded_options(options: BuildOptions, plan: Plan) -> dict:
@@ -191,7 +194,7 @@ def recorded_options(options: BuildOptions, plan: Plan) -> dict:
                 text_fields=plan.text_fields,
                 blanks_separate_docs=options.blanks_separate_docs,
                 original_sentence_order=options.original_sentence_order,
-                shuffle_window=options.shuffle_window, max_overrun=options.max_overrun)
+                shuffle_window=options.shuffle_window, max_overrun=plan.max_overrun)
   if options.split_sentences != "none":
     record["split_sentences"] = options.split_sentences
   if options.sentence_cut:
@@ -342,7 +345,7 @@ def write_shards(options, plan, todo, tokenizer, totals, progress):
     from tqdm import tqdm
     bar = tqdm(total=sum(plan.unit_bytes(u) for u, _ in tasks), unit="B",
                unit_scale=True, desc="reading", file=sys.stderr, dynamic_ncols=True)
-  results = dataset_units.unit_results(tasks, options, plan.text_fields, tokenizer)
+  results = dataset_units.unit_results(tasks, options, plan, tokenizer)
   try:
     for s in todo:
       shard = fileio.join(options.output_dir,

@@ -61,13 +61,14 @@ class UnitWorker:
 
   Args:
     options: BuildOptions.
-    text_fields: {corpus file: JSON field or None} (util/corpus.plan_corpus).
+    plan: dataset_builder.Plan (its text_fields: {corpus file: JSON field or None};
+      max_overrun: bytes a document may run past a unit's end).
     tokenizer: an already built tokenizer (inherited across the fork), or None.
   """
 
-  def __init__(self, options, text_fields, tokenizer=None):
+  def __init__(self, options, plan, tokenizer=None):
     self.options = options
-    self.text_fields = text_fields
+    self.text_fields = plan.text_fields
     self.tok = tokenizer or make_tokenizer(options)
     name = options.split_sentences
     # Made here, in each worker after the fork: a library splitter's threads and
@@ -76,7 +77,7 @@ class UnitWorker:
     self.max_tokens = options.sentence_cut
     # A document longer than this past a unit boundary is cut there (bounded memory
     # and balance on files without blank lines).
-    self.max_overrun = options.max_overrun
+    self.max_overrun = plan.max_overrun
     # Ids of WordPiece continuations (##...): a long sentence is never cut before one.
     self.continuation = bytes(t.startswith("##")
                               for t in sorted(self.tok.vocab, key=self.tok.vocab.get))
@@ -234,23 +235,23 @@ def cut_long_sentence(ids: List[int], max_tokens: int,
 _worker = None
 
 
-def _init_worker(options, text_fields, tokenizer):
+def _init_worker(options, plan, tokenizer):
   global _worker
   errors.init_worker_signals()
-  _worker = UnitWorker(options, text_fields, tokenizer)
+  _worker = UnitWorker(options, plan, tokenizer)
 
 
 def _build_unit(task):
   return _worker.build(task)
 
 
-def unit_results(tasks, options, text_fields, tokenizer):
+def unit_results(tasks, options, plan, tokenizer):
   """UnitWorker.build results in task order, a bounded number of units in flight.
 
   Args:
     tasks: [(unit index, pieces)], see UnitWorker.build.
     options: BuildOptions (num_processes: worker processes, forked).
-    text_fields: {corpus file: JSON field or None}.
+    plan: dataset_builder.Plan (see UnitWorker).
     tokenizer: the tokenizer the workers inherit.
 
   Yields:
@@ -258,12 +259,12 @@ def unit_results(tasks, options, text_fields, tokenizer):
     generator stops the worker pool.
   """
   if options.num_processes == 1 or len(tasks) <= 1:
-    yield from map(UnitWorker(options, text_fields, tokenizer).build, tasks)
+    yield from map(UnitWorker(options, plan, tokenizer).build, tasks)
     return
   # fork: workers inherit the tokenizer already built here (no TF in this process).
   ctx = multiprocessing.get_context("fork")
   with ctx.Pool(options.num_processes, initializer=_init_worker,
-                initargs=(options, text_fields, tokenizer)) as pool:
+                initargs=(options, plan, tokenizer)) as pool:
     pending = collections.deque()
     todo = iter(tasks)
     for task in todo:

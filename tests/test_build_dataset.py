@@ -1,5 +1,6 @@
 """build_pretraining_dataset.py, pretrain/dataset_builder.py and pretrain/example_builder.py
 on real shared text."""
+import dataclasses
 import json
 import os
 import random
@@ -519,3 +520,26 @@ def test_cutting_without_splitting_counts_the_uncut_share(paragraph_corpus, tmp_
   cut = _build(paragraph_corpus, tmp_path / "cut", vocab_v3, max_sentence_tokens=40, **common)
   assert cut["long_sentences_cut"] > 0 and cut["kept_share"] > none["kept_share"]
   assert cut["kept_share_unsplit"] == none["kept_share"] == none["kept_share_unsplit"]
+
+
+def test_many_small_shards_bound_the_overrun_by_the_unit(small_corpus, tmp_path, vocab_v3):
+  """More shards than MBs (the original's 1,000 files on a small corpus) make units
+  smaller than unit_mb: a reader starting inside a long document then skips at most one
+  unit of it, not unit_mb (which read a 16 MB corpus ~40 times over with 1,000 files)."""
+  total = sum(p.stat().st_size for p in small_corpus.iterdir())
+  options = dataset_builder.BuildOptions(small_corpus, vocab_v3, tmp_path / "x",
+                                         num_out_files=40)
+  plan = dataset_builder.plan_build(options)
+  assert plan.num_units == 40 and plan.max_overrun == -(-total // 40)
+  # The default layout keeps unit_mb as the bound (its builds still resume).
+  plan = dataset_builder.plan_build(dataclasses.replace(options, num_out_files=0,
+                                                        unit_mb=0.02))
+  assert plan.num_units == -(-total // int(0.02 * dataset_builder.MiB))
+  assert plan.max_overrun == int(0.02 * dataset_builder.MiB)
+  # Every line is still read once: 40 shards hold the tokens of one.
+  one = _build(small_corpus, tmp_path / "one", vocab_v3, num_out_files=1)
+  many = _build(small_corpus, tmp_path / "many", vocab_v3, num_out_files=40,
+                num_processes=2)
+  assert many["lines"] == one["lines"] and many["tokens"] == one["tokens"]
+  assert many["documents"] > one["documents"]  # the comments are cut into pieces
+  assert len(list((tmp_path / "many").glob(SHARD_GLOB))) == 40
