@@ -388,7 +388,7 @@ def plot(rows: List[dict], path: pathlib.Path, title: str) -> str:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
   except ImportError:
-    return ("plot skipped: matplotlib is not installed (pip install matplotlib==3.11.2); "
+    return ("plot skipped: matplotlib is not installed (pip install matplotlib==3.10.9); "
             "the table holds the same numbers")
   fig, ax = plt.subplots(figsize=(6, 4))
   for objective, style in (("electra", "o-"), ("mlm", "s-")):
@@ -460,8 +460,12 @@ def main(argv=None):
     for pct, prefix in exp.pretrain(sched).items():
       checkpoints[f"{objective}-{pct}"] = prefix
   exp.finetuning_data()
-  scores = {model: {task: cell_score(exp.finetune(model, task, ckpt)) for task in plan.tasks}
-            for model, ckpt in checkpoints.items()}
+  # The full-budget models first, then 50% and 25%: a run stopped midway has the
+  # comparison that matters most.
+  order = ["random"] + [f"{o}-{pct}" for pct in reversed(CHECKPOINT_PERCENTS)
+                        for o in schedules]
+  scores = {model: {task: cell_score(exp.finetune(model, task, checkpoints[model]))
+                    for task in plan.tasks} for model in order}
 
   rows = table_rows(plan, schedules, scores)
   text = markdown(plan, rows, corpus)
