@@ -525,7 +525,7 @@ def test_cutting_without_splitting_counts_the_uncut_share(paragraph_corpus, tmp_
 def test_many_small_shards_bound_the_overrun_by_the_unit(small_corpus, tmp_path, vocab_v3):
   """More shards than MBs (the original's 1,000 files on a small corpus) make units
   smaller than unit_mb: a reader starting inside a long document then skips at most one
-  unit of it, not unit_mb (which read a 16 MB corpus ~40 times over with 1,000 files)."""
+  unit of it, not unit_mb (with 1,000 files on 16 MB it read the news comments ~60 times)."""
   total = sum(p.stat().st_size for p in small_corpus.iterdir())
   options = dataset_builder.BuildOptions(small_corpus, vocab_v3, tmp_path / "x",
                                          num_out_files=40)
