@@ -113,7 +113,8 @@ def prepare_split(config, split, tokenizer, batch_size, log=print, shuffle_seed=
   read = readers.read_examples(config.task, config.data_dir, split,
                                snli=config.include_snli and split == "train",
                                skip_bad_answers=config.skip_bad_answers,
-                               dev_fraction=config.dev_slice_fraction)
+                               dev_fraction=config.dev_slice_fraction,
+                               raw_data_dir=config.raw_data_dir)
   log(read.summary())
   examples = read.examples
   if split == "train" and config.double_unordered and _unordered(config):

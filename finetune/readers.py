@@ -158,7 +158,8 @@ class ReadResult:
 
 def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: str, *,
                   snli: bool = False, skip_bad_answers: bool = False,
-                  dev_fraction: float = 0.0) -> ReadResult:
+                  dev_fraction: float = 0.0, raw_data_dir: Optional[str] = None
+                  ) -> ReadResult:
   """Reads one split of a task.
 
   Args:
@@ -171,6 +172,8 @@ def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: st
       context at answer_start is skipped and counted instead of being an error.
     dev_fraction: tasks without a dev file: hold this fraction of the training file
       out as dev (0: train reads the whole file and there is no dev split).
+    raw_data_dir: the folder holding <task>/ instead of DIR/finetuning_data (the
+      finetuning hparam of that name).
 
   Returns:
     ReadResult with examples in file order.
@@ -185,7 +188,8 @@ def read_examples(task: Union[str, tasks_lib.TaskSpec], data_dir: str, split: st
         f"unknown split {split!r} for task {spec.name} (valid: {', '.join(tasks_lib.SPLITS)})")
   if snli and spec.name != "kornli":
     raise errors.UserError(f"snli applies to kornli only, not to {spec.name}")
-  task_dir = fileio.join(str(data_dir), "finetuning_data", spec.name)
+  task_dir = fileio.join(str(raw_data_dir or fileio.join(str(data_dir), "finetuning_data")),
+                         spec.name)
   no_dev_file = spec.dev_slice and _find(task_dir, spec.files["dev"]) is None
   if split == "dev" and no_dev_file and not dev_fraction:
     where = ("" if spec.columns is not None else f" in {task_dir}")

@@ -101,3 +101,22 @@ def test_do_eval_without_a_dev_file_or_slice_is_an_error(tmp_path):
     preprocessing.prepare_split(config, "dev", tok, 8, log=lambda *a: None)
   train = preprocessing.prepare_split(config, "train", tok, 8, log=lambda *a: None)
   assert train.num_records == 7896   # the whole file: 7,896 rows
+
+
+def test_raw_data_dir_is_where_the_task_files_are_read(tmp_path):
+  """The hparam raw_data_dir replaces DIR/finetuning_data (it used to be ignored)."""
+  from util import errors
+  elsewhere = tmp_path / "elsewhere"
+  layout(elsewhere, "nsmc", rows=20)
+  run_dir = tmp_path / "run"
+  run_dir.mkdir()
+  (run_dir / "vocab.txt").write_bytes(
+      (shared_data_dir() / "vocab" / "v3" / "vocab.txt").read_bytes())
+  config = FinetuningConfig("m", str(run_dir), **dict(
+      TINY, task_names=["nsmc"], raw_data_dir=str(elsewhere / "finetuning_data")))
+  tok = preprocessing.tokenizer_for(config)
+  split = preprocessing.prepare_split(config, "train", tok, 8, log=lambda *a: None)
+  assert split.num_records == 20
+  default = FinetuningConfig("m", str(run_dir), **dict(TINY, task_names=["nsmc"]))
+  with pytest.raises(errors.UserError, match=str(run_dir / "finetuning_data" / "nsmc")):
+    preprocessing.prepare_split(default, "train", tok, 8, log=lambda *a: None)
