@@ -528,6 +528,39 @@ def test_import_accepts_both_tokenizer_classes(made, tmp_path, tokenizer_class):
   assert (out / "vocab.txt").read_bytes() == (folder / "vocab.txt").read_bytes()
 
 
+@pytest.mark.parametrize("setting,want,note", [
+    (True, True, None), (False, False, None),
+    ("absent", False, "has no do_lower_case; the vocab is taken as cased"),
+    ("no file", False, "no tokenizer_config.json; the vocab is taken as cased"),
+    ("yes", None, "do_lower_case must be true or false, got 'yes'")])
+def test_import_carries_the_tokenizers_case(made, tmp_path, capsys, setting, want, note):
+  """do_lower_case comes from the folder's tokenizer_config.json (it was always false)."""
+  folder = tmp_path / "disc"
+  shutil.copytree(_export(made, "discriminator"), folder)
+  cfg_path = folder / "tokenizer_config.json"
+  cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+  cfg.pop("do_lower_case")
+  cfg.pop("strip_accents")
+  if setting == "no file":
+    cfg_path.unlink()
+  elif setting != "absent":
+    cfg_path.write_text(json.dumps(dict(cfg, do_lower_case=setting)), encoding="utf-8")
+  else:
+    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+  out = tmp_path / "out"
+  rc = errors.run_main(import_hf.main, ["--discriminator", str(folder),
+                                        "--output-dir", str(out)])
+  captured = capsys.readouterr()
+  if want is None:
+    assert rc == 2 and note in captured.err and not out.exists()
+    return
+  assert rc == 0, captured.err
+  for name in ("hparams.json", "finetuning_hparams.json"):
+    assert json.loads((out / name).read_text(encoding="utf-8"))["do_lower_case"] is want
+  assert (note in captured.out + captured.err) if note else \
+      "do_lower_case" not in captured.out + captured.err
+
+
 @pytest.mark.parametrize("case", ["bert", "no_config", "shapes", "generator_mismatch"])
 def test_bad_import_input(made, tmp_path, case, capsys):
   disc = tmp_path / "disc"

@@ -266,7 +266,7 @@ class FinetunedTask(NamedTuple):
 
 def pretraining_hparams(disc_cfg: dict, build_config: Callable[[dict], object],
                         gen_cfg: Optional[dict] = None,
-                        untied_embeddings: bool = False) -> dict:
+                        untied_embeddings: bool = False, do_lower_case: bool = False) -> dict:
   """The PretrainingConfig hparams (dict) of an imported model, checked by building it.
 
   Args:
@@ -274,6 +274,7 @@ def pretraining_hparams(disc_cfg: dict, build_config: Callable[[dict], object],
     build_config: builds the PretrainingConfig of hparams (raises ConfigError).
     gen_cfg: the generator's, or None (discriminator only).
     untied_embeddings: the generator has its own embedding table.
+    do_lower_case: the folder's tokenizer lower-cases (files.read_lower_case).
 
   Returns:
     dict of hparams (no paths).
@@ -286,7 +287,7 @@ def pretraining_hparams(disc_cfg: dict, build_config: Callable[[dict], object],
       "model_size": "base" if disc_cfg["hidden_size"] > 256 else "small",
       "embedding_size": disc_cfg["embedding_size"],
       "vocab_size": disc_cfg["vocab_size"],
-      "do_lower_case": False,
+      "do_lower_case": do_lower_case,
       "model_hparam_overrides": {k: disc_cfg[k] for k in _OVERRIDES if k in disc_cfg},
   }
   if disc_cfg["max_position_embeddings"] < 128:  # the default max_seq_length would not fit
@@ -377,8 +378,10 @@ def _read_pretraining(disc_dir, gen_dir, build_config, log):
   values, unmapped = names.hf_to_tf_state(disc_state, "discriminator")
   _log_unmapped(log, disc_dir, unmapped)
   vocab_file = _vocab_file(disc_dir, disc_cfg)
+  lower = _lower_case(disc_dir, log)
   if not gen_dir:
-    return values, vocab_file, pretraining_hparams(disc_cfg, build_config)
+    return values, vocab_file, pretraining_hparams(disc_cfg, build_config,
+                                                   do_lower_case=lower)
 
   gen_cfg = files.read_config(gen_dir)
   for key in _SHARED:
@@ -409,7 +412,16 @@ def _read_pretraining(disc_dir, gen_dir, build_config, log):
   gen_values, unmapped = names.hf_to_tf_state(gen_state, "generator", untied_embeddings=untied)
   _log_unmapped(log, gen_dir, unmapped)
   values.update({n: v for n, v in gen_values.items() if n not in values})
-  return values, vocab_file, pretraining_hparams(disc_cfg, build_config, gen_cfg, untied)
+  return values, vocab_file, pretraining_hparams(disc_cfg, build_config, gen_cfg, untied,
+                                                 do_lower_case=lower)
+
+
+def _lower_case(folder, log):
+  """The folder's do_lower_case (tokenizer_config.json), its note logged."""
+  lower, note = files.read_lower_case(folder)
+  if note:
+    log(note)
+  return lower
 
 
 def _vocab_file(folder, cfg):
@@ -541,7 +553,7 @@ def import_finetuned(folder: str, task: FinetunedTask, out_dir: str,
     values, unmapped = names.hf_head_model_to_tf_state(state, task.model, task.name)
     _log_unmapped(log, local, unmapped)
     vocab_file = _vocab_file(local, cfg)
-    sizes = pretraining_hparams(cfg, build_config)
+    sizes = pretraining_hparams(cfg, build_config, do_lower_case=_lower_case(local, log))
     hp = {k: sizes[k] for k in SIZE_KEYS if k in sizes}
     # Evaluate, not train: the dev split of tasks without one is a slice of train.
     hp.update(task_names=[task.name], classifier_head="hf", do_train=False, do_eval=False,

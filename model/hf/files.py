@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -134,6 +134,40 @@ def check_shapes(state: Dict[str, np.ndarray], config: dict, model: str, source:
                         f"{config['hidden_size']}, {config['num_hidden_layers']} layers, "
                         f"embedding {config['embedding_size']}, vocab "
                         f"{config['vocab_size']}):\n{diff.describe('the hparams', source)}")
+
+
+def read_lower_case(folder: str) -> Tuple[bool, Optional[str]]:
+  """Whether a hub folder's tokenizer lower-cases, from its tokenizer_config.json.
+
+  Args:
+    folder: a hub-format folder.
+
+  Returns:
+    (do_lower_case, a note for the log or None). Without the file or the key: False, the
+    KoELECTRA setting (the folder says nothing; transformers' own default would be True).
+
+  Raises:
+    HFFormatError: invalid JSON, or a do_lower_case that is not true/false.
+  """
+  path = os.path.join(folder, TOKENIZER_CONFIG_FILE)
+  if not os.path.isfile(path):
+    return False, f"{folder}: no {TOKENIZER_CONFIG_FILE}; the vocab is taken as cased"
+  try:
+    with open(path, encoding="utf-8") as f:
+      tok = json.load(f)
+  except json.JSONDecodeError as e:
+    raise HFFormatError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}")
+  lower = tok.get("do_lower_case", False)
+  if not isinstance(lower, bool):
+    raise HFFormatError(f"{path}: do_lower_case must be true or false, got {lower!r}")
+  note = None
+  if "do_lower_case" not in tok:
+    note = f"{path} has no do_lower_case; the vocab is taken as cased"
+  elif tok.get("strip_accents") not in (None, lower):
+    # This project's tokenizer strips accents exactly when it lower-cases (as BERT's).
+    note = (f"{path}: strip_accents {tok['strip_accents']} with do_lower_case {lower} is "
+            f"not carried over; accents are stripped only when lower-casing")
+  return lower, note
 
 
 def read_config(folder: str) -> dict:
