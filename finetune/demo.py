@@ -76,7 +76,11 @@ def finetune_source(data_dir: str, model_name: str, files: Dict[str, str], hpara
   config = FinetuningConfig(name, data_dir, task_names=[TASK], custom_tasks={TASK: task},
                             do_test=True, allow_random_init=random_init,
                             # 10% of the training lines held out as dev, as measured in docs
-                            dev_slice_fraction=0.1, **hparams)
+                            dev_slice_fraction=0.1,
+                            # demo_options.json already refuses other demo options, so a
+                            # trial trained with other hparams is from an older version of
+                            # the code: train it again (the old one is moved aside)
+                            retrain=True, **hparams)
   _, trials = runner.run(config, log=log)
   return {"test_accuracy": trials[0]["test"]["accuracy"],
           "dev_accuracy": trials[0]["dev"]["accuracy"], "trial_dir": trials[0]["model_dir"],
