@@ -30,6 +30,10 @@ Stages, each driving the real command line as a subprocess and reading the files
    (average dev score against pretraining FLOPs; needs matplotlib, which is not a
    dependency: without it the plot is skipped with a message and the table says the same).
 
+`--report` runs nothing and writes the table and plot from the cells finished so far
+(unfinished ones shown as —, their rows without an average): the state of a run that
+is still going or was stopped.
+
 Resumable: a rerun skips the corpus when its summary.json exists, skips a pretraining run
 whose last checkpoint exists (run_pretraining.py itself resumes an unfinished one), and
 reads a finetuning cell whose <task>_results.json holds every seed (run_finetuning.py
@@ -301,12 +305,11 @@ class Experiment:
   def finetune(self, model: str, task: str, checkpoint: Optional[str]) -> dict:
     """Stage 3 for one cell; returns its <task>_results.json."""
     p, enc = self.plan, ENCODERS[self.plan.encoder]
-    results = self.work / "finetune" / "models" / model / "results" / f"{task}_results.json"
-    if results.exists():
-      rec = json.loads(results.read_text(encoding="utf-8"))
-      if rec["num_trials"] == p.seeds:
-        print(f"[finetune-{model}-{task}] done (read {results})", flush=True)
-        return rec
+    rec = self.cell_results(model, task)
+    if rec is not None:
+      print(f"[finetune-{model}-{task}] done (read {self.results_path(model, task)})",
+            flush=True)
+      return rec
     hp = {"task_names": [task], "model_size": "small",
           "embedding_size": enc["embedding_size"],
           "model_hparam_overrides": {"hidden_size": enc["hidden_size"],
@@ -320,7 +323,18 @@ class Experiment:
     self.run(f"finetune-{model}-{task}", "run_finetuning.py",
              ["--data-dir", str(self.work / "finetune"), "--model-name", model,
               "--preset", "koelectra", "--hparams", json.dumps(hp)])
-    return json.loads(results.read_text(encoding="utf-8"))
+    return json.loads(self.results_path(model, task).read_text(encoding="utf-8"))
+
+  def results_path(self, model: str, task: str) -> pathlib.Path:
+    return self.work / "finetune" / "models" / model / "results" / f"{task}_results.json"
+
+  def cell_results(self, model: str, task: str) -> Optional[dict]:
+    """A finished cell's <task>_results.json (every seed scored), else None."""
+    path = self.results_path(model, task)
+    if not path.exists():
+      return None
+    rec = json.loads(path.read_text(encoding="utf-8"))
+    return rec if rec["num_trials"] == self.plan.seeds else None
 
 
 def _read_rows(path):
@@ -349,7 +363,9 @@ def table_rows(plan: Plan, schedules: Dict[str, dict], scores: Dict[str, dict]) 
                    "tokens_seen": steps * plan.train_batch_size * plan.max_seq_length,
                    "tasks": scores[f"{objective}-{pct}"]})
   for row in rows:
-    row["average"] = statistics.mean(t["median"] for t in row["tasks"].values())
+    done = [t["median"] for t in row["tasks"].values() if t is not None]
+    # An average over some tasks is not comparable with one over all: none until all.
+    row["average"] = statistics.mean(done) if len(done) == len(row["tasks"]) else None
   return rows
 
 
@@ -362,8 +378,10 @@ def markdown(plan: Plan, rows: List[dict], corpus: dict) -> str:
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   for r in rows:
     cells = [r["model"], f"{r['flops']:.3g}", f"{r['steps']:,}", f"{r['tokens_seen']:,}"]
-    cells += [f"{r['tasks'][t]['median']:.2f} ± {r['tasks'][t]['spread']:.2f}" for t in tasks]
-    lines.append("| " + " | ".join(cells + [f"{r['average']:.2f}"]) + " |")
+    cells += [f"{r['tasks'][t]['median']:.2f} ± {r['tasks'][t]['spread']:.2f}"
+              if r["tasks"][t] is not None else "—" for t in tasks]
+    average = f"{r['average']:.2f}" if r["average"] is not None else "—"
+    lines.append("| " + " | ".join(cells + [average]) + " |")
   enc = ENCODERS[plan.encoder]
   notes = [
       f"Encoder `{plan.encoder}`: {enc['num_hidden_layers']} layers, hidden "
@@ -378,6 +396,10 @@ def markdown(plan: Plan, rows: List[dict], corpus: dict) -> str:
       f"training rows, {plan.seeds} seed(s); dev median ± half the range over seeds; "
       "average = mean of the task medians. No test file is read.",
   ]
+  missing = sum(t is None for r in rows for t in r["tasks"].values())
+  if missing:
+    notes.append(f"Partial: {missing} of {len(rows) * len(tasks)} finetuning cells not "
+                 "finished yet (—); rerun the command to continue.")
   return "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 
@@ -391,11 +413,14 @@ def plot(rows: List[dict], path: pathlib.Path, title: str) -> str:
     return ("plot skipped: matplotlib is not installed (pip install matplotlib==3.10.9); "
             "the table holds the same numbers")
   fig, ax = plt.subplots(figsize=(6, 4))
+  random_avg = rows[0]["average"]
   for objective, style in (("electra", "o-"), ("mlm", "s-")):
-    pts = [(0, rows[0]["average"])] + [(r["flops"], r["average"]) for r in rows
-                                       if r["objective"] == objective]
+    pts = [(0, random_avg)] + [(r["flops"], r["average"]) for r in rows
+                               if r["objective"] == objective]
+    pts = [(x, y) for x, y in pts if y is not None]  # unfinished cells (partial report)
     ax.plot([x for x, _ in pts], [y for _, y in pts], style, label=objective.upper())
-  ax.axhline(rows[0]["average"], color="grey", linestyle="--", label="random init")
+  if random_avg is not None:
+    ax.axhline(random_avg, color="grey", linestyle="--", label="random init")
   ax.set_xlabel("pretraining FLOPs")
   ax.set_ylabel("average dev score")
   ax.set_title(title, fontsize=10)
@@ -421,6 +446,9 @@ def parse_args(argv=None):
   p.add_argument("--seeds", type=int, help="finetuning trials per cell (default 3; 1 quick)")
   p.add_argument("--tasks", help=f"comma-separated, of {','.join(TASK_FILES)}")
   p.add_argument("--data-dir", help="the shared data (default: util/shared_data's)")
+  p.add_argument("--report", action="store_true",
+                 help="run nothing: write the table and plot from the cells finished so "
+                      "far (unfinished ones shown as —)")
   return p.parse_args(argv)
 
 
@@ -447,8 +475,13 @@ def main(argv=None):
   elif args.quick:
     plan.budget_flops = 20 * exp.flops_per_step("electra")
   start = time.time()
+  if args.report and not (exp.work / "plan.json").exists():
+    raise errors.RunError(f"nothing to report in {exp.work} yet; run the command without "
+                          "--report first")
   exp.check_plan()
 
+  if args.report:
+    return report(exp, start)
   corpus = exp.build_corpus()
   schedules = {o: exp.schedule(o) for o in ("electra", "mlm")}
   for s in schedules.values():
@@ -467,6 +500,14 @@ def main(argv=None):
   scores = {model: {task: cell_score(exp.finetune(model, task, checkpoints[model]))
                     for task in plan.tasks} for model in order}
 
+  write_outputs(exp, corpus, schedules, scores, start)
+  return 0
+
+
+def write_outputs(exp: Experiment, corpus: dict, schedules: Dict[str, dict],
+                  scores: Dict[str, dict], start: float):
+  """The table (printed and WORK/electra_vs_mlm.md), the JSON record and the plot."""
+  plan = exp.plan
   rows = table_rows(plan, schedules, scores)
   text = markdown(plan, rows, corpus)
   print("\n" + text)
@@ -482,6 +523,28 @@ def main(argv=None):
              f"{enc['hidden_size']} encoder, {', '.join(plan.tasks)}"))
   print(f"{exp.commands_run} command(s) run in {time.time() - start:.0f}s; results in "
         f"{exp.work / 'electra_vs_mlm.md'}")
+
+
+def report(exp: Experiment, start: float) -> int:
+  """--report: the outputs from what is finished, running nothing.
+
+  Raises:
+    errors.RunError: the corpus stage has not finished yet (nothing to report).
+  """
+  summary = exp.tfrecords / "summary.json"
+  if not summary.exists():
+    raise errors.RunError(f"nothing to report in {exp.work} yet (the corpus is not built); "
+                          "run the command without --report first")
+  corpus = json.loads(summary.read_text(encoding="utf-8"))
+  schedules = {o: exp.schedule(o) for o in ("electra", "mlm")}
+  models = ["random"] + [f"{o}-{pct}" for o in schedules for pct in CHECKPOINT_PERCENTS]
+  scores = {}
+  for model in models:
+    scores[model] = {}
+    for task in exp.plan.tasks:
+      rec = exp.cell_results(model, task)
+      scores[model][task] = cell_score(rec) if rec is not None else None
+  write_outputs(exp, corpus, schedules, scores, start)
   return 0
 
 

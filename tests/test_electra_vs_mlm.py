@@ -15,9 +15,10 @@ MODELS = ["random init", "ELECTRA 25%", "ELECTRA 50%", "ELECTRA 100%",
           "MLM 25%", "MLM 50%", "MLM 100%"]
 
 
-def _run(cwd, budget="1.6e10", status=0):
+def _run(cwd, budget="1.6e10", status=0, extra=()):
   done = subprocess.run(
-      [sys.executable, str(SCRIPT), "--quick", "--work-dir", "evm", "--budget-flops", budget],
+      [sys.executable, str(SCRIPT), "--quick", "--work-dir", "evm", "--budget-flops", budget,
+       *extra],
       cwd=cwd, capture_output=True, text=True, timeout=900,
       env=dict(os.environ, PYTHONPATH=str(ROOT)))
   assert done.returncode == status, done.stdout[-3000:] + done.stderr[-3000:]
@@ -98,3 +99,21 @@ def test_quick_run_equal_flops_checkpoints_table_and_resume(tmp_path, data_dir):
   assert err.startswith("error: ") and err.count("\n") == 1 and "budget_flops" in err, err
   assert _mtimes(work) == before
   assert (work / "electra_vs_mlm.md").read_text(encoding="utf-8") == md
+
+  # --report with a cell unfinished: nothing runs, the cell and its row's average show
+  # as unfinished, the rest is the same table.
+  (work / "finetune" / "models" / "mlm-100" / "results" / "nsmc_results.json").unlink()
+  before = _mtimes(work)
+  partial = _run(tmp_path, extra=["--report"])
+  assert re.search(r"^0 command\(s\) run", partial, flags=re.M), partial[-2000:]
+  assert _mtimes(work) == before
+  md2 = (work / "electra_vs_mlm.md").read_text(encoding="utf-8")
+  assert re.search(r"^\| MLM 100% \|.* \| — \| — \|$", md2, flags=re.M), md2
+  assert "Partial: 1 of 7 finetuning cells not finished yet" in md2
+  assert [l for l in md2.splitlines() if "MLM 100%" not in l and l.startswith("| ")] == \
+      [l for l in md.splitlines() if "MLM 100%" not in l and l.startswith("| ")]
+  # Without a work directory there is nothing to report: one line, nothing created.
+  (tmp_path / "elsewhere").mkdir()
+  err = _run(tmp_path / "elsewhere", status=2, extra=["--report"])
+  assert err.startswith("error: nothing to report") and err.count("\n") == 1, err
+  assert not (tmp_path / "elsewhere" / "evm").exists()
