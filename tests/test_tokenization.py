@@ -367,3 +367,26 @@ def test_fast_tokenizer_in_forked_workers(vocab_v3, real_lines, v3_reference_ids
   with multiprocessing.get_context("fork").Pool(2) as pool:
     got = pool.map(fast.encode_batch, [real_lines[200:300], real_lines[300:400]])
   assert got == [v3_reference_ids[200:300], v3_reference_ids[300:400]]
+
+
+def test_char_class_cache_is_the_computed_table_and_survives_damage(tmp_path, monkeypatch):
+  """The Unicode class ranges are cached on disk (start-up); what the cache gives equals
+  the computation, a damaged cache is replaced, an unwritable place is not used."""
+  computed = tokenization._compute_char_ranges()
+  cache = tmp_path / "cache" / "char_ranges-test.json"
+  monkeypatch.setattr(tokenization, "_ranges_cache_path", lambda: str(cache))
+  for damage in (None, "{not json", '{"space": 5}', '{"space": []}', '[1, 2]'):
+    if damage is not None:
+      cache.write_text(damage, encoding="utf-8")
+    tokenization._char_ranges.cache_clear()
+    assert tokenization._char_ranges() == computed, damage
+    assert json.loads(cache.read_text(encoding="utf-8")) == json.loads(json.dumps(computed))
+  tokenization._char_ranges.cache_clear()
+  assert tokenization._char_ranges() == computed  # read back from the cache
+  blocker = tmp_path / "a_file"
+  blocker.write_text("x")
+  monkeypatch.setattr(tokenization, "_ranges_cache_path",
+                      lambda: str(blocker / "sub" / "char_ranges.json"))
+  tokenization._char_ranges.cache_clear()
+  assert tokenization._char_ranges() == computed
+  tokenization._char_ranges.cache_clear()
